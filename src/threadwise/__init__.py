@@ -1,0 +1,57 @@
+"""threadwise: threads that are safe, observable and fast.
+
+Tasks return results and re-raise their errors, groups never leak threads, cancellation and
+deadlines reach every blocking call threadwise provides.
+"""
+
+from __future__ import annotations
+
+from ._cancel import (
+    CancelScope,
+    checkpoint,
+    current_scope,
+    fail_after,
+    move_on_after,
+    remaining,
+    sleep,
+)
+from ._exceptions import Cancelled, QueueClosed, TaskCancelled
+from ._group import TaskGroup
+from ._sync import Condition, Event, Lock, Queue, RLock, Semaphore
+from ._task import State, Task, Thread, spawn
+from ._version import __version__
+
+__all__ = [
+    "CancelScope",
+    "Cancelled",
+    "Condition",
+    "Event",
+    "Lock",
+    "Queue",
+    "QueueClosed",
+    "RLock",
+    "Semaphore",
+    "State",
+    "Task",
+    "TaskCancelled",
+    "TaskGroup",
+    "Thread",
+    "__version__",
+    "checkpoint",
+    "current_scope",
+    "fail_after",
+    "move_on_after",
+    "remaining",
+    "sleep",
+    "spawn",
+]
+
+# Tracebacks and reprs say threadwise.Task, not threadwise._task.Task.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) or callable(_obj):
+        try:
+            _obj.__module__ = __name__
+        except (AttributeError, TypeError):
+            pass
+del _name, _obj

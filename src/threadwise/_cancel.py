@@ -1,0 +1,338 @@
+"""Cancel scopes, deadlines and the one blocking wait every threadwise primitive is built on.
+
+Cancellation is cooperative: a cancelled scope does not stop a thread, it makes the next
+threadwise checkpoint or wait in that thread raise ``Cancelled``. Cancelling is *pushed*:
+``cancel()`` marks the scope and all its descendants (which may run in other threads) and
+wakes every thread parked under them, so a checkpoint is an attribute read plus a clock read.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+from typing import Literal
+
+from ._exceptions import Cancelled
+from ._state import Waitable, current_state
+from ._validate import check_timeout
+
+_monotonic = time.monotonic
+_allocate_lock = threading.Lock
+_TIMEOUT_MAX = threading.TIMEOUT_MAX
+
+# Guards every scope's children and waiters. Held only for a few attribute updates and never
+# while calling user code, so one lock for the whole tree is cheap.
+_tree_lock = threading.Lock()
+
+
+class CancelScope:
+    """A region of work that can be cancelled as a whole, optionally with a deadline.
+
+    Scopes nest, also across threads: a task's scope is a child of its group's scope, so
+    cancelling the group cancels the task wherever it runs.
+    """
+
+    __slots__ = (
+        "_cancel_called",
+        "_cancelled",
+        "_children",
+        "_deadline",
+        "_entered_in",
+        "_own_deadline",
+        "_parent",
+        "_previous",
+        "_reason",
+        "_waiters",
+        "cancelled_caught",
+        "name",
+    )
+
+    def __init__(
+        self, *, deadline: float | None = None, name: str | None = None, shield: bool = False
+    ) -> None:
+        self.name = name
+        self._own_deadline = deadline
+        self._deadline = deadline
+        self._parent: CancelScope | None = None
+        self._previous: CancelScope | None = None
+        self._children: set[CancelScope] = set()
+        self._waiters: set[Waiter] = set()
+        self._cancel_called = False
+        self._cancelled = False
+        self._reason = ""
+        self._entered_in: int | None = None
+        self.cancelled_caught = False
+
+    # -- tree ------------------------------------------------------------------------------
+    def _attach(self, parent: CancelScope | None) -> None:
+        """Make this scope a child of ``parent``: it inherits parent's cancel and deadline."""
+        self._parent = parent
+        if parent is None:
+            return
+        with _tree_lock:
+            parent._children.add(self)
+            if parent._cancelled:
+                self._cancelled = True
+                self._reason = parent._reason
+            pd = parent._deadline
+            if pd is not None and (self._deadline is None or pd < self._deadline):
+                self._deadline = pd
+
+    def _detach(self) -> None:
+        parent = self._parent
+        if parent is not None:
+            with _tree_lock:
+                parent._children.discard(self)
+
+    # -- public ----------------------------------------------------------------------------
+    @property
+    def deadline(self) -> float | None:
+        """The effective deadline on the ``time.monotonic()`` clock (the nearest of its chain)."""
+        return self._deadline
+
+    @property
+    def cancel_called(self) -> bool:
+        return self._cancel_called
+
+    @property
+    def cancelled(self) -> bool:
+        """True once this scope or an enclosing one was cancelled or its deadline passed."""
+        return self._is_cancelled()
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Cancel this scope and every scope nested in it, waking their blocked threads."""
+        with _tree_lock:
+            if self._cancel_called:
+                return
+            self._cancel_called = True
+            to_wake: list[Waiter] = []
+            stack = [self]
+            while stack:
+                scope = stack.pop()
+                if scope._cancelled:
+                    continue  # its subtree was marked by an earlier cancel
+                scope._cancelled = True
+                scope._reason = reason
+                to_wake.extend(scope._waiters)
+                stack.extend(scope._children)
+        for waiter in to_wake:
+            waiter.wake()
+
+    def remaining(self) -> float | None:
+        deadline = self._deadline
+        return None if deadline is None else max(0.0, deadline - _monotonic())
+
+    # -- checks ----------------------------------------------------------------------------
+    def _is_cancelled(self) -> bool:
+        if self._cancelled:
+            return True
+        deadline = self._deadline
+        return deadline is not None and _monotonic() >= deadline
+
+    def _caught_own(self) -> bool:
+        """Whether a ``Cancelled`` reaching this scope's exit is this scope's to catch."""
+        if self._cancel_called:
+            return True
+        own = self._own_deadline
+        return own is not None and _monotonic() >= own
+
+    def _cancelled_error(self) -> Cancelled:
+        if self._cancelled:
+            return Cancelled(self._reason)
+        return Cancelled(f"deadline passed{self._describe_name()}")
+
+    def _describe_name(self) -> str:
+        return f" ({self.name})" if self.name else ""
+
+    # -- as a context manager in the current thread ------------------------------------------
+    def __enter__(self) -> CancelScope:
+        if self._entered_in is not None:
+            raise RuntimeError("a cancel scope can be entered only once")
+        state = current_state()
+        self._entered_in = threading.get_ident()
+        self._previous = state.scope
+        if self._parent is None:
+            self._attach(state.scope)
+        state.scope = self
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        current_state().scope = self._previous
+        self._detach()
+        if isinstance(exc, Cancelled) and self._caught_own():
+            self.cancelled_caught = True
+            return True
+        return False
+
+    def __repr__(self) -> str:
+        status = "cancelled" if self._cancelled else "active"
+        return f"<threadwise.CancelScope{self._describe_name()} {status}>"
+
+
+class _FailAfter(CancelScope):
+    __slots__ = ("_seconds",)
+
+    def __init__(self, deadline: float, seconds: float) -> None:
+        super().__init__(deadline=deadline, name=f"fail_after({seconds:g})")
+        self._seconds = seconds
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        if super().__exit__(exc_type, exc, tb):
+            raise TimeoutError(f"the block did not finish within {self._seconds:g} s") from exc
+        return False
+
+
+def _deadline_after(seconds: object, name: str) -> tuple[float | None, float]:
+    value = check_timeout(seconds, name)
+    if value is None:
+        return None, float("inf")
+    return _monotonic() + value, value
+
+
+def move_on_after(seconds: float) -> CancelScope:
+    """Cancel the block after ``seconds`` and carry on after it (check ``cancelled_caught``)."""
+    deadline, value = _deadline_after(seconds, "seconds")
+    return CancelScope(deadline=deadline, name=f"move_on_after({value:g})")
+
+
+def fail_after(seconds: float) -> CancelScope:
+    """Cancel the block after ``seconds`` and raise ``TimeoutError``."""
+    deadline, value = _deadline_after(seconds, "seconds")
+    if deadline is None:
+        return CancelScope(name="fail_after(inf)")
+    return _FailAfter(deadline, value)
+
+
+def current_scope() -> CancelScope | None:
+    return current_state().scope
+
+
+def remaining() -> float | None:
+    """Seconds left before the innermost deadline of the calling thread, or None."""
+    scope = current_state().scope
+    return None if scope is None else scope.remaining()
+
+
+def checkpoint() -> None:
+    """Raise ``Cancelled`` if the calling thread's scope was cancelled or its deadline passed."""
+    scope = current_state().scope
+    if scope is not None and scope._is_cancelled():
+        raise scope._cancelled_error()
+
+
+# -- the waiting primitive -------------------------------------------------------------------
+
+
+class Waiter:
+    """A one-shot wake-up: a lock held from birth that ``wake()`` releases.
+
+    ``notified`` tells a primitive's hand-off (set by the primitive) from a cancellation wake.
+    """
+
+    __slots__ = ("_lock", "notified")
+
+    def __init__(self) -> None:
+        self._lock = _allocate_lock()
+        self._lock.acquire()
+        self.notified = False
+
+    def wake(self) -> None:
+        try:
+            self._lock.release()
+        except RuntimeError:
+            pass  # already woken: a notify and a cancel raced, one wake-up is enough
+
+
+CancelMode = Literal["raise", "wake", "ignore"]
+
+
+def block(
+    waiter: Waiter,
+    timeout: float | None,
+    blocked_on: tuple[Waitable, str] | None,
+    *,
+    cancel: CancelMode = "raise",
+    scope: CancelScope | None = None,
+) -> bool:
+    """Park the calling thread until ``waiter`` is woken (True) or ``timeout`` passes (False).
+
+    With ``cancel="raise"`` the wait also ends when the thread's cancel scope is cancelled or
+    its deadline passes, and ``Cancelled`` is raised. ``"wake"`` only returns early on cancel
+    (the caller decides what to do) on ``scope`` (default: the thread's); ``"ignore"`` is for
+    waits that must not be interrupted.
+    """
+    state = current_state()
+    if cancel == "raise" or (cancel == "wake" and scope is None):
+        scope = state.scope
+    elif cancel == "ignore":
+        scope = None
+    deadline: float | None = None
+    if scope is not None:
+        with _tree_lock:
+            if not scope._cancelled:
+                scope._waiters.add(waiter)
+        if cancel == "raise":
+            if scope._is_cancelled():
+                with _tree_lock:
+                    scope._waiters.discard(waiter)
+                raise scope._cancelled_error()
+            deadline = scope._deadline
+        elif scope._cancelled:
+            with _tree_lock:
+                scope._waiters.discard(waiter)
+            return False
+    end = None if timeout is None else _monotonic() + timeout
+    limit = end if deadline is None or (end is not None and end <= deadline) else deadline
+    task = state.task
+    state.blocked_on = blocked_on
+    state.since = _monotonic()
+    if task is not None and blocked_on is not None:
+        task._set_blocked(True)
+    woken = False
+    try:
+        while True:
+            if limit is None:
+                woken = waiter._lock.acquire()
+            else:
+                wait_for = limit - _monotonic()
+                woken = wait_for > 0 and waiter._lock.acquire(timeout=min(wait_for, _TIMEOUT_MAX))
+            if woken or limit is None or _monotonic() >= limit:
+                break
+    finally:
+        state.blocked_on = None
+        state.since = _monotonic()
+        if task is not None and blocked_on is not None:
+            task._set_blocked(False)
+        if scope is not None:
+            with _tree_lock:
+                scope._waiters.discard(waiter)
+    if cancel == "raise" and scope is not None and scope._is_cancelled():
+        raise scope._cancelled_error()
+    return woken
+
+
+class _Sleep:
+    __slots__ = ()
+
+    def _describe_wait(self, verb: str) -> str:
+        return verb
+
+
+_SLEEP = _Sleep()
+
+
+def sleep(seconds: float) -> None:
+    """Sleep like ``time.sleep``, but raise ``Cancelled`` at once when the scope is cancelled."""
+    value = check_timeout(seconds, "seconds")
+    block(Waiter(), value, (_SLEEP, f"sleep({seconds:g})" if value is not None else "sleep(inf)"))

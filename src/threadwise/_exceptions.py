@@ -1,0 +1,35 @@
+"""Every exception threadwise raises of its own, in one place.
+
+    BaseException
+     └── Cancelled           the scope you run in was cancelled, or its deadline passed
+    Exception
+     ├── TaskCancelled       (concurrent.futures.CancelledError) result() of a cancelled task
+     └── QueueClosed         put() on a closed Queue; get() on a closed, drained Queue
+
+Timeouts raise the builtin ``TimeoutError``; a group's failures are raised as the builtin
+``ExceptionGroup``; bad arguments raise ``TypeError`` / ``ValueError`` naming the argument.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+
+class Cancelled(BaseException):
+    """Raised inside work whose cancel scope was cancelled or whose deadline passed.
+
+    It derives from ``BaseException`` so that ``except Exception`` does not swallow it: let it
+    propagate, the scope that was cancelled catches it on exit.
+    """
+
+
+class TaskCancelled(concurrent.futures.CancelledError):
+    """Raised by ``Task.result()`` / ``Task.exception()`` for a task that was cancelled.
+
+    Distinct from ``Cancelled``: it says *the task you asked about* was cancelled, not that
+    *you* are being cancelled, so catching it never hides a cancellation of the caller.
+    """
+
+
+class QueueClosed(Exception):
+    """``put()`` on a closed queue, or ``get()`` on a queue that is closed and empty."""

@@ -1,0 +1,323 @@
+"""TaskGroup: structured concurrency for threads. Nothing started inside outlives the block."""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from ._cancel import CancelScope
+from ._exceptions import Cancelled
+from ._sync import ParkingLot
+from ._task import State, Task, _bind, _new_name, abandon
+from ._validate import check_callable, check_name, check_positive_int, check_timeout
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+logger = logging.getLogger("threadwise")
+_group_counter = itertools.count(1)
+
+
+class _Phase(enum.Enum):
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class TaskGroup:
+    """Run tasks in threads; on exit of the ``with`` block every one of them has finished.
+
+    * The first failure cancels the other tasks (queued ones never start); failures are raised
+      together as an ``ExceptionGroup``. Cancelled tasks are not failures.
+    * ``timeout`` cancels the group after that many seconds and raises ``TimeoutError``.
+    * An exception or Ctrl-C in the block cancels the tasks too.
+    * Tasks get ``grace`` seconds to react to a cancellation; one still stuck in code that
+      cannot be cancelled (``time.sleep``, a socket read) is reported by name as abandoned,
+      and its daemon thread does not keep the process alive.
+    * ``max_workers=None`` gives each task its own thread; a number bounds the threads, and
+      tasks queue for them.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        max_workers: int | None = None,
+        timeout: float | None = None,
+        grace: float = 1.0,
+    ) -> None:
+        self._name = check_name(name) or f"TaskGroup-{next(_group_counter)}"
+        self._max_workers = check_positive_int(max_workers, "max_workers", allow_none=True)
+        self._timeout = check_timeout(timeout)
+        grace_value = check_timeout(grace, "grace")
+        self._grace = 1.0 if grace_value is None else grace_value
+        self._phase = _Phase.NEW
+        self._lock = threading.Lock()
+        self._exit_lot = ParkingLot()
+        self._pending = 0
+        self._running: set[Task[Any]] = set()
+        self._failures: list[BaseException] = []
+        self._threads: list[threading.Thread] = []
+        self._scope = CancelScope(name=f"TaskGroup {self._name!r}")
+        self._timed_out = False
+        # Bounded mode: queued tasks, parked idle workers, and the worker threads.
+        self._queue: deque[Task[Any]] = deque()
+        self._idle = ParkingLot()
+        self._stopping = False
+
+    # -- public ----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def max_workers(self) -> int | None:
+        return self._max_workers
+
+    @property
+    def cancel_called(self) -> bool:
+        return self._scope.cancel_called
+
+    def cancel(self, reason: str | None = None) -> None:
+        """Cancel every task of the group (and the block's own threadwise waits)."""
+        self._scope.cancel(reason or f"{self._describe()} was cancelled")
+        self._drop_queued()
+
+    def spawn(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Task[T]:
+        """Start ``fn(*args, **kwargs)`` as a task of this group (also from its own tasks)."""
+        check_callable(fn)
+        task: Task[T] = Task(
+            _bind(fn, args, kwargs), _new_name(fn), parent_scope=self._scope, group=self
+        )
+        task._callbacks = [self._on_task_done]
+        start_worker = False
+        with self._lock:
+            if self._phase is not _Phase.OPEN:
+                task._scope._detach()
+                if self._phase is _Phase.NEW:
+                    raise RuntimeError(
+                        f"{self._describe()} was not entered: use "
+                        "`with TaskGroup() as g: g.spawn(fn, ...)`"
+                    )
+                raise RuntimeError(f"{self._describe()} has exited; it cannot start new tasks")
+            self._pending += 1
+            self._running.add(task)
+            if self._max_workers is None:
+                self._prune_threads()
+            else:
+                self._queue.append(task)
+                if not self._idle.unpark_one() and len(self._threads) < self._max_workers:
+                    worker = threading.Thread(
+                        target=self._work,
+                        name=f"{self._name}-worker-{len(self._threads) + 1}",
+                        daemon=True,
+                    )
+                    self._threads.append(worker)
+                    start_worker = True
+        if self._max_workers is None:
+            task._start_thread(register_live=False)
+            with self._lock:
+                assert task._thread is not None
+                self._threads.append(task._thread)
+        elif start_worker:
+            worker.start()
+        return task
+
+    # -- workers and bookkeeping -------------------------------------------------------------
+    def _work(self) -> None:
+        me = threading.current_thread()
+        lock = self._lock
+        with lock:
+            while True:
+                while not self._queue:
+                    if self._stopping:
+                        return
+                    self._idle.park(lock, None, None, cancel="ignore")
+                task = self._queue.popleft()
+                task._thread = me
+                lock.release()
+                try:
+                    task._run()
+                finally:
+                    lock.acquire()
+
+    def _prune_threads(self) -> None:
+        # Keep the list of per-task threads from growing without bound in long-lived groups.
+        if len(self._threads) >= 64 and len(self._threads) & (len(self._threads) - 1) == 0:
+            self._threads = [t for t in self._threads if t.is_alive()]
+
+    def _on_task_done(self, task: Task[Any]) -> None:
+        failed = task._state is State.FAILED
+        with self._lock:
+            self._pending -= 1
+            self._running.discard(task)
+            if failed:
+                assert task._exception is not None
+                self._failures.append(task._exception)
+                task._retrieved = True  # the group raises it
+            if self._pending == 0:
+                self._exit_lot.unpark_all()
+        if failed:
+            self._scope.cancel(
+                f"task {task.name!r} of {self._describe()} failed: {task._exception!r}"
+            )
+            self._drop_queued()
+
+    def _drop_queued(self) -> None:
+        with self._lock:
+            queued = list(self._queue)
+            self._queue.clear()
+        for task in queued:
+            task.cancel(f"{self._describe()} was cancelled before task {task.name!r} started")
+
+    # -- the with block ------------------------------------------------------------------------
+    def __enter__(self) -> TaskGroup:
+        with self._lock:
+            if self._phase is not _Phase.NEW:
+                raise RuntimeError(f"{self._describe()} can be entered only once")
+            self._phase = _Phase.OPEN
+        if self._timeout is not None:
+            self._scope._own_deadline = self._scope._deadline = time.monotonic() + self._timeout
+        self._scope.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if exc is not None and not isinstance(exc, Cancelled):
+            self.cancel(f"the body of {self._describe()} raised {exc!r}")
+        interrupt: BaseException | None = exc if isinstance(exc, KeyboardInterrupt) else None
+        try:
+            stuck = self._cancel_and_wait_grace() if interrupt is not None else self._wait_all()
+        except KeyboardInterrupt as ki:
+            interrupt = ki
+            stuck = self._cancel_and_wait_grace()
+        except BaseException:
+            self._close(join=False)
+            raise
+        own = self._scope._own_deadline
+        if own is not None and not self._scope._cancel_called and time.monotonic() >= own:
+            self._timed_out = True  # tasks saw the deadline themselves before we did
+        self._close(join=True, stuck={t._thread for t in stuck if t._thread is not None})
+        self._scope.__exit__(None, None, None)
+
+        failures = self._failures
+        if interrupt is not None:
+            for failure in failures:
+                logger.error(
+                    "%s: a task failed before Ctrl-C",
+                    self._describe(),
+                    exc_info=(type(failure), failure, failure.__traceback__),
+                )
+            abandon(stuck, f"{self._describe()} was interrupted (Ctrl-C)")
+            if interrupt is exc:
+                return False
+            raise interrupt
+        if self._timed_out:
+            abandon(stuck, f"{self._describe()} timed out after {self._timeout:g} s")
+        else:
+            abandon(stuck, f"{self._describe()} was cancelled")
+        if failures:
+            errors = list(failures)
+            if exc is not None and not isinstance(exc, Cancelled):
+                errors.insert(0, exc)
+            n = len(failures)
+            raise BaseExceptionGroup(
+                f"{n} task{'s' if n > 1 else ''} of {self._describe()} failed", errors
+            )
+        if exc is not None and not isinstance(exc, Cancelled):
+            return False
+        if self._timed_out:
+            raise TimeoutError(
+                f"{self._describe()} did not finish within {self._timeout:g} s; "
+                "its tasks were cancelled"
+            ) from None
+        return isinstance(exc, Cancelled) and self._scope._caught_own()
+
+    def _wait_all(self) -> list[Task[Any]]:
+        """Wait for every task; on cancellation allow ``grace`` seconds, then give up on the
+        stuck ones and return them."""
+        scope = self._scope
+        grace_end: float | None = None
+        dropped = False
+        with self._lock:
+            while self._pending:
+                now = time.monotonic()
+                own = scope._own_deadline
+                if own is not None and now >= own and not scope._cancel_called:
+                    self._timed_out = True
+                    scope.cancel(f"{self._describe()} timed out after {self._timeout:g} s")
+                if scope._is_cancelled():
+                    if not dropped:
+                        dropped = True
+                        self._lock.release()
+                        try:
+                            self._drop_queued()
+                        finally:
+                            self._lock.acquire()
+                        continue
+                    if grace_end is None:
+                        grace_end = now + self._grace
+                    elif now >= grace_end:
+                        return list(self._running)
+                    limit: float | None = grace_end
+                else:
+                    limit = scope._deadline
+                timeout = None if limit is None else max(0.0, limit - now)
+                self._exit_lot.park(self._lock, timeout, (self, "exit"), cancel="wake")
+        return []
+
+    def _cancel_and_wait_grace(self) -> list[Task[Any]]:
+        self.cancel(f"{self._describe()} was interrupted (Ctrl-C)")
+        end = time.monotonic() + self._grace
+        try:
+            with self._lock:
+                while self._pending:
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._exit_lot.park(self._lock, left, (self, "exit"), cancel="ignore")
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C: stop waiting now
+        with self._lock:
+            return list(self._running)
+
+    def _close(
+        self,
+        *,
+        join: bool,
+        stuck: frozenset[threading.Thread] | set[threading.Thread] = frozenset(),
+    ) -> None:
+        with self._lock:
+            if self._phase is _Phase.CLOSED:
+                return
+            self._phase = _Phase.CLOSED
+            self._stopping = True
+            self._idle.unpark_all()
+            threads = list(self._threads)
+        if not join:
+            return
+        me = threading.current_thread()
+        for thread in threads:
+            if thread not in stuck and thread is not me and thread.ident is not None:
+                thread.join()
+
+    # -- display -----------------------------------------------------------------------------
+    def _describe(self) -> str:
+        return f"TaskGroup {self._name!r}"
+
+    def _describe_wait(self, verb: str) -> str:
+        return f"{self._describe()} {verb}, waiting for {self._pending} task(s)"
+
+    def __repr__(self) -> str:
+        return f"<threadwise.{self._describe()} {self._phase.value} pending={self._pending}>"

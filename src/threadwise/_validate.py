@@ -1,0 +1,52 @@
+"""Argument checks shared by the public API: errors name the argument and the value."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+
+def check_timeout(value: object, name: str = "timeout") -> float | None:
+    """Return the timeout in seconds (None: no limit); reject negatives, NaN and non-numbers."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
+    if math.isinf(value):
+        return None
+    return float(value)
+
+
+def check_positive_int(value: object, name: str, *, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        kind = "an int >= 1" + (" or None" if allow_none else "")
+        raise TypeError(f"{name} must be {kind}, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return value
+
+
+def check_callable(fn: object, name: str = "fn") -> None:
+    if not callable(fn):
+        hint = ""
+        if not isinstance(fn, type | str | int | float | bytes | type(None)):
+            hint = (
+                " (pass the function and its arguments separately: spawn(fn, x), not spawn(fn(x)))"
+            )
+        raise TypeError(f"{name} must be callable, got {fn!r}{hint}")
+
+
+def check_name(value: object, name: str = "name") -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"{name} must be a str or None, got {value!r}")
+
+
+def describe_callable(fn: Callable[..., Any]) -> str:
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    return name if isinstance(name, str) else type(fn).__name__
