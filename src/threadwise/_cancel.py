@@ -48,9 +48,7 @@ class CancelScope:
         "name",
     )
 
-    def __init__(
-        self, *, deadline: float | None = None, name: str | None = None, shield: bool = False
-    ) -> None:
+    def __init__(self, *, deadline: float | None = None, name: str | None = None) -> None:
         self.name = name
         self._own_deadline = deadline
         self._deadline = deadline

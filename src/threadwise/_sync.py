@@ -131,16 +131,17 @@ class Lock:
         return self._name
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        seconds = None
+        if timeout != -1:  # -1 is the stdlib's "no timeout"
+            if not blocking:
+                raise ValueError("can't specify a timeout for a non-blocking acquire")
+            seconds = check_timeout(timeout)
         if self._inner.acquire(False):
             self._owner = _get_ident()
             return True
         if not blocking:
-            if timeout != -1:
-                raise ValueError("can't specify a timeout for a non-blocking acquire")
             return False
-        if timeout == -1:
-            return self._acquire_slow(None, "raise")
-        return self._acquire_slow(check_timeout(timeout), "raise")
+        return self._acquire_slow(seconds, "raise")
 
     def _acquire_slow(self, timeout: float | None, cancel: CancelMode) -> bool:
         end = _end_of(timeout)
@@ -421,9 +422,10 @@ class Event:
             self._flag = False
 
     def wait(self, timeout: float | None = None) -> bool:
+        seconds = check_timeout(timeout)
         if self._flag:
             return True
-        return self._wait(check_timeout(timeout), "raise")
+        return self._wait(seconds, "raise")
 
     def _wait(self, timeout: float | None, cancel: CancelMode) -> bool:
         end = _end_of(timeout)

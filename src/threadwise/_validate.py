@@ -33,12 +33,10 @@ def check_positive_int(value: object, name: str, *, allow_none: bool = False) ->
 
 def check_callable(fn: object, name: str = "fn") -> None:
     if not callable(fn):
-        hint = ""
-        if not isinstance(fn, type | str | int | float | bytes | type(None)):
-            hint = (
-                " (pass the function and its arguments separately: spawn(fn, x), not spawn(fn(x)))"
-            )
-        raise TypeError(f"{name} must be callable, got {fn!r}{hint}")
+        raise TypeError(
+            f"{name} must be callable, got {fn!r} (pass the function and its arguments "
+            "separately: spawn(fn, x), not spawn(fn(x)))"
+        )
 
 
 def check_name(value: object, name: str = "name") -> str | None:
