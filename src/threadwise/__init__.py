@@ -17,6 +17,9 @@ from ._cancel import (
 )
 from ._exceptions import Cancelled, QueueClosed, TaskCancelled
 from ._group import TaskGroup
+from ._local import ThreadLocal
+from ._pipeline import Pipeline, PipelineReport, StageReport, map
+from ._progress import ProgressInfo
 from ._sync import Condition, Event, Lock, Queue, RLock, Semaphore
 from ._task import State, Task, Thread, spawn
 from ._version import __version__
@@ -27,19 +30,25 @@ __all__ = [
     "Condition",
     "Event",
     "Lock",
+    "Pipeline",
+    "PipelineReport",
+    "ProgressInfo",
     "Queue",
     "QueueClosed",
     "RLock",
     "Semaphore",
+    "StageReport",
     "State",
     "Task",
     "TaskCancelled",
     "TaskGroup",
     "Thread",
+    "ThreadLocal",
     "__version__",
     "checkpoint",
     "current_scope",
     "fail_after",
+    "map",
     "move_on_after",
     "remaining",
     "sleep",
