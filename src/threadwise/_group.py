@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -57,7 +58,7 @@ class TaskGroup:
         self._max_workers = check_positive_int(max_workers, "max_workers", allow_none=True)
         self._timeout = check_timeout(timeout)
         grace_value = check_timeout(grace, "grace")
-        self._grace = 1.0 if grace_value is None else grace_value
+        self._grace = math.inf if grace_value is None else grace_value
         self._phase = _Phase.NEW
         self._lock = threading.Lock()
         self._exit_lot = ParkingLot()
@@ -242,7 +243,13 @@ class TaskGroup:
                 f"{self._describe()} did not finish within {self._timeout:g} s; "
                 "its tasks were cancelled"
             ) from None
-        return isinstance(exc, Cancelled) and self._scope._caught_own()
+        if isinstance(exc, Cancelled):
+            return self._scope._caught_own()
+        if self._scope._is_cancelled() and not self._scope._caught_own():
+            # An enclosing scope was cancelled while we waited: the code after the block must
+            # not run as if the tasks had finished, so act as a checkpoint.
+            raise self._scope._cancelled_error()
+        return False
 
     def _wait_all(self) -> list[Task[Any]]:
         """Wait for every task; on cancellation allow ``grace`` seconds, then give up on the

@@ -231,6 +231,10 @@ class RLock(Lock):
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         if self._owner == _get_ident():
+            if timeout != -1:  # same checks as a first acquire
+                if not blocking:
+                    raise ValueError("can't specify a timeout for a non-blocking acquire")
+                check_timeout(timeout)
             self._count += 1
             return True
         if super().acquire(blocking, timeout):

@@ -69,6 +69,7 @@ class Task(Generic[T]):
         "_lock",
         "_name",
         "_native_id",
+        "_own_thread",
         "_result",
         "_retrieved",
         "_scope",
@@ -102,6 +103,7 @@ class Task(Generic[T]):
         self._native_id: int | None = None
         self._started_at: float | None = None
         self._thread: threading.Thread | None = None
+        self._own_thread = False  # True when the thread exists for this task alone
 
     # -- running ---------------------------------------------------------------------------
     def _run(self) -> None:
@@ -170,6 +172,7 @@ class Task(Generic[T]):
     def _start_thread(self, *, register_live: bool) -> None:
         thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread = thread
+        self._own_thread = True
         if register_live:
             with _live_lock:
                 _live_tasks.add(self)
@@ -236,7 +239,7 @@ class Task(Generic[T]):
         if not self._done.wait(seconds):
             return False
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        if self._own_thread and thread is not None and thread is not threading.current_thread():
             thread.join()  # the thread is past the task's last line: this is immediate
         return True
 

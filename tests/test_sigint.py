@@ -1,0 +1,161 @@
+"""Ctrl-C works the first time: SIGINT sent to a real process running threadwise tasks."""
+
+from __future__ import annotations
+
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    sys.platform == "win32", reason="sends SIGINT to a child process (POSIX only)"
+)
+
+STARTUP = 30.0  # generous: interpreter start and import, outside every measurement
+
+
+class Outcome(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float  # from sending SIGINT to the process having exited
+
+
+def interrupt(tmp_path: Path, script: str) -> Outcome:
+    """Run ``script``, wait for its "ready" line, send SIGINT and time the exit."""
+    path = tmp_path / "script.py"
+    path.write_text(textwrap.dedent(script))
+    proc = subprocess.Popen(
+        [sys.executable, str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert proc.stdout is not None
+        readable, _, _ = select.select([proc.stdout], [], [], STARTUP)
+        line = proc.stdout.readline() if readable else ""
+        if line != "ready\n":
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"script did not get ready: {line!r}{out}\n{err}")
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=STARTUP)
+        seconds = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return Outcome(proc.returncode, out, err, seconds)
+
+
+def assert_died_of_keyboard_interrupt(outcome: Outcome) -> None:
+    assert "Traceback" in outcome.stderr
+    assert "KeyboardInterrupt" in outcome.stderr
+    # An uncaught KeyboardInterrupt makes CPython exit by re-raising SIGINT on itself.
+    assert outcome.returncode == -signal.SIGINT
+
+
+@pytest.mark.parametrize("max_workers", [None, 4])
+@pytest.mark.parametrize("where", ["body", "exit"])
+def test_group_of_sleeping_tasks_exits_within_a_second(
+    tmp_path: Path, where: str, max_workers: int | None
+) -> None:
+    """8 tasks in tw.sleep(60); the main thread in the block's body or in its exit.
+
+    With ``max_workers=4`` half of the tasks are still queued: they are dropped.
+    """
+    outcome = interrupt(
+        tmp_path,
+        f"""
+        import threading
+        import time
+
+        import threadwise as tw
+
+        try:
+            with tw.TaskGroup(max_workers={max_workers!r}) as g:
+                tasks = [g.spawn(tw.sleep, 60) for _ in range(8)]
+                running = {max_workers or 8}
+                while sum(t.state is tw.State.BLOCKED for t in tasks) < running:
+                    time.sleep(0.001)
+                print("ready", flush=True)
+                if {where!r} == "body":
+                    tw.sleep(60)
+        finally:
+            print("states", sorted({{t.state.name for t in tasks}}), flush=True)
+            print("threads", threading.active_count(), flush=True)
+        """,
+    )
+    assert outcome.seconds < 1.0, outcome
+    assert_died_of_keyboard_interrupt(outcome)
+    lines = outcome.stdout.splitlines()
+    assert "states ['CANCELLED']" in lines
+    assert "threads 1" in lines  # no task thread outlives the group
+
+
+def test_group_with_a_stuck_task_exits_after_grace(tmp_path: Path) -> None:
+    grace = 0.5
+    outcome = interrupt(
+        tmp_path,
+        f"""
+        import threading
+        import time
+
+        import threadwise as tw
+
+        started = threading.Event()
+
+        def stuck_in_foreign_code():
+            started.set()
+            time.sleep(60)  # cannot be cancelled
+
+        with tw.TaskGroup(grace={grace}) as g:
+            g.spawn(tw.sleep, 60)
+            g.spawn(stuck_in_foreign_code)
+            started.wait()
+            print("ready", flush=True)
+        """,
+    )
+    assert grace - 0.05 <= outcome.seconds < grace + 1.0, outcome
+    assert_died_of_keyboard_interrupt(outcome)
+    abandoned = [line for line in outcome.stderr.splitlines() if "abandoned" in line]
+    assert len(abandoned) == 1, outcome.stderr
+    assert "stuck_in_foreign_code" in abandoned[0]
+    assert "'sleep-" not in abandoned[0]  # the task that could be cancelled was not abandoned
+
+
+def test_bare_spawn_waited_on_exits_promptly(tmp_path: Path) -> None:
+    outcome = interrupt(
+        tmp_path,
+        """
+        import time
+
+        import threadwise as tw
+
+        def sleeper():
+            try:
+                tw.sleep(60)
+            except tw.Cancelled:
+                print("task cancelled", flush=True)
+                raise
+
+        task = tw.spawn(sleeper)
+        while task.state is not tw.State.BLOCKED:
+            time.sleep(0.001)
+        print("ready", flush=True)
+        task.result()
+        """,
+    )
+    assert outcome.seconds < 2.0, outcome
+    assert_died_of_keyboard_interrupt(outcome)
+    # The exit hook cancelled the task (rather than leaving it behind as a daemon thread).
+    assert outcome.stdout.splitlines() == ["task cancelled"]
