@@ -8,8 +8,11 @@ wakes every thread parked under them, so a checkpoint is an attribute read plus 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Literal
 
@@ -55,7 +58,7 @@ class CancelScope:
         self._parent: CancelScope | None = None
         self._previous: CancelScope | None = None
         self._children: set[CancelScope] = set()
-        self._waiters: set[Waiter] = set()
+        self._waiters: set[Waiter | CancelHook] = set()
         self._cancel_called = False
         self._cancelled = False
         self._reason = ""
@@ -104,7 +107,7 @@ class CancelScope:
             if self._cancel_called:
                 return
             self._cancel_called = True
-            to_wake: list[Waiter] = []
+            to_wake: list[Waiter | CancelHook] = []
             stack = [self]
             while stack:
                 scope = stack.pop()
@@ -250,6 +253,52 @@ class Waiter:
             self._lock.release()
         except RuntimeError:
             pass  # already woken: a notify and a cancel raced, one wake-up is enough
+
+
+class CancelHook:
+    """Runs a callback once when the scope it is registered on is cancelled.
+
+    This is how foreign blocking calls are interrupted: e.g. shut a socket down so a thread
+    blocked reading it wakes up. Register with ``on_cancel``.
+    """
+
+    __slots__ = ("_callback", "_fired")
+
+    def __init__(self, callback: Callable[[], object]) -> None:
+        self._callback = callback
+        self._fired = False
+
+    def wake(self) -> None:
+        if self._fired:
+            return
+        self._fired = True
+        try:
+            self._callback()
+        except Exception:
+            logging.getLogger("threadwise").exception("on_cancel callback failed")
+
+
+@contextlib.contextmanager
+def on_cancel(callback: Callable[[], object]) -> Iterator[None]:
+    """Call ``callback()`` (from the cancelling thread) if the current scope is cancelled
+    while the block runs. Deadlines do not trigger it: give the foreign call its own timeout
+    from ``remaining()``."""
+    scope = current_state().scope
+    if scope is None:
+        yield
+        return
+    hook = CancelHook(callback)
+    with _tree_lock:
+        already = scope._cancelled
+        if not already:
+            scope._waiters.add(hook)
+    if already:
+        hook.wake()
+    try:
+        yield
+    finally:
+        with _tree_lock:
+            scope._waiters.discard(hook)
 
 
 CancelMode = Literal["raise", "wake", "ignore"]

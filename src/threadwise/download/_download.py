@@ -1,0 +1,889 @@
+"""The parallel downloader: one thread per file in flight (``threadwise.map``), urllib3's
+connection pools, ``.part`` files that resume, retries, per-host limits, safe names, checksums
+and parallel segments for large files."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import json
+import math
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from .. import _validate
+from .._cancel import checkpoint, on_cancel, sleep
+from .._exceptions import Cancelled
+from .._group import TaskGroup
+from .._local import ThreadLocal
+from .._pipeline import map as tw_map
+from .._sync import Semaphore
+from .._version import __version__
+from ._names import NameRegistry, inside, name_from_content_disposition, name_from_url
+from ._report import DownloadReport, FileResult
+
+try:
+    import urllib3
+    from urllib3.exceptions import HTTPError as _Urllib3Error
+    from urllib3.exceptions import NameResolutionError
+except ImportError:  # pragma: no cover - the cli extra installs it
+    urllib3 = None  # type: ignore[assignment]
+
+_CHUNK = 1 << 20  # bytes per read: large blocks, straight into the file
+_MAX_REDIRECTS = 10
+_SEGMENT_MIN = 8 << 20  # files below twice this are never split
+_MAX_SEGMENTS = 8
+_RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+_MAX_RETRY_AFTER = 120.0
+
+
+class DownloadInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``download()``: ``report`` says what finished; ``.part`` files stay."""
+
+    def __init__(self, report: DownloadReport) -> None:
+        super().__init__("download interrupted")
+        self.report = report
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class _Fatal(Exception):
+    pass
+
+
+class _Skip(Exception):
+    """The file is already complete on disk."""
+
+
+@dataclass
+class _Job:
+    index: int
+    url: str
+    name: str
+    expected: tuple[str, str] | None  # (algorithm, hex digest)
+
+
+def _parse_checksum(value: str, where: str) -> tuple[str, str]:
+    algorithm, sep, digest = value.strip().partition(":")
+    if not sep:
+        algorithm, digest = "sha256", algorithm
+    algorithm = algorithm.lower()
+    if algorithm not in hashlib.algorithms_guaranteed:
+        raise ValueError(f"checksums: unknown algorithm {algorithm!r} in {where}")
+    digest = digest.lower()
+    if not digest or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"checksums: {value!r} in {where} is not a hex digest")
+    return algorithm, digest
+
+
+def load_checksums(
+    source: Mapping[str, str] | str | os.PathLike[str] | None,
+) -> dict[str, tuple[str, str]]:
+    """``{url or file name: "sha256:hex"}``, or a ``sha256sum``-style manifest file."""
+    if source is None:
+        return {}
+    if isinstance(source, Mapping):
+        return {str(k): _parse_checksum(str(v), repr(k)) for k, v in source.items()}
+    if isinstance(source, str | os.PathLike):
+        result: dict[str, tuple[str, str]] = {}
+        with open(source, encoding="utf-8") as manifest:
+            for number, line in enumerate(manifest, 1):
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                digest, _, name = line.partition(" ")
+                name = name.strip().lstrip("*")  # `sha256sum -b` marks binary mode with *
+                if not name:
+                    raise ValueError(f"checksums: line {number} of {source} has no file name")
+                result[name] = _parse_checksum(digest, f"line {number} of {source}")
+        return result
+    raise TypeError(f"checksums must be a mapping, a manifest path or None, got {source!r}")
+
+
+def _hash_file(path: str, algorithm: str) -> str:
+    hasher = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            hasher.update(block)
+    return hasher.hexdigest()
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return min(_MAX_RETRY_AFTER, max(0.0, float(value)))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return min(_MAX_RETRY_AFTER, max(0.0, when.timestamp() - time.time()))
+
+
+def _write_all(fd: int, data: memoryview, offset: int) -> None:
+    while data:
+        written = os.pwrite(fd, data, offset)
+        data = data[written:]
+        offset += written
+
+
+class _Meta:
+    """The sidecar of a ``.part`` file: what a resume must check against."""
+
+    @staticmethod
+    def path(part: str) -> str:
+        return part + ".json"
+
+    @staticmethod
+    def load(part: str) -> dict[str, Any]:
+        try:
+            with open(_Meta.path(part), encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @staticmethod
+    def save(part: str, data: dict[str, Any]) -> None:
+        tmp = _Meta.path(part) + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+        os.replace(tmp, _Meta.path(part))
+
+    @staticmethod
+    def remove(part: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(_Meta.path(part))
+
+
+class Downloader:
+    """A batch download. Use ``download()``; this class holds the shared state."""
+
+    def __init__(
+        self,
+        dest: str,
+        *,
+        workers: int,
+        per_host: int,
+        retries: int,
+        timeout: float,
+        resume: bool,
+        checksums: dict[str, tuple[str, str]],
+        backoff: float,
+        segments: bool,
+    ) -> None:
+        if urllib3 is None:  # pragma: no cover
+            raise ImportError("threadwise.download needs urllib3: pip install 'threadwise[cli]'")
+        self.dest = dest
+        self.workers = workers
+        self.per_host = per_host
+        self.retries = retries
+        self.timeout = timeout
+        self.resume = resume
+        self.checksums = checksums
+        self.backoff = backoff
+        self.segments = segments
+        self.names = NameRegistry(dest)
+        self.http = urllib3.PoolManager(
+            num_pools=max(16, workers),
+            maxsize=per_host,
+            retries=False,
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            headers={"User-Agent": f"threadwise/{__version__}", "Accept-Encoding": "identity"},
+        )
+        self.connections = Semaphore(workers, name="connections")
+        self._hosts: dict[str, Semaphore] = {}
+        self._hosts_lock = threading.Lock()
+        self.buffers: ThreadLocal[bytearray] = ThreadLocal(lambda: bytearray(_CHUNK))
+        self.results: list[FileResult] = []
+        self.progress_lock = threading.Lock()
+
+    # -- planning --------------------------------------------------------------------------------
+    def plan(self, urls: list[str]) -> list[_Job]:
+        jobs = []
+        for index, url in enumerate(urls):
+            name = self.names.claim(name_from_url(url))
+            expected = self.checksums.get(url) or self.checksums.get(name)
+            jobs.append(_Job(index, url, name, expected))
+            self.results.append(
+                FileResult(url=url, path=os.path.join(self.dest, name), error="not started")
+            )
+        return jobs
+
+    # -- connection slots --------------------------------------------------------------------------
+    def _host_limit(self, url: str) -> Semaphore:
+        host = (urlsplit(url).hostname or "").lower()
+        with self._hosts_lock:
+            limit = self._hosts.get(host)
+            if limit is None:
+                limit = self._hosts[host] = Semaphore(self.per_host, name=f"host {host}")
+            return limit
+
+    @contextlib.contextmanager
+    def slot(self, url: str) -> Iterator[None]:
+        """One connection of the total and of the URL's host, waited for (cancellably)."""
+        host = self._host_limit(url)
+        with self.connections, host:
+            yield
+
+    def try_extra_slots(self, url: str, wanted: int) -> int:
+        """Take up to ``wanted`` more connection slots without waiting (for segments)."""
+        host = self._host_limit(url)
+        taken = 0
+        while taken < wanted:
+            if not self.connections.acquire(blocking=False):
+                break
+            if not host.acquire(blocking=False):
+                self.connections.release()
+                break
+            taken += 1
+        return taken
+
+    def release_slots(self, url: str, n: int) -> None:
+        host = self._host_limit(url)
+        for _ in range(n):
+            host.release()
+            self.connections.release()
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def open(self, url: str, headers: dict[str, str]) -> Any:
+        """GET ``url``, following redirects ourselves so loops and odd schemes fail clearly."""
+        seen = [url]
+        for _ in range(_MAX_REDIRECTS + 1):
+            scheme = urlsplit(url).scheme.lower()
+            if scheme not in ("http", "https"):
+                raise _Fatal(f"unsupported URL scheme {scheme or 'none'!r} in {url}")
+            try:
+                response = self.http.urlopen(
+                    "GET", url, headers=headers, redirect=False, preload_content=False
+                )
+            except NameResolutionError as exc:
+                raise _Fatal(f"cannot resolve host {urlsplit(url).hostname!r}") from exc
+            except (_Urllib3Error, OSError) as exc:
+                checkpoint()
+                raise _Retryable(_describe_error(exc)) from exc
+            location = response.headers.get("Location")
+            if response.status in (301, 302, 303, 307, 308) and location:
+                response.drain_conn()
+                response.release_conn()
+                target = urljoin(url, location)
+                if urlsplit(target).scheme.lower() not in ("http", "https"):
+                    raise _Fatal(f"redirect to a non-http(s) URL: {target}")
+                if target in seen:
+                    raise _Fatal("redirect loop: " + " -> ".join([*seen, target]))
+                seen.append(target)
+                url = target
+                continue
+            return response
+        raise _Fatal(f"too many redirects (more than {_MAX_REDIRECTS}) from {seen[0]}")
+
+    # -- one file ------------------------------------------------------------------------------
+    def fetch(self, job: _Job) -> FileResult:
+        result = self.results[job.index]
+        result.error = None
+        started = time.monotonic()
+        try:
+            self._fetch(job, result)
+            result.error = None
+        except _Skip:
+            result.status = "skipped"
+        except _Fatal as exc:
+            result.status = "failed"
+            result.error = str(exc)
+        except Cancelled:
+            result.status = "cancelled"
+            result.error = "cancelled"
+            raise
+        except Exception as exc:  # a bug or an odd OS error: this file fails, the batch goes on
+            result.status = "failed"
+            result.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            result.seconds = time.monotonic() - started
+        return result
+
+    def _fetch(self, job: _Job, result: FileResult) -> None:
+        final = inside(self.dest, job.name)
+        part = final + ".part"
+        if os.path.exists(final) and not os.path.exists(part):
+            self._check_existing(job, final, result)  # raises _Skip when complete
+        if not self.resume:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(part)
+            _Meta.remove(part)
+        error: _Retryable | None = None
+        while True:
+            if error is not None:
+                if result.attempts > self.retries:
+                    raise _Fatal(f"{error} (after {result.attempts} attempts)")
+                delay = error.retry_after
+                if delay is None:
+                    # Exponential backoff with jitter, so retries from many files spread out.
+                    delay = self.backoff * 2 ** (result.attempts - 1) * (0.5 + random.random())
+                sleep(delay)
+            result.attempts += 1
+            try:
+                self._attempt(job, final, part, result)
+                return
+            except _Retryable as exc:
+                error = exc
+
+    def _check_existing(self, job: _Job, final: str, result: FileResult) -> None:
+        size = os.path.getsize(final)
+        if job.expected is not None:
+            algorithm, digest = job.expected
+            if _hash_file(final, algorithm) == digest:
+                result.size = size
+                raise _Skip
+            return  # wrong content: download again
+        # One ranged GET, no HEAD: 416 means the server has nothing past our size.
+        result.attempts += 1
+        with self.slot(job.url):
+            try:
+                response = self.open(job.url, {"Range": f"bytes={size}-"})
+            except _Retryable:
+                return  # the real download will retry and report
+            try:
+                total = _total_size(response)
+                if response.status == 416 or (response.status == 200 and total == size):
+                    result.size = size
+                    raise _Skip
+            finally:
+                response.drain_conn() if response.status == 416 else response.close()
+                response.release_conn()
+
+    def _attempt(self, job: _Job, final: str, part: str, result: FileResult) -> None:
+        meta = _Meta.load(part) if os.path.exists(part) else {}
+        if meta.get("url") not in (None, job.url):
+            meta = {}
+        if meta.get("segments"):
+            self._resume_segments(job, final, part, result, meta)
+            return
+        offset = os.path.getsize(part) if meta and os.path.exists(part) else 0
+        headers: dict[str, str] = {}
+        validator = meta.get("etag") or meta.get("last_modified")
+        if offset and validator:
+            headers["Range"] = f"bytes={offset}-"
+            headers["If-Range"] = validator
+        else:
+            offset = 0
+        extra = 0
+        with self.slot(job.url):
+            response = self.open(job.url, headers)
+            try:
+                status = response.status
+                if status == 416 and offset and meta.get("size") == offset:
+                    response.drain_conn()
+                    self._finish(job, final, part, result, meta, hashed=None)
+                    return
+                if status == 416:
+                    response.drain_conn()
+                    _discard(part)
+                    raise _Retryable("the server refused the resume range; starting over")
+                if status in _RETRY_STATUSES:
+                    response.drain_conn()
+                    raise _Retryable(
+                        f"HTTP {status} {response.reason}",
+                        _retry_after(response.headers.get("Retry-After")),
+                    )
+                if status not in (200, 206):
+                    response.drain_conn()
+                    raise _Fatal(f"HTTP {status} {response.reason}")
+                start = offset if status == 206 else 0
+                if status == 206 and _range_start(response) != offset:
+                    response.close()
+                    _discard(part)
+                    raise _Retryable("the server sent a different range; starting over")
+                total = _total_size(response)
+                meta = {
+                    "url": job.url,
+                    "etag": response.headers.get("ETag"),
+                    "last_modified": response.headers.get("Last-Modified"),
+                    "size": total,
+                }
+                disposition = name_from_content_disposition(
+                    response.headers.get("Content-Disposition")
+                )
+                if disposition and disposition != job.name:
+                    meta["name"] = disposition
+                result.size = total
+                result.resumed_from = start
+                if (
+                    self.segments
+                    and start == 0
+                    and total is not None
+                    and total >= 2 * _SEGMENT_MIN
+                    and response.headers.get("Accept-Ranges", "").lower() == "bytes"
+                    and meta["etag"]
+                ):
+                    wanted = min(_MAX_SEGMENTS, total // _SEGMENT_MIN) - 1
+                    extra = self.try_extra_slots(job.url, wanted)
+                if extra:
+                    self._segmented(job, final, part, result, meta, response, extra)
+                    return
+                _Meta.save(part, meta)
+                hasher = hashlib.new(job.expected[0]) if job.expected and start == 0 else None
+                self._stream_to_part(response, part, start, total, hasher, result)
+                hashed = hasher.hexdigest() if hasher is not None else None
+            finally:
+                if extra:
+                    self.release_slots(job.url, extra)
+                response.release_conn()
+        self._finish(job, final, part, result, meta, hashed=hashed)
+
+    def _stream_to_part(
+        self,
+        response: Any,
+        part: str,
+        start: int,
+        total: int | None,
+        hasher: Any,
+        result: FileResult,
+    ) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        fd = os.open(part, flags, 0o644)
+        try:
+            if start == 0:
+                os.ftruncate(fd, 0)
+            end = self._stream(response, fd, start, None, hasher, result)
+        finally:
+            os.close(fd)
+        if total is not None and end < total:
+            raise _Retryable(f"the body ended after {end} of {total} bytes")
+
+    def _stream(
+        self,
+        response: Any,
+        fd: int,
+        offset: int,
+        limit: int | None,
+        hasher: Any,
+        result: FileResult,
+    ) -> int:
+        """Copy the body into ``fd`` at ``offset`` (at most ``limit`` bytes); returns the end
+        offset. Reads go straight into a reused 1 MiB buffer; a cancel shuts the socket."""
+        view = memoryview(self.buffers.get())
+        body = _Body(response)
+        position = offset
+        remaining = limit
+        lock = self.progress_lock
+        with on_cancel(lambda: _shutdown(_socket_of(response))):
+            try:
+                while remaining is None or remaining > 0:
+                    whole = remaining is None or remaining >= len(view)
+                    n = body.readinto(view if whole else view[:remaining])
+                    if not n:
+                        break
+                    chunk = view[:n]
+                    _write_all(fd, chunk, position)
+                    if hasher is not None:
+                        hasher.update(chunk)
+                    position += n
+                    if remaining is not None:
+                        remaining -= n
+                    with lock:
+                        result.bytes += n
+                    checkpoint()
+            except (_Urllib3Error, OSError, ValueError, http.client.HTTPException) as exc:
+                checkpoint()  # a socket shut down by a cancel: raise Cancelled instead
+                if isinstance(exc, OSError) and _is_disk_error(exc):
+                    raise _Fatal(f"cannot write {exc.filename or 'the file'}: {exc}") from exc
+                raise _Retryable(
+                    f"the body ended after {position} bytes: {_describe_error(exc)}"
+                ) from exc
+        if body.short:
+            raise _Retryable(f"the body ended after {position} bytes: the connection closed")
+        if remaining is None and body.finish():
+            response.close()
+            raise _Fatal("the server sent more bytes than its Content-Length")
+        return position
+
+    def _finish(
+        self,
+        job: _Job,
+        final: str,
+        part: str,
+        result: FileResult,
+        meta: dict[str, Any],
+        hashed: str | None,
+    ) -> None:
+        size = os.path.getsize(part)
+        expected_size = meta.get("size")
+        if expected_size is not None and size != expected_size:
+            _discard(part)
+            raise _Retryable(f"the file has {size} bytes, the server announced {expected_size}")
+        if job.expected is not None:
+            algorithm, digest = job.expected
+            actual = hashed if hashed is not None else _hash_file(part, algorithm)
+            if actual != digest:
+                _discard(part)
+                raise _Fatal(f"{algorithm} mismatch: expected {digest}, got {actual}")
+        name = job.name
+        if meta.get("name"):
+            name = self.names.claim(meta["name"], avoid_existing=True)
+            final = inside(self.dest, name)
+        os.replace(part, final)  # only a complete, verified file gets the final name
+        _Meta.remove(part)
+        result.path = os.path.join(self.dest, name)
+        result.size = size
+        result.status = "done"
+
+    # -- large files: parallel segments ----------------------------------------------------------
+    def _segmented(
+        self,
+        job: _Job,
+        final: str,
+        part: str,
+        result: FileResult,
+        meta: dict[str, Any],
+        response: Any,
+        extra: int,
+    ) -> None:
+        total = meta["size"]
+        count = 1 + extra
+        step = math.ceil(total / count)
+        meta["segments"] = [[i * step, min(total, (i + 1) * step), 0] for i in range(count)]
+        flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        fd = os.open(part, flags, 0o644)
+        try:
+            os.ftruncate(fd, total)
+            _Meta.save(part, meta)
+            self._run_segments(job, part, fd, result, meta, first=response)
+        finally:
+            os.close(fd)
+            response.release_conn()
+        result.segments = count
+        self._finish(job, final, part, result, meta, hashed=None)
+
+    def _resume_segments(
+        self, job: _Job, final: str, part: str, result: FileResult, meta: dict[str, Any]
+    ) -> None:
+        left = sum(1 for s in meta["segments"] if s[0] + s[2] < s[1])
+        with self.slot(job.url):
+            extra = self.try_extra_slots(job.url, max(0, left - 1))
+            try:
+                fd = os.open(part, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+                try:
+                    result.resumed_from = sum(s[2] for s in meta["segments"])
+                    self._run_segments(job, part, fd, result, meta, first=None, workers=1 + extra)
+                finally:
+                    os.close(fd)
+            finally:
+                self.release_slots(job.url, extra)
+        result.segments = len(meta["segments"])
+        self._finish(job, final, part, result, meta, hashed=None)
+
+    def _run_segments(
+        self,
+        job: _Job,
+        part: str,
+        fd: int,
+        result: FileResult,
+        meta: dict[str, Any],
+        first: Any,
+        workers: int | None = None,
+    ) -> None:
+        segments: list[list[int]] = meta["segments"]
+        try:
+            with TaskGroup(name=f"segments of {job.name}", max_workers=workers) as group:
+                for index, segment in enumerate(segments):
+                    if segment[0] + segment[2] >= segment[1]:
+                        continue
+                    response = first if index == 0 and first is not None else None
+                    group.spawn(self._segment, job, fd, segment, meta, response, result)
+        except BaseExceptionGroup as group_error:
+            fatal = [e for e in group_error.exceptions if isinstance(e, _Fatal)]
+            if fatal:
+                raise fatal[0] from group_error
+            retryable = [e for e in group_error.exceptions if isinstance(e, _Retryable)]
+            if retryable:
+                raise retryable[0] from group_error
+            raise
+        finally:
+            _Meta.save(part, meta)  # keeps every segment's progress for a resume
+
+    def _segment(
+        self,
+        job: _Job,
+        fd: int,
+        segment: list[int],
+        meta: dict[str, Any],
+        response: Any,
+        result: FileResult,
+    ) -> None:
+        start, end = segment[0], segment[1]
+        attempts = 0
+        while True:
+            position = start + segment[2]
+            try:
+                if response is None:
+                    response = self.open(
+                        job.url,
+                        {"Range": f"bytes={position}-{end - 1}", "If-Range": meta["etag"]},
+                    )
+                    if response.status != 206 or _range_start(response) != position:
+                        status = response.status
+                        response.close()
+                        if status in _RETRY_STATUSES:
+                            raise _Retryable(f"HTTP {status} for a segment")
+                        raise _Fatal(f"the server stopped honouring ranges (HTTP {status})")
+                try:
+                    reached = self._stream(response, fd, position, end - position, None, result)
+                finally:
+                    segment[2] = (reached if "reached" in locals() else position) - start
+                    if position + segment[2] - start < end:
+                        response.close()  # a half-read connection cannot be reused
+                    response.release_conn()
+                    response = None
+                if start + segment[2] >= end:
+                    return
+                raise _Retryable(f"a segment ended at {start + segment[2]} of {end}")
+            except _Retryable:
+                attempts += 1
+                if attempts > self.retries:
+                    raise
+                sleep(self.backoff * 2 ** (attempts - 1) * (0.5 + random.random()))
+
+
+def _discard(part: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(part)
+    _Meta.remove(part)
+
+
+def _is_disk_error(exc: OSError) -> bool:
+    import errno
+
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG)
+
+
+def _total_size(response: Any) -> int | None:
+    content_range = response.headers.get("Content-Range", "")
+    if "/" in content_range:
+        tail = content_range.rsplit("/", 1)[1].strip()
+        if tail.isdigit():
+            return int(tail)
+    length = response.headers.get("Content-Length")
+    if response.status == 200 and length and length.strip().isdigit():
+        return int(length)
+    return None
+
+
+def _range_start(response: Any) -> int | None:
+    content_range = response.headers.get("Content-Range", "")
+    unit, _, spec = content_range.partition(" ")
+    first = spec.split("-", 1)[0].strip()
+    return int(first) if unit == "bytes" and first.isdigit() else None
+
+
+def _socket_of(response: Any) -> socket.socket | None:
+    connection = getattr(response, "connection", None) or getattr(response, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _shutdown(sock: socket.socket | None) -> None:
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Body:
+    """Reads a response body with as little copying as Python allows.
+
+    For a plain body of known length we read the socket's buffered reader ourselves, straight
+    into our buffer, and count the bytes; at the end one non-blocking peek tells whether the
+    server sent more than its Content-Length (http.client would silently drop those bytes).
+    Chunked or compressed bodies go through http.client / urllib3.
+    """
+
+    __slots__ = ("_fp", "_left", "_raw", "_response", "short")
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        raw = getattr(response, "_fp", None)  # http.client.HTTPResponse
+        fp = getattr(raw, "fp", None)
+        plain = (
+            raw is not None
+            and fp is not None
+            and getattr(raw, "chunked", True) is False
+            and isinstance(getattr(raw, "length", None), int)
+            and hasattr(fp, "readinto")
+            and not response.headers.get("Content-Encoding")
+        )
+        self._raw = raw if plain else None
+        self._fp = fp if plain else None
+        self._left: int = int(getattr(raw, "length", 0) or 0) if plain else 0
+        self.short = False
+
+    def readinto(self, target: memoryview) -> int:
+        fp = self._fp
+        if fp is None:
+            return int(self._response._fp.readinto(target) if self._response._fp else 0)
+        if self._left <= 0:
+            return 0
+        if len(target) > self._left:
+            target = target[: self._left]
+        n = int(fp.readinto(target) or 0)
+        if n == 0:
+            self.short = True  # the server closed before Content-Length bytes
+        self._left -= n
+        return n
+
+    def finish(self) -> bool:
+        """Close the body for reuse of the connection; True if extra bytes were waiting."""
+        fp, raw = self._fp, self._raw
+        if fp is None or raw is None or self._left > 0:
+            return False
+        extra = False
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+        if isinstance(sock, socket.socket):
+            previous = sock.gettimeout()
+            try:
+                sock.settimeout(0)
+                extra = bool(fp.peek(1))
+            except (BlockingIOError, OSError, ValueError):
+                extra = False
+            finally:
+                with contextlib.suppress(OSError):
+                    sock.settimeout(previous)
+        # Tell http.client the body is consumed, as its own reads would have.
+        raw.length = 0
+        close = getattr(raw, "_close_conn", None)
+        if close is not None:
+            close()
+        return extra
+
+
+def _describe_error(exc: BaseException) -> str:
+    text = str(exc)
+    lowered = text.lower()
+    if "refused" in lowered:
+        return "connection refused"
+    if "timed out" in lowered or "timeout" in lowered:
+        return f"timed out ({type(exc).__name__})"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def download(
+    urls: Iterable[str],
+    dest: str | os.PathLike[str] = ".",
+    *,
+    workers: int = 16,
+    per_host: int = 8,
+    retries: int = 5,
+    timeout: float = 30.0,
+    resume: bool = True,
+    checksums: Mapping[str, str] | str | os.PathLike[str] | None = None,
+    progress: bool | str | Callable[[DownloadReport], object] = False,
+    backoff: float = 0.5,
+    segments: bool = True,
+) -> DownloadReport:
+    """Download ``urls`` into ``dest`` in parallel; never raises for a single file's failure.
+
+    Each file is written to ``name.part`` and renamed only when complete and verified.
+    ``checksums`` maps URLs or file names to ``"sha256:<hex>"`` (or is a ``sha256sum``
+    manifest). Ctrl-C raises ``DownloadInterrupted`` with the report; ``.part`` files stay
+    and the next run resumes them.
+    """
+    url_list = list(urls)
+    for url in url_list:
+        if not isinstance(url, str):
+            raise TypeError(f"urls must be strings, got {url!r}")
+    folder = os.fspath(dest)
+    workers_n = _validate.check_positive_int(workers, "workers")
+    per_host_n = _validate.check_positive_int(per_host, "per_host")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be an int >= 0, got {retries!r}")
+    timeout_s = _validate.check_timeout(timeout)
+    backoff_s = _validate.check_timeout(backoff, "backoff")
+    os.makedirs(folder, exist_ok=True)
+    loader = Downloader(
+        folder,
+        workers=workers_n or 16,
+        per_host=per_host_n or 8,
+        retries=retries,
+        timeout=timeout_s if timeout_s is not None else 30.0,
+        resume=bool(resume),
+        checksums=load_checksums(checksums),
+        backoff=backoff_s if backoff_s is not None else 0.5,
+        segments=bool(segments),
+    )
+    jobs = loader.plan(url_list)
+    report = DownloadReport(files=loader.results)
+    started = time.monotonic()
+    reporter = _start_progress(progress, report, started)
+    try:
+        for _ in tw_map(loader.fetch, jobs, workers=workers_n or 16, ordered=False, chunk_size=1):
+            pass
+    except KeyboardInterrupt:
+        report.interrupted = True
+        report.elapsed = time.monotonic() - started
+        raise DownloadInterrupted(report) from None
+    finally:
+        report.elapsed = time.monotonic() - started
+        if reporter is not None:
+            reporter()
+        loader.http.clear()
+        loader.buffers.close_all()
+    return report
+
+
+def _start_progress(
+    progress: object, report: DownloadReport, started: float
+) -> Callable[[], None] | None:
+    """A sampler thread that calls ``progress(report)`` (or draws a line) ten times a second."""
+    if progress is False or progress is None:
+        return None
+    if callable(progress):
+        callback: Callable[[DownloadReport], object] = progress
+    elif progress is True or progress == "force":
+        import sys
+
+        if progress is True and not sys.stderr.isatty():
+            return None
+
+        def callback(r: DownloadReport) -> None:
+            r.elapsed = time.monotonic() - started
+            sys.stderr.write(
+                f"\r{r.count('done')}/{len(r.files)} files, "
+                f"{r.total_bytes / 1048576:.1f} MiB, {r.throughput / 1048576:.1f} MiB/s   "
+            )
+            sys.stderr.flush()
+    else:
+        raise TypeError(f"progress must be True, False, 'force' or a callable, got {progress!r}")
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.1):
+            report.elapsed = time.monotonic() - started
+            callback(report)
+
+    thread = threading.Thread(target=sample, name="download progress", daemon=True)
+    thread.start()
+
+    def finish() -> None:
+        stop.set()
+        thread.join()
+        callback(report)
+        if not callable(progress):
+            import sys
+
+            sys.stderr.write("\n")
+
+    return finish

@@ -1,0 +1,93 @@
+"""File names for downloads: taken from the URL or a Content-Disposition header, and made
+safe — a name never leaves the destination folder, whatever the server sends."""
+
+from __future__ import annotations
+
+import email.message
+import os
+import re
+import threading
+from urllib.parse import unquote, urlsplit
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
+_WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
+_MAX_NAME_BYTES = 200
+
+
+def sanitize(name: str) -> str | None:
+    """The last path component of ``name``, without anything that could escape a folder or
+    break a file system; None if nothing usable is left."""
+    name = name.replace("\\", "/").split("/")[-1]  # `../../x`, `/etc/x`, `..\\x` → `x`
+    name = re.sub(r"^[A-Za-z]:", "", name)  # drive letters: `C:x` → `x`
+    name = _UNSAFE.sub("", name).strip().strip(".").strip()
+    if not name:
+        return None
+    if _WINDOWS_RESERVED.match(name):
+        name = "_" + name
+    encoded = name.encode("utf-8")
+    if len(encoded) > _MAX_NAME_BYTES:
+        stem, dot, ext = name.rpartition(".")
+        keep = ext.encode("utf-8")[:20].decode("utf-8", "ignore") if dot and stem else ""
+        budget = _MAX_NAME_BYTES - len(keep.encode("utf-8")) - 1
+        head = encoded[:budget].decode("utf-8", "ignore")
+        name = f"{head}.{keep}" if keep else head
+    return name
+
+
+def name_from_url(url: str) -> str:
+    path = urlsplit(url).path
+    return sanitize(unquote(path)) or "index.html"
+
+
+def name_from_content_disposition(header: str | None) -> str | None:
+    if not header:
+        return None
+    message = email.message.Message()
+    message["content-disposition"] = header
+    try:
+        raw = message.get_filename()
+    except Exception:
+        return None
+    return sanitize(raw) if raw else None
+
+
+def with_suffix_number(name: str, n: int) -> str:
+    stem, dot, ext = name.rpartition(".")
+    if dot and stem:
+        return f"{stem} ({n}).{ext}"
+    return f"{name} ({n})"
+
+
+class NameRegistry:
+    """Hands out names inside one folder so that no two downloads of a batch share one."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self._taken: set[str] = set()
+        self._lock = threading.Lock()
+
+    def claim(self, name: str, *, avoid_existing: bool = False) -> str:
+        """``name`` or ``name (n).ext``: not claimed before in this batch (and, with
+        ``avoid_existing``, not an existing file)."""
+        with self._lock:
+            candidate, n = name, 0
+            while candidate.lower() in self._taken or (
+                avoid_existing and os.path.lexists(os.path.join(self.folder, candidate))
+            ):
+                n += 1
+                candidate = with_suffix_number(name, n)
+            self._taken.add(candidate.lower())
+            return candidate
+
+    def release(self, name: str) -> None:
+        with self._lock:
+            self._taken.discard(name.lower())
+
+
+def inside(folder: str, name: str) -> str:
+    """The path of ``name`` in ``folder``, checked to stay inside it (defence in depth)."""
+    root = os.path.realpath(folder)
+    path = os.path.realpath(os.path.join(root, name))
+    if os.path.dirname(path) != root:
+        raise ValueError(f"refusing a file name that leaves the destination folder: {name!r}")
+    return path

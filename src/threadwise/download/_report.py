@@ -1,0 +1,95 @@
+"""What a download batch did, file by file."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Status = Literal["done", "skipped", "failed", "cancelled"]
+
+
+@dataclass
+class FileResult:
+    """The outcome of one URL."""
+
+    url: str
+    path: str | None = None  # where the file is (or would have been)
+    status: Status = "cancelled"
+    bytes: int = 0  # bytes received in this run
+    size: int | None = None  # size of the complete file, when known
+    seconds: float = 0.0
+    attempts: int = 0
+    error: str | None = None
+    resumed_from: int = 0  # bytes already there from an earlier, interrupted run
+    segments: int = 1  # parallel connections used for this file
+
+
+@dataclass
+class DownloadReport:
+    """Every URL's ``FileResult``, totals and throughput."""
+
+    files: list[FileResult] = field(default_factory=list)
+    elapsed: float = 0.0
+    interrupted: bool = False
+
+    def count(self, status: Status) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    @property
+    def ok(self) -> bool:
+        """True when every file is done or was already complete."""
+        return all(f.status in ("done", "skipped") for f in self.files)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+    @property
+    def throughput(self) -> float:
+        """Bytes per second over the whole batch."""
+        return self.total_bytes / self.elapsed if self.elapsed > 0 else 0.0
+
+    def failures(self) -> list[FileResult]:
+        return [f for f in self.files if f.status in ("failed", "cancelled")]
+
+    def summary(self) -> str:
+        parts = [f"{self.count('done')} done"]
+        statuses: tuple[Status, ...] = ("skipped", "failed", "cancelled")
+        for status in statuses:
+            n = self.count(status)
+            if n:
+                parts.append(f"{n} {status}")
+        return (
+            f"{len(self.files)} files: {', '.join(parts)}; {_human(self.total_bytes)} in "
+            f"{self.elapsed:.2f} s ({_human(self.throughput)}/s)"
+        )
+
+    def __str__(self) -> str:
+        lines = [f"{'status':<9} {'bytes':>10} {'time s':>7} {'tries':>5}  file / error"]
+        for f in self.files:
+            what = f.path or f.url
+            if f.error:
+                what = f"{what}: {f.error}"
+            lines.append(
+                f"{f.status:<9} {_human(f.bytes):>10} {f.seconds:>7.2f} {f.attempts:>5}  {what}"
+            )
+        lines.append(self.summary())
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "files": [asdict(f) for f in self.files],
+            "elapsed": self.elapsed,
+            "interrupted": self.interrupted,
+            "total_bytes": self.total_bytes,
+            "throughput": self.throughput,
+            "ok": self.ok,
+        }
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
