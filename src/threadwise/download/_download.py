@@ -43,6 +43,8 @@ _SEGMENT_MIN = 8 << 20  # files below twice this are never split
 _MAX_SEGMENTS = 8
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _MAX_RETRY_AFTER = 120.0
+# Smaller files get no resume sidecar: restarting them costs less than writing one.
+_RESUME_MIN = 1 << 20
 
 
 class DownloadInterrupted(KeyboardInterrupt):
@@ -191,6 +193,7 @@ class Downloader:
         if urllib3 is None:  # pragma: no cover
             raise ImportError("threadwise.download needs urllib3: pip install 'threadwise[cli]'")
         self.dest = dest
+        self.root = os.path.realpath(dest)
         self.workers = workers
         self.per_host = per_host
         self.retries = retries
@@ -318,7 +321,7 @@ class Downloader:
         return result
 
     def _fetch(self, job: _Job, result: FileResult) -> None:
-        final = inside(self.dest, job.name)
+        final = inside(self.root, job.name)
         part = final + ".part"
         if os.path.exists(final) and not os.path.exists(part):
             self._check_existing(job, final, result)  # raises _Skip when complete
@@ -436,7 +439,8 @@ class Downloader:
                 if extra:
                     self._segmented(job, final, part, result, meta, response, extra)
                     return
-                _Meta.save(part, meta)
+                if total is None or total >= _RESUME_MIN:
+                    _Meta.save(part, meta)
                 hasher = hashlib.new(job.expected[0]) if job.expected and start == 0 else None
                 self._stream_to_part(response, part, start, total, hasher, result)
                 hashed = hasher.hexdigest() if hasher is not None else None
@@ -536,7 +540,7 @@ class Downloader:
         name = job.name
         if meta.get("name"):
             name = self.names.claim(meta["name"], avoid_existing=True)
-            final = inside(self.dest, name)
+            final = inside(self.root, name)
         os.replace(part, final)  # only a complete, verified file gets the final name
         _Meta.remove(part)
         result.path = os.path.join(self.dest, name)

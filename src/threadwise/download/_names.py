@@ -84,10 +84,19 @@ class NameRegistry:
             self._taken.discard(name.lower())
 
 
-def inside(folder: str, name: str) -> str:
-    """The path of ``name`` in ``folder``, checked to stay inside it (defence in depth)."""
-    root = os.path.realpath(folder)
-    path = os.path.realpath(os.path.join(root, name))
-    if os.path.dirname(path) != root:
-        raise ValueError(f"refusing a file name that leaves the destination folder: {name!r}")
+def inside(root: str, name: str) -> str:
+    """The path of ``name`` in the folder ``root`` (already resolved with ``realpath``),
+    checked to stay inside it: one plain component, and not a symlink to elsewhere."""
+    if (
+        not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\x00" in name
+        or (os.altsep is not None and os.altsep in name)
+    ):
+        raise ValueError(f"refusing a file name that could leave the destination: {name!r}")
+    path = os.path.join(root, name)
+    if os.path.islink(path):
+        raise ValueError(f"refusing to write through a symbolic link: {path!r}")
     return path

@@ -1,0 +1,630 @@
+"""``threadwise get``: download URLs in parallel, with a live display and a summary at the end.
+
+The display is a ``progress=`` callback of ``download()``: its sampler thread calls it about ten
+times a second with the report, and the callback redraws from that snapshot. The download
+threads only count bytes; no drawing happens in them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar
+
+if TYPE_CHECKING:
+    from ._report import DownloadReport, FileResult
+
+INSTALL_HINT = "pip install 'threadwise[cli]'"
+
+Mode = Literal["live", "lines", "off"]
+Number = TypeVar("Number", int, float)
+
+# Per-file rows of the summary table; larger batches list only the files that did not finish.
+_TABLE_ROWS = 40
+# Active files shown under the overall bar of the live display.
+_ACTIVE_ROWS = 12
+# Seconds of samples the displayed rate is averaged over.
+_RATE_WINDOW = 3.0
+
+
+# -- small helpers ----------------------------------------------------------------------------
+def human_bytes(n: float) -> str:
+    """``1536`` → ``"1.5 KiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _duration(seconds: float) -> str:
+    whole = max(0, math.ceil(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def have_rich() -> bool:
+    """Whether rich can be imported (it comes with the ``cli`` extra)."""
+    try:
+        import rich.console  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def missing_client() -> str | None:
+    """The name of the HTTP client module when it cannot be imported, else None."""
+    try:
+        import urllib3  # noqa: F401
+    except ImportError:
+        return "urllib3"
+    return None
+
+
+def _file_name(f: FileResult) -> str:
+    if f.path:
+        return os.path.basename(f.path) or f.url
+    return f.url
+
+
+# -- the state of a batch, read from a report ----------------------------------------------------
+def file_state(f: FileResult) -> str:
+    """``pending``, ``active``, or the file's final status.
+
+    A ``FileResult`` starts as ``cancelled`` with the error ``"not started"``; the downloader
+    clears the error when it starts the file and sets the final status when it ends.
+    """
+    if f.status == "cancelled":
+        if f.error is None:
+            return "active"
+        if f.error == "not started":
+            return "pending"
+    return f.status
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the display shows at one moment."""
+
+    files: int
+    finished: int
+    failed: int
+    done_bytes: int  # bytes on disk for the batch (this run's and resumed ones)
+    known_total: int  # the sizes known so far (every finished file counts as complete)
+    estimated_total: int | None  # known_total plus an estimate for files of unknown size
+    active: list[FileResult]
+
+
+def snapshot(report: DownloadReport) -> Snapshot:
+    """Count what is finished, active and known in ``report`` (read without locks: ints only)."""
+    done_bytes = known_total = finished = failed = 0
+    unknown = 0
+    known_sizes: list[int] = []
+    active: list[FileResult] = []
+    for f in report.files:
+        state = file_state(f)
+        received = f.resumed_from + f.bytes
+        size = f.size
+        if size is not None:
+            known_sizes.append(size)
+        if state in ("done", "skipped"):
+            finished += 1
+            amount = size if size is not None else received
+            done_bytes += amount
+            known_total += amount
+        elif state in ("failed", "cancelled"):
+            finished += 1
+            failed += 1
+            done_bytes += received  # never completes: counts as finished where it stopped
+            known_total += received
+        else:
+            if state == "active":
+                active.append(f)
+            if size is not None:
+                done_bytes += min(received, size)
+                known_total += size
+            else:
+                done_bytes += received
+                unknown += 1
+    estimated: int | None = known_total
+    if unknown:
+        # Files not started yet: assume the average size of those already seen.
+        estimated = (
+            known_total + unknown * sum(known_sizes) // len(known_sizes) if known_sizes else None
+        )
+    return Snapshot(
+        files=len(report.files),
+        finished=finished,
+        failed=failed,
+        done_bytes=done_bytes,
+        known_total=known_total,
+        estimated_total=estimated,
+        active=active,
+    )
+
+
+class _Rate:
+    """Bytes per second over the last few seconds of samples."""
+
+    def __init__(self) -> None:
+        self._samples: collections.deque[tuple[float, int]] = collections.deque()
+
+    def add(self, now: float, total: int) -> float:
+        samples = self._samples
+        samples.append((now, total))
+        while len(samples) > 2 and now - samples[0][0] > _RATE_WINDOW:
+            samples.popleft()
+        first_time, first_total = samples[0]
+        if now - first_time <= 0:
+            return 0.0
+        return (total - first_total) / (now - first_time)
+
+
+# -- the display ---------------------------------------------------------------------------------
+class DownloadDisplay:
+    """A ``progress=`` callback for ``download()`` and the context that owns its output.
+
+    ``live``: a rich Live view on ``stream`` (an overall bar, then one line per active file).
+    ``lines``: one plain line per finished file. ``off``: nothing.
+    """
+
+    def __init__(self, title: str, *, stream: TextIO, mode: Mode) -> None:
+        self.title = title
+        self.stream = stream
+        self.mode: Mode = mode
+        self._live: Any = None
+        self._printed: set[int] = set()
+        self._rate = _Rate()
+        self._started = time.monotonic()
+        self.frames = 0
+
+    @classmethod
+    def choose(cls, title: str, *, quiet: bool, stream: TextIO | None = None) -> DownloadDisplay:
+        """``off`` when quiet, ``live`` on a terminal with rich, ``lines`` otherwise."""
+        out = sys.stderr if stream is None else stream
+        if quiet:
+            mode: Mode = "off"
+        elif _isatty(out) and have_rich():
+            mode = "live"
+        else:
+            mode = "lines"
+        return cls(title, stream=out, mode=mode)
+
+    @property
+    def callback(self) -> Callable[[DownloadReport], None] | Literal[False]:
+        """What to pass as ``download(progress=...)``."""
+        return False if self.mode == "off" else self
+
+    def __enter__(self) -> DownloadDisplay:
+        self._started = time.monotonic()
+        if self.mode == "live":
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live(
+                console=Console(file=self.stream),
+                auto_refresh=False,  # redrawn by our callback: no thread of rich's own
+                transient=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            self._live.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        live, self._live = self._live, None
+        if live is not None:
+            live.stop()
+
+    def __call__(self, report: DownloadReport) -> None:
+        try:
+            if self.mode == "live" and self._live is not None:
+                self._live.update(self.render(report), refresh=True)
+                self.frames += 1
+            elif self.mode == "lines":
+                self._print_finished(report)
+        except Exception as exc:  # a display problem must never stop a download
+            self.mode = "off"
+            print(f"threadwise: progress display disabled: {exc!r}", file=sys.stderr)
+
+    # -- plain lines --------------------------------------------------------------------------
+    def _print_finished(self, report: DownloadReport) -> None:
+        files = report.files
+        width = len(str(len(files)))
+        for index, f in enumerate(files):
+            if index in self._printed or file_state(f) in ("pending", "active"):
+                continue
+            self._printed.add(index)
+            size = f.size if f.size is not None else f.resumed_from + f.bytes
+            line = (
+                f"{self.title}: [{len(self._printed):>{width}}/{len(files)}] "
+                f"{f.status:<9} {_file_name(f)}  {human_bytes(size)}  {f.seconds:.2f} s"
+            )
+            if f.error:
+                line += f"  {f.error}"
+            print(line, file=self.stream, flush=True)
+
+    # -- rich frame ---------------------------------------------------------------------------
+    def render(self, report: DownloadReport) -> Any:
+        """The rich renderable for ``report``'s current state."""
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
+        snap = snapshot(report)
+        now = time.monotonic()
+        rate = self._rate.add(now, report.total_bytes)
+        if snap.finished == snap.files:
+            rate = report.throughput  # the final figure: the average over the whole batch
+        total = snap.estimated_total
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True, max_width=40, overflow="ellipsis")
+        grid.add_column(no_wrap=True)
+        grid.add_column(no_wrap=True, justify="right")
+        grid.add_column(no_wrap=True, justify="right")
+        grid.add_column(no_wrap=True)
+
+        if total:
+            bar = ProgressBar(total=total, completed=min(snap.done_bytes, total), width=30)
+            percent = f"{100 * min(snap.done_bytes, total) / total:.0f}%"
+        else:
+            bar = ProgressBar(total=None, width=30)
+            percent = ""
+        estimated = snap.estimated_total != snap.known_total
+        amount = f"{human_bytes(snap.done_bytes)} / {'~' if estimated else ''}"
+        amount += human_bytes(total) if total is not None else "?"
+        info = [f"{human_bytes(rate)}/s"]
+        if snap.finished < snap.files:
+            if total and rate > 0:
+                left = max(0, total - snap.done_bytes) / rate
+                info.append(f"ETA {'~' if estimated else ''}{_duration(left)}")
+            else:
+                info.append("ETA -")
+        else:
+            info.append(f"in {report.elapsed:.2f} s")
+        info.append(f"{snap.finished}/{snap.files} files")
+        if snap.failed:
+            info.append(f"{snap.failed} failed")
+        grid.add_row(Text(self.title, style="bold"), bar, amount, percent, Text("  ".join(info)))
+
+        for f in snap.active[:_ACTIVE_ROWS]:
+            received = f.resumed_from + f.bytes
+            notes = f"attempt {f.attempts}" if f.attempts > 1 else ""
+            if f.segments > 1:
+                notes = f"{f.segments} segments {notes}".strip()
+            if f.size:
+                shown = min(received, f.size)
+                grid.add_row(
+                    Text("  " + _file_name(f)),
+                    ProgressBar(total=f.size, completed=shown, width=30),
+                    f"{human_bytes(shown)} / {human_bytes(f.size)}",
+                    f"{100 * shown / f.size:.0f}%",
+                    notes,
+                )
+            else:
+                grid.add_row(
+                    Text("  " + _file_name(f)),
+                    ProgressBar(total=None, width=30),
+                    human_bytes(received),
+                    "",
+                    notes,
+                )
+        hidden = len(snap.active) - _ACTIVE_ROWS
+        if hidden > 0:
+            grid.add_row(Text(f"  ... and {hidden} more", style="dim"), "", "", "", "")
+        return grid
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+# -- the summary --------------------------------------------------------------------------------
+def print_summary(report: DownloadReport, out: TextIO, *, use_rich: bool | None = None) -> None:
+    """A table of the files (all of them, or the ones that did not finish in a large batch),
+    the totals, and every failure with its error."""
+    if use_rich is None:
+        use_rich = have_rich()
+    failures = report.failures()
+    if use_rich:
+        _print_rich_summary(report, out)
+    else:
+        _print_plain_summary(report, out)
+    if failures:
+        print(f"\n{len(failures)} of {len(report.files)} files failed:", file=out)
+        for f in failures:
+            print(f"  {f.url}\n    {f.status}: {f.error or 'no error recorded'}", file=out)
+    out.flush()
+
+
+def _rows(report: DownloadReport) -> tuple[list[FileResult], int]:
+    files = report.files
+    if len(files) <= _TABLE_ROWS:
+        return list(files), 0
+    unfinished = [f for f in files if f.status not in ("done", "skipped")]
+    shown = unfinished[:_TABLE_ROWS]
+    return shown, len(files) - len(shown)
+
+
+def _print_rich_summary(report: DownloadReport, out: TextIO) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    styles = {"done": "green", "skipped": "cyan", "failed": "red", "cancelled": "yellow"}
+    console = Console(file=out)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("status")
+    table.add_column("size", justify="right")
+    table.add_column("time", justify="right")
+    table.add_column("tries", justify="right")
+    table.add_column("file", overflow="fold")
+    rows, hidden = _rows(report)
+    for f in rows:
+        size = f.size if f.size is not None else f.resumed_from + f.bytes
+        table.add_row(
+            f"[{styles.get(f.status, '')}]{f.status}[/]",
+            human_bytes(size),
+            f"{f.seconds:.2f} s",
+            str(f.attempts),
+            _file_name(f),
+        )
+    if hidden:
+        table.add_row("", "", "", "", f"... and {hidden} more files, all complete")
+    console.print(table)
+    console.print(report.summary(), soft_wrap=True, highlight=False)
+
+
+def _print_plain_summary(report: DownloadReport, out: TextIO) -> None:
+    rows, hidden = _rows(report)
+    print(f"{'status':<9} {'size':>10} {'time':>8} {'tries':>5}  file", file=out)
+    for f in rows:
+        size = f.size if f.size is not None else f.resumed_from + f.bytes
+        print(
+            f"{f.status:<9} {human_bytes(size):>10} {f.seconds:>6.2f} s {f.attempts:>5}  "
+            f"{_file_name(f)}",
+            file=out,
+        )
+    if hidden:
+        print(f"... and {hidden} more files, all complete", file=out)
+    print(report.summary(), file=out)
+
+
+# -- the command --------------------------------------------------------------------------------
+def read_urls(lines: Iterable[str]) -> list[str]:
+    """One URL a line; blank lines and lines starting with ``#`` are skipped."""
+    urls = []
+    for line in lines:
+        text = line.strip()
+        if text and not text.startswith("#"):
+            urls.append(text)
+    return urls
+
+
+def _collect_urls(args: argparse.Namespace) -> list[str]:
+    urls: list[str] = list(args.urls)
+    for source in args.input or []:
+        if source == "-":
+            urls.extend(read_urls(sys.stdin))
+        else:
+            with open(source, encoding="utf-8") as f:
+                urls.extend(read_urls(f))
+    return urls
+
+
+def _usage_error(args: argparse.Namespace, message: str) -> int:
+    parser: argparse.ArgumentParser = args.get_parser
+    parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _write_json(report: DownloadReport, target: str) -> str | None:
+    """Write the report as JSON to ``target`` (``-``: stdout); return an error, if any."""
+    text = json.dumps(report.to_json(), indent=2) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return None
+    try:
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        return f"cannot write the JSON report to {target}: {exc.strerror or exc}"
+    return None
+
+
+def run_get(args: argparse.Namespace) -> int:
+    """Run ``threadwise get``; return the exit code."""
+    missing = missing_client()
+    if missing is not None:
+        print(
+            f"threadwise get needs {missing}, which is not installed: {INSTALL_HINT}",
+            file=sys.stderr,
+        )
+        return 2
+    from ._download import DownloadInterrupted, download, load_checksums
+
+    try:
+        urls = _collect_urls(args)
+    except (OSError, UnicodeDecodeError) as exc:
+        return _usage_error(args, f"cannot read the URL list: {exc}")
+    if not urls:
+        return _usage_error(args, "no URLs given (pass them as arguments or with -i FILE)")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        return _usage_error(args, f"-o {args.output}: not a directory")
+    if args.checksums is not None:
+        try:
+            load_checksums(args.checksums)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            return _usage_error(args, f"--checksums {args.checksums}: {exc}")
+
+    # The summary goes to stdout, unless stdout carries the JSON report.
+    out = sys.stderr if args.json == "-" else sys.stdout
+    display = DownloadDisplay.choose("get", quiet=args.quiet)
+    if display.mode == "lines" and not have_rich() and _isatty(display.stream):
+        print(f"threadwise: for a live progress display, {INSTALL_HINT}", file=sys.stderr)
+    try:
+        with display:
+            report = download(
+                urls,
+                args.output,
+                workers=args.workers,
+                per_host=args.per_host,
+                retries=args.retries,
+                timeout=args.timeout,
+                resume=args.resume,
+                checksums=args.checksums,
+                progress=display.callback,
+            )
+    except DownloadInterrupted as interrupted:
+        report = interrupted.report
+        if args.json is not None:
+            _write_json(report, args.json)
+        if not args.quiet:
+            print_summary(report, out)
+        finished = report.count("done") + report.count("skipped")
+        again = "the same command" if args.resume else "the same command without --no-resume"
+        print(
+            f"\ninterrupted: {finished} of {len(report.files)} files finished; partial "
+            f"downloads are kept as .part files and {again} resumes them",
+            file=sys.stderr,
+        )
+        return 130
+    except OSError as exc:
+        print(f"threadwise get: error: {exc}", file=sys.stderr)
+        return 1
+
+    code = 0 if report.ok else 1
+    if args.json is not None:
+        error = _write_json(report, args.json)
+        if error is not None:
+            print(f"threadwise get: error: {error}", file=sys.stderr)
+            code = 1
+    if not args.quiet:
+        print_summary(report, out)
+    elif not report.ok:
+        for f in report.failures():
+            print(f"{f.status}: {f.url}: {f.error}", file=sys.stderr)
+    return code
+
+
+def _number(
+    kind: Callable[[str], Number], what: str, *, minimum: Number, inclusive: bool
+) -> Callable[[str], Number]:
+    """An argparse ``type`` for finite numbers of ``kind`` above (or at) ``minimum``."""
+
+    def parse(text: str) -> Number:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        ok = value >= minimum if inclusive else value > minimum
+        if not (ok and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = _number(int, "a positive integer", minimum=0, inclusive=False)
+non_negative_int = _number(int, "an integer >= 0", minimum=0, inclusive=True)
+positive_float = _number(float, "a positive number", minimum=0.0, inclusive=False)
+
+
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """Register the ``get`` subcommand."""
+    parser = subparsers.add_parser(
+        "get",
+        help="download URLs in parallel, resumably, with a live display",
+        description="Download URLs in parallel into a folder. Each file is written to "
+        "NAME.part and renamed when complete (and verified, with --checksums); an interrupted "
+        "run resumes its .part files. Exit code: 0 when every file is done or already "
+        "complete, 1 when some failed, 2 for bad usage, 130 on Ctrl-C.",
+    )
+    parser.add_argument("urls", nargs="*", metavar="URL", help="URLs to download")
+    parser.add_argument(
+        "-i",
+        "--input",
+        action="append",
+        metavar="FILE",
+        help="read URLs from FILE, one a line ('-': standard input); blank lines and "
+        "'#' comments are skipped; may be repeated",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        default=".",
+        metavar="DIR",
+        help="folder to download into, created if needed (default: the current folder)",
+    )
+    parser.add_argument(
+        "-j",
+        "--workers",
+        type=positive_int,
+        default=16,
+        metavar="N",
+        help="connections in total (default: 16)",
+    )
+    parser.add_argument(
+        "--per-host",
+        type=positive_int,
+        default=8,
+        metavar="N",
+        help="connections to one host (default: 8)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=non_negative_int,
+        default=5,
+        metavar="N",
+        help="retries of a file after connection errors, timeouts, 429 and 5xx (default: 5)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=30.0,
+        metavar="S",
+        help="connect and read timeout in seconds (default: 30)",
+    )
+    parser.add_argument(
+        "--checksums",
+        metavar="FILE",
+        help="a sha256sum-style manifest ('HEX  NAME' or 'sha256:HEX  NAME', NAME a file "
+        "name or URL); a file that does not match is not kept",
+    )
+    parser.add_argument(
+        "--no-resume",
+        dest="resume",
+        action="store_false",
+        help="start over instead of resuming .part files",
+    )
+    parser.add_argument(
+        "--json",
+        metavar="REPORT",
+        help="write the report as JSON to REPORT ('-': standard output)",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress and no summary; errors only"
+    )
+    parser.set_defaults(handler=run_get, get_parser=parser)
+    return parser
