@@ -15,11 +15,15 @@ from ._cancel import (
     remaining,
     sleep,
 )
-from ._exceptions import Cancelled, QueueClosed, TaskCancelled
+from ._debug import LockOrderViolation, debug
+from ._debug import violations as lock_order_violations
+from ._exceptions import Cancelled, DeadlockError, QueueClosed, TaskCancelled
 from ._group import TaskGroup
+from ._inspect import ThreadInfo, Watchdog, dump, dump_on_signal, threads, watchdog
 from ._local import ThreadLocal
 from ._pipeline import Pipeline, PipelineReport, StageReport, map
 from ._progress import ProgressInfo
+from ._service import Service
 from ._sync import Condition, Event, Lock, Queue, RLock, Semaphore
 from ._task import State, Task, Thread, spawn
 from ._version import __version__
@@ -28,8 +32,10 @@ __all__ = [
     "CancelScope",
     "Cancelled",
     "Condition",
+    "DeadlockError",
     "Event",
     "Lock",
+    "LockOrderViolation",
     "Pipeline",
     "PipelineReport",
     "ProgressInfo",
@@ -37,22 +43,31 @@ __all__ = [
     "QueueClosed",
     "RLock",
     "Semaphore",
+    "Service",
     "StageReport",
     "State",
     "Task",
     "TaskCancelled",
     "TaskGroup",
     "Thread",
+    "ThreadInfo",
     "ThreadLocal",
+    "Watchdog",
     "__version__",
     "checkpoint",
     "current_scope",
+    "debug",
+    "dump",
+    "dump_on_signal",
     "fail_after",
+    "lock_order_violations",
     "map",
     "move_on_after",
     "remaining",
     "sleep",
     "spawn",
+    "threads",
+    "watchdog",
 ]
 
 # Tracebacks and reprs say threadwise.Task, not threadwise._task.Task.

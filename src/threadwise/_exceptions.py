@@ -4,7 +4,8 @@
      └── Cancelled           the scope you run in was cancelled, or its deadline passed
     Exception
      ├── TaskCancelled       (concurrent.futures.CancelledError) result() of a cancelled task
-     └── QueueClosed         put() on a closed Queue; get() on a closed, drained Queue
+     ├── QueueClosed         put() on a closed Queue; get() on a closed, drained Queue
+     └── DeadlockError       (RuntimeError) acquiring a Lock would wait forever on a cycle
 
 Timeouts raise the builtin ``TimeoutError``; a group's failures are raised as the builtin
 ``ExceptionGroup``; bad arguments raise ``TypeError`` / ``ValueError`` naming the argument.
@@ -33,3 +34,10 @@ class TaskCancelled(concurrent.futures.CancelledError):
 
 class QueueClosed(Exception):
     """``put()`` on a closed queue, or ``get()`` on a queue that is closed and empty."""
+
+
+class DeadlockError(RuntimeError):
+    """Acquiring a threadwise lock would close a cycle of threads waiting on each other.
+
+    Raised in the thread whose acquire would complete the cycle, instead of hanging forever.
+    """

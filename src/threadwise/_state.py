@@ -23,7 +23,7 @@ class Waitable(Protocol):
 
 
 class ThreadState:
-    __slots__ = ("blocked_on", "ident", "scope", "since", "task", "thread")
+    __slots__ = ("blocked_on", "ident", "scope", "since", "task", "thread", "waiting_lock")
 
     def __init__(self, thread: threading.Thread) -> None:
         self.thread = thread
@@ -33,6 +33,8 @@ class ThreadState:
         # (primitive, verb) while blocked; rendered lazily so a lock's holder is current.
         self.blocked_on: tuple[Waitable, str] | None = None
         self.since = time.monotonic()
+        # The threadwise lock this thread is parked on, for deadlock detection.
+        self.waiting_lock: Any = None
 
     def describe_blocked_on(self) -> str | None:
         blocked = self.blocked_on

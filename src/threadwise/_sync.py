@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Generic, TypeVar
 
+from . import _debug
 from ._cancel import CancelMode, Waiter, block
-from ._exceptions import QueueClosed
-from ._state import Waitable, thread_name
+from ._exceptions import DeadlockError, QueueClosed
+from ._state import ThreadState, Waitable, all_states, current_state, thread_name
 from ._validate import check_name, check_timeout
 
 T = TypeVar("T")
@@ -99,6 +100,46 @@ class ParkingLot:
             pass
 
 
+# Guards the wait-for graph (who waits for which lock): checking for a cycle and adding our
+# own edge happen under it together, so two threads closing a cycle at once cannot both miss it.
+_wait_graph_lock = threading.Lock()
+
+
+def _enter_wait_graph(lock: Lock, state: ThreadState) -> None:
+    """Record that this thread waits for ``lock``; raise DeadlockError if that closes a cycle."""
+    me = _get_ident()
+    with _wait_graph_lock:
+        chain: list[tuple[int, Lock]] = []
+        current: Lock | None = lock
+        seen: set[int] = set()
+        states = all_states()
+        while current is not None:
+            owner = current._owner
+            if owner is None or owner in seen:
+                break  # a free lock, or a cycle not through us: not ours to report
+            chain.append((owner, current))
+            if owner == me:
+                raise DeadlockError(_describe_cycle(me, chain))
+            seen.add(owner)
+            other = states.get(owner)
+            current = other.waiting_lock if other is not None else None
+        state.waiting_lock = lock
+
+
+def _describe_cycle(me: int, chain: list[tuple[int, Lock]]) -> str:
+    """``chain[i]`` is (owner, lock): thread ``me`` waits for chain[0]'s lock, whose owner
+    waits for chain[1]'s lock, ... and the last owner is ``me``."""
+    parts = [f"{thread_name(me)} waits for {chain[0][1]._describe()}"]
+    for i, (owner, _) in enumerate(chain):
+        if owner == me:
+            parts.append(f"held by {thread_name(me)} itself")
+        else:
+            parts.append(
+                f"held by {thread_name(owner)}, which waits for {chain[i + 1][1]._describe()}"
+            )
+    return "deadlock: " + ", ".join(parts)
+
+
 def _remaining(end: float | None) -> float | None:
     return None if end is None else end - _monotonic()
 
@@ -136,12 +177,24 @@ class Lock:
             if not blocking:
                 raise ValueError("can't specify a timeout for a non-blocking acquire")
             seconds = check_timeout(timeout)
+        if self._name is not None and _debug.enabled:
+            return self._acquire_debug(blocking, seconds)
         if self._inner.acquire(False):
             self._owner = _get_ident()
             return True
         if not blocking:
             return False
         return self._acquire_slow(seconds, "raise")
+
+    def _acquire_debug(self, blocking: bool, seconds: float | None) -> bool:
+        assert self._name is not None
+        _debug.before_acquire(self._name)
+        if self._inner.acquire(False):
+            self._owner = _get_ident()
+        elif not blocking or not self._acquire_slow(seconds, "raise"):
+            return False
+        _debug.acquired(self._name)
+        return True
 
     def _acquire_slow(self, timeout: float | None, cancel: CancelMode) -> bool:
         end = _end_of(timeout)
@@ -159,7 +212,17 @@ class Lock:
                 if left is not None and left <= 0:
                     lot.dequeue(waiter, pass_on=False)
                     return False
-                lot.wait(waiter, mutex, left, (self, "acquire"), cancel=cancel)
+                state = current_state()
+                if left is None:
+                    try:
+                        _enter_wait_graph(self, state)  # raises DeadlockError on a cycle
+                    except DeadlockError:
+                        lot.dequeue(waiter, pass_on=False)
+                        raise
+                try:
+                    lot.wait(waiter, mutex, left, (self, "acquire"), cancel=cancel)
+                finally:
+                    state.waiting_lock = None
         self._owner = _get_ident()
         return True
 
@@ -171,6 +234,8 @@ class Lock:
         except RuntimeError:
             self._owner = owner
             raise RuntimeError(f"release of unlocked {self._describe()}") from None
+        if self._name is not None and _debug.enabled:
+            _debug.released(self._name)
         if self._lot:  # a racy read is fine: see the comment in _acquire_slow
             with self._mutex:
                 self._lot.unpark_one()

@@ -127,6 +127,7 @@ class Task(Generic[T]):
         state = current_state()
         previous_task, previous_scope = state.task, state.scope
         state.task, state.scope = self, self._scope
+        state.since = time.monotonic()
         try:
             result = self._call()
         except Cancelled as exc:

@@ -1,0 +1,173 @@
+"""Services: the safe form of daemon threads. A background job that stops gracefully —
+between iterations, never in the middle of one — when asked or when the program exits."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Literal, TypeVarTuple
+
+from ._cancel import CancelScope, sleep
+from ._exceptions import Cancelled
+from ._task import Task, abandon
+from ._validate import check_callable, check_name, check_timeout
+
+Ts = TypeVarTuple("Ts")
+Restart = Literal["never", "on-failure"]
+logger = logging.getLogger("threadwise")
+_counter = itertools.count(1)
+
+_running: set[Service] = set()
+_running_lock = threading.Lock()
+
+
+class Service:
+    """Run ``fn(*args, **kwargs)`` in a background thread: once, or every ``interval`` s.
+
+    ``stop(timeout)`` lets the current iteration finish (only the wait between iterations is
+    cancelled), then waits; if the iteration outlives ``timeout`` it is cancelled too, and if
+    it is stuck in code that cannot be cancelled it is abandoned with a warning. At interpreter
+    exit every running service is stopped the same way with ``grace`` seconds, so a service
+    writing a file never leaves it half-written because the program ended.
+
+    Failures are logged with their traceback. ``restart="on-failure"`` runs ``fn`` again after
+    a failure, waiting ``backoff`` seconds, doubling up to ``max_backoff``.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[*Ts], object],
+        /,
+        *args: *Ts,
+        interval: float | None = None,
+        name: str | None = None,
+        restart: Restart = "never",
+        grace: float = 5.0,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+    ) -> None:
+        check_callable(fn)
+        self._fn: Callable[..., object] = fn
+        self._args: tuple[Any, ...] = args
+        self.interval = check_timeout(interval, "interval")
+        self.name = check_name(name) or f"service-{next(_counter)}"
+        if restart not in ("never", "on-failure"):
+            raise ValueError(f"restart must be 'never' or 'on-failure', got {restart!r}")
+        self.restart: Restart = restart
+        grace_s = check_timeout(grace, "grace")
+        self.grace = float("inf") if grace_s is None else grace_s
+        self.backoff = check_timeout(backoff, "backoff") or 0.0
+        self.max_backoff = check_timeout(max_backoff, "max_backoff") or 0.0
+        self.iterations = 0
+        self.failures = 0
+        self.last_exception: BaseException | None = None
+        self.restart_delays: list[float] = []
+        self._task: Task[None] | None = None
+        self._idle = CancelScope(name=f"service {self.name!r} idle")
+        self._stopping = False
+        self._lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> Service:
+        with self._lock:
+            if self._task is not None:
+                raise RuntimeError(f"service {self.name!r} was already started")
+            self._task = Task(self._main, self.name)
+        with _running_lock:
+            _running.add(self)
+        self._task._start_thread(register_live=False)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop after the current iteration; True if the service thread has ended."""
+        seconds = check_timeout(timeout)
+        task = self._task
+        if task is None:
+            return True
+        with self._lock:
+            self._stopping = True
+            self._idle.cancel(f"service {self.name!r} is stopping")
+        finished = task._done._wait(seconds, "ignore")
+        if not finished:
+            task.cancel(f"service {self.name!r} did not stop within {seconds} s")
+            finished = task._done._wait(1.0, "ignore")
+        if finished:
+            task.join()
+        else:
+            abandon([task], f"service {self.name!r} did not stop")
+        with _running_lock:
+            _running.discard(self)
+        return finished
+
+    def __enter__(self) -> Service:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop(self.grace)
+
+    # -- the loop --------------------------------------------------------------------------
+    def _main(self) -> None:
+        delay = self.backoff
+        while not self._stopping:
+            started = time.monotonic()
+            try:
+                self._fn(*self._args)
+                self.iterations += 1
+            except Cancelled:
+                if self._stopping or (self._task is not None and self._task._scope.cancelled):
+                    return
+                raise
+            except Exception as exc:
+                self.failures += 1
+                self.last_exception = exc
+                logger.error("service %r failed", self.name, exc_info=exc)
+                if self.restart == "never":
+                    return
+                if time.monotonic() - started > max(delay, self.interval or 0.0) * 2:
+                    delay = self.backoff  # it ran a good while: start the backoff over
+                self.restart_delays.append(delay)
+                if not self._idle_sleep(delay):
+                    return
+                delay = min(self.max_backoff, delay * 2) if delay else 0.0
+                continue
+            if self.interval is None:
+                return
+            if not self._idle_sleep(self.interval):
+                return
+
+    def _idle_sleep(self, seconds: float) -> bool:
+        """Sleep between iterations; False when the service is stopping."""
+        with self._lock:  # stop() sets _stopping and cancels _idle under the same lock
+            if self._stopping:
+                return False
+            idle = self._idle = CancelScope(name=f"service {self.name!r} idle")
+        with idle:
+            sleep(seconds)
+        return not idle.cancelled_caught and not self._stopping
+
+    def __repr__(self) -> str:
+        status = "running" if self.running else "stopped"
+        return f"<threadwise.Service {self.name!r} {status}>"
+
+
+def _stop_services_at_exit() -> None:
+    with _running_lock:
+        services = list(_running)
+    for service in services:
+        service.stop(service.grace)
+
+
+_register_atexit = getattr(threading, "_register_atexit", None)
+if _register_atexit is not None:  # before the interpreter waits for threads
+    _register_atexit(_stop_services_at_exit)
+else:  # pragma: no cover
+    import atexit
+
+    atexit.register(_stop_services_at_exit)
