@@ -23,7 +23,7 @@ from ._cancel import Waiter, block, current_scope, sleep
 from ._exceptions import Cancelled, QueueClosed
 from ._pool import ChunkSizer, RateLimiter, Workers
 from ._progress import Progress, ProgressArg
-from ._sync import Lock, Queue
+from ._sync import Condition, Lock, Queue
 from ._validate import check_callable, check_name, check_positive_int, check_timeout
 
 T = TypeVar("T")
@@ -57,6 +57,7 @@ class StageReport:
     failed: int = 0
     not_started: int = 0
     retries: int = 0
+    discarded: int = 0  # outputs made but dropped because the run stopped early
     busy_seconds: float = 0.0
     utilisation: float = 0.0
     errors: list[tuple[Any, BaseException]] = field(default_factory=list)
@@ -184,12 +185,17 @@ class _Emitter:
         inbox: Queue[tuple[int, list[Any]]],
         sizer: ChunkSizer | None,
         sent: Callable[[int], None],
+        window: int = 1 << 30,
     ) -> None:
         self.ordered = ordered
         self.inbox = inbox
         self.sizer = sizer
         self.sent = sent
         self.lock = Lock()
+        # Chunks may run this far ahead of the next one due: bounds the reorder buffer while
+        # one slow item holds up the sequence (the workers then wait instead of piling up).
+        self.window = window
+        self.ahead = Condition(self.lock)
         self.buffer: dict[int, list[Any]] = {}
         self.next_seq = 0
         self.pending: list[Any] = []
@@ -198,15 +204,19 @@ class _Emitter:
     def emit(self, seq: int, items: list[Any]) -> None:
         with self.lock:
             if self.ordered:
+                while seq - self.next_seq > self.window:
+                    self.ahead.wait()
                 buffer = self.buffer
                 buffer[seq] = items
-                while self.next_seq in buffer:
-                    ready = buffer.pop(self.next_seq)
-                    self.next_seq += 1
-                    if self.pending:
-                        self.pending.extend(ready)
-                    else:
-                        self.pending = ready
+                if self.next_seq in buffer:
+                    while self.next_seq in buffer:
+                        ready = buffer.pop(self.next_seq)
+                        self.next_seq += 1
+                        if self.pending:
+                            self.pending.extend(ready)
+                        else:
+                            self.pending = ready
+                    self.ahead.notify_all()
             elif self.pending:
                 self.pending.extend(items)
             else:
@@ -256,7 +266,9 @@ class _StageRun:
         self.report = StageReport(spec.name, spec.kind, spec.workers)
         capacity = max(2, _CHUNKS_PER_WORKER * spec.workers)
         self.inbox: Queue[tuple[int, list[Any]]] = Queue(capacity, name=f"{spec.name} inbox")
-        self.sizer = ChunkSizer(spec.chunk_size)
+        self.sizer = ChunkSizer(
+            spec.chunk_size, target=0.1 if spec.executor is not None else ChunkSizer.TARGET_SECONDS
+        )
         self.limiter = RateLimiter(spec.rate) if spec.rate is not None else None
         self.lock = threading.Lock()
         self.active = spec.workers
@@ -479,11 +491,18 @@ class _Run:
             max(2, _CHUNKS_PER_WORKER * last_workers), name=f"{self.name} output"
         )
         for this, nxt in itertools.zip_longest(self.stages, self.stages[1:]):
+            window = _CHUNKS_PER_WORKER * this.spec.workers
             if nxt is None:
-                this.emitter = _Emitter(this.spec.ordered, self.output, None, this.sent)
+                this.emitter = _Emitter(
+                    this.spec.ordered, self.output, None, this.sent, window=window
+                )
             else:
                 this.emitter = _Emitter(
-                    this.spec.ordered, nxt.inbox, nxt.sizer, _both(this.sent, nxt.received)
+                    this.spec.ordered,
+                    nxt.inbox,
+                    nxt.sizer,
+                    _both(this.sent, nxt.received),
+                    window=window,
                 )
         self.report = PipelineReport(self.name, [s.report for s in self.stages])
         self.failure: BaseException | None = None
@@ -592,12 +611,36 @@ class _Run:
 
     def _account_leftovers(self) -> None:
         for stage in self.stages:
+            emitter = stage.emitter
+            stage.report.discarded += len(emitter.pending) + sum(
+                len(chunk) for chunk in emitter.buffer.values()
+            )
+            emitter.pending, emitter.buffer = [], {}
+        if self.stages:
+            while True:
+                try:
+                    _, chunk = self.output.get_nowait()
+                except (QueueClosed, _stdlib_queue.Empty):
+                    break
+                self.stages[-1].report.discarded += len(chunk)
+        for stage in self.stages:
             while True:
                 try:
                     _, chunk = stage.inbox.get_nowait()
                 except (QueueClosed, _stdlib_queue.Empty):
                     break
                 stage.report.not_started += len(chunk)
+
+
+def _flatten(chunks: Iterator[list[T]]) -> Iterator[T]:
+    """The items of the chunks, as a generator: ``close()`` stops the run at once."""
+    try:
+        for chunk in chunks:
+            yield from chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def _both(a: Callable[[int], None], b: Callable[[int], None]) -> Callable[[int], None]:
@@ -815,8 +858,7 @@ class Pipeline(Generic[T]):
         self, *, timeout: float | None = None, progress: ProgressArg = False, grace: float = 1.0
     ) -> Iterator[T]:
         """The pipeline's outputs, lazily. Leaving the loop early cancels and joins the stages."""
-        chunks = self._chunks(timeout, progress, grace)
-        return itertools.chain.from_iterable(chunks)
+        return _flatten(self._chunks(timeout, progress, grace))
 
     def run(
         self, *, timeout: float | None = None, progress: ProgressArg = False, grace: float = 1.0

@@ -71,14 +71,17 @@ class ChunkSizer:
     one by one (so they spread over every worker). Updates race benignly: a float store.
     """
 
-    __slots__ = ("cost", "fixed")
+    __slots__ = ("cost", "fixed", "target")
 
     TARGET_SECONDS = 0.002  # the work one chunk should carry
     MAX_ITEMS = 1024
 
-    def __init__(self, fixed: int | None = None) -> None:
+    def __init__(self, fixed: int | None = None, *, target: float = TARGET_SECONDS) -> None:
         self.fixed = fixed
-        self.cost: float | None = None  # seconds per item, smoothed
+        # A remote executor costs a round trip per chunk: give it a larger target, so chunks
+        # grow until the round trip is a small part of each.
+        self.target = target
+        self.cost: float | None = None  # seconds per item (hand-over included), smoothed
 
     def size(self) -> int:
         if self.fixed is not None:
@@ -88,7 +91,7 @@ class ChunkSizer:
             return 1
         if cost <= 0:
             return self.MAX_ITEMS
-        return max(1, min(self.MAX_ITEMS, int(self.TARGET_SECONDS / cost)))
+        return max(1, min(self.MAX_ITEMS, int(self.target / cost)))
 
     def record(self, items: int, seconds: float) -> None:
         if items <= 0:

@@ -43,6 +43,7 @@ _SEGMENT_MIN = 8 << 20  # files below twice this are never split
 _MAX_SEGMENTS = 8
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _MAX_RETRY_AFTER = 120.0
+_CLOSE_WAIT = 0.25  # seconds to wait for the end of a body on a closing connection
 # Smaller files get no resume sidecar: restarting them costs less than writing one.
 _RESUME_MIN = 1 << 20
 
@@ -63,6 +64,10 @@ class _Retryable(Exception):
 
 class _Fatal(Exception):
     pass
+
+
+class _TooLong(_Fatal):
+    """The body outgrew its Content-Length: the data cannot be trusted."""
 
 
 class _Skip(Exception):
@@ -345,6 +350,9 @@ class Downloader:
                 return
             except _Retryable as exc:
                 error = exc
+            except _TooLong:
+                _discard(part)  # its bytes cannot be trusted, nor resumed from
+                raise
 
     def _check_existing(self, job: _Job, final: str, result: FileResult) -> None:
         size = os.path.getsize(final)
@@ -512,9 +520,9 @@ class Downloader:
                 ) from exc
         if body.short:
             raise _Retryable(f"the body ended after {position} bytes: the connection closed")
-        if remaining is None and body.finish():
+        if remaining is None and body.finish(closing=_will_close(response)):
             response.close()
-            raise _Fatal("the server sent more bytes than its Content-Length")
+            raise _TooLong("the server sent more bytes than its Content-Length")
         return position
 
     def _finish(
@@ -670,6 +678,11 @@ def _discard(part: str) -> None:
     _Meta.remove(part)
 
 
+def _will_close(response: Any) -> bool:
+    connection = str(response.headers.get("Connection", "")).lower()
+    return "close" in connection or getattr(response, "version", 11) == 10
+
+
 def _is_disk_error(exc: OSError) -> bool:
     import errno
 
@@ -749,8 +762,13 @@ class _Body:
         self._left -= n
         return n
 
-    def finish(self) -> bool:
-        """Close the body for reuse of the connection; True if extra bytes were waiting."""
+    def finish(self, *, closing: bool) -> bool:
+        """Close the body for reuse of the connection; True if extra bytes were waiting.
+
+        On a connection the server closes after this response we read on to the end (a
+        short wait), so late extra bytes are seen too; on a kept-alive one we can only peek
+        at what has arrived (later bytes break the next request, which is then retried).
+        """
         fp, raw = self._fp, self._raw
         if fp is None or raw is None or self._left > 0:
             return False
@@ -759,8 +777,8 @@ class _Body:
         if isinstance(sock, socket.socket):
             previous = sock.gettimeout()
             try:
-                sock.settimeout(0)
-                extra = bool(fp.peek(1))
+                sock.settimeout(_CLOSE_WAIT if closing else 0)
+                extra = bool(fp.read1(1) if closing else fp.peek(1))
             except (BlockingIOError, OSError, ValueError):
                 extra = False
             finally:

@@ -9,7 +9,8 @@ import re
 import threading
 from urllib.parse import unquote, urlsplit
 
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
+# C0 and C1 control characters (C1 includes CSI, a terminal escape) and what Windows forbids.
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"|?*]')
 _WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
 _MAX_NAME_BYTES = 200
 
@@ -39,9 +40,25 @@ def name_from_url(url: str) -> str:
     return sanitize(unquote(path)) or "index.html"
 
 
+_FILENAME_STAR = re.compile(r"filename\*\s*=\s*([^;]+)", re.IGNORECASE)
+
+
 def name_from_content_disposition(header: str | None) -> str | None:
+    """The file name a Content-Disposition header suggests, sanitised. ``filename*``
+    (RFC 5987, any charset) wins over ``filename``, as RFC 6266 asks."""
     if not header:
         return None
+    star = _FILENAME_STAR.search(header)
+    if star:
+        charset, _, rest = star.group(1).strip().strip('"').partition("'")
+        _, _, encoded = rest.partition("'")
+        try:
+            decoded = unquote(encoded, encoding=charset or "utf-8", errors="strict")
+        except (LookupError, UnicodeDecodeError):
+            decoded = ""
+        name = sanitize(decoded) if decoded else None
+        if name:
+            return name
     message = email.message.Message()
     message["content-disposition"] = header
     try:

@@ -265,9 +265,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
-        self._send(body)
-        if served.extra_bytes:
-            self._send(memoryview(b"x" * served.extra_bytes))
+        if served.extra_bytes:  # one write, so the extra bytes arrive with the body
+            self._send(memoryview(bytes(body) + b"x" * served.extra_bytes))
+        else:
+            self._send(body)
 
     def _send(self, body: memoryview) -> None:
         app = self.server.app
