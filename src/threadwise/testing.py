@@ -1,0 +1,122 @@
+"""Test helpers for code that uses threads (a pytest plugin, registered automatically).
+
+* ``assert_no_thread_leaks()``: a context manager that fails, with the names and stacks of
+  the threads it finds, when the block leaves threads running.
+* the ``no_thread_leaks`` fixture does the same around a test; list it in a test's arguments,
+  or make it automatic for a whole suite with ``threadwise_leak_check = true`` in the pytest
+  ini options (or ``--threadwise-leak-check``). Mark a test ``allow_thread_leak`` to exempt it.
+* ``tiny_switch_interval()``: run a block with ``sys.setswitchinterval(1e-6)`` so threads
+  switch as often as possible and races show up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["ThreadLeakError", "assert_no_thread_leaks", "leaked_threads", "tiny_switch_interval"]
+
+
+class ThreadLeakError(AssertionError):
+    """Threads started inside a checked block were still running after it."""
+
+
+def _describe(threads: list[threading.Thread]) -> str:
+    frames = sys._current_frames()
+    parts = []
+    for thread in threads:
+        frame = frames.get(thread.ident or -1)
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else "  (no stack)\n"
+        parts.append(f"{thread.name} (daemon={thread.daemon}, ident={thread.ident}):\n{stack}")
+    return "\n".join(parts)
+
+
+def leaked_threads(before: set[threading.Thread], settle: float = 1.0) -> list[threading.Thread]:
+    """Threads alive now that were not in ``before``, after waiting up to ``settle`` seconds
+    for threads that are just finishing."""
+    deadline = time.monotonic() + settle
+    while True:
+        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not leaked or time.monotonic() >= deadline:
+            return leaked
+        time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def assert_no_thread_leaks(settle: float = 1.0) -> Iterator[None]:
+    """Fail with ``ThreadLeakError`` (names and stacks) if the block leaves threads alive."""
+    before = set(threading.enumerate())
+    yield
+    leaked = leaked_threads(before, settle)
+    if leaked:
+        raise ThreadLeakError(f"{len(leaked)} thread(s) leaked:\n{_describe(leaked)}")
+
+
+@contextlib.contextmanager
+def tiny_switch_interval(interval: float = 1e-6) -> Iterator[None]:
+    """Switch threads as often as the interpreter allows inside the block."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(interval)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
+# -- the pytest plugin ---------------------------------------------------------------------------
+try:
+    import pytest
+except ImportError:  # pragma: no cover - the helpers above work without pytest
+    pytest = None  # type: ignore[assignment]
+
+if pytest is not None:
+
+    def pytest_addoption(parser: Any) -> None:
+        parser.addini(
+            "threadwise_leak_check",
+            "fail every test that leaves a thread running (threadwise)",
+            type="bool",
+            default=False,
+        )
+        parser.addoption(
+            "--threadwise-leak-check",
+            action="store_true",
+            default=False,
+            help="fail every test that leaves a thread running (threadwise)",
+        )
+
+    def pytest_configure(config: Any) -> None:
+        config.addinivalue_line(
+            "markers", "allow_thread_leak: the test may leave threads running (threadwise)"
+        )
+
+    def _check(request: Any) -> Iterator[None]:
+        if request.node.get_closest_marker("allow_thread_leak"):
+            yield
+            return
+        before = set(threading.enumerate())
+        yield
+        leaked = leaked_threads(before)
+        if leaked:
+            pytest.fail(f"test leaked {len(leaked)} thread(s):\n{_describe(leaked)}", pytrace=False)
+
+    @pytest.fixture
+    def no_thread_leaks(request: Any) -> Iterator[None]:
+        """Fail the test if it leaves a thread running."""
+        yield from _check(request)
+
+    @pytest.fixture(autouse=True)
+    def _threadwise_leak_check(request: Any) -> Iterator[None]:
+        config = request.config
+        enabled = config.getoption("--threadwise-leak-check") or config.getini(
+            "threadwise_leak_check"
+        )
+        if enabled and "no_thread_leaks" not in request.fixturenames:
+            yield from _check(request)
+        else:
+            yield
