@@ -70,12 +70,17 @@ __all__ = [
     "watchdog",
 ]
 
+
 # Tracebacks and reprs say threadwise.Task, not threadwise._task.Task.
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type) or callable(_obj):
-        try:
-            _obj.__module__ = __name__
-        except (AttributeError, TypeError):
-            pass
-del _name, _obj
+def _rename_module() -> None:
+    for name in __all__:
+        obj = globals()[name]
+        if isinstance(obj, type) or callable(obj):
+            try:
+                obj.__module__ = __name__
+            except (AttributeError, TypeError):
+                pass
+
+
+_rename_module()
+del _rename_module

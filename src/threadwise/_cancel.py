@@ -108,7 +108,7 @@ class CancelScope:
                 return
             self._cancel_called = True
             to_wake: list[Waiter | CancelHook] = []
-            stack = [self]
+            stack: list[CancelScope] = [self]
             while stack:
                 scope = stack.pop()
                 if scope._cancelled:

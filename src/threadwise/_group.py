@@ -98,7 +98,7 @@ class TaskGroup:
             _bind(fn, args, kwargs), _new_name(fn), parent_scope=self._scope, group=self
         )
         task._callbacks = [self._on_task_done]
-        start_worker = False
+        worker: threading.Thread | None = None
         with self._lock:
             if self._phase is not _Phase.OPEN:
                 task._scope._detach()
@@ -121,13 +121,12 @@ class TaskGroup:
                         daemon=True,
                     )
                     self._threads.append(worker)
-                    start_worker = True
         if self._max_workers is None:
             task._start_thread(register_live=False)
             with self._lock:
                 assert task._thread is not None
                 self._threads.append(task._thread)
-        elif start_worker:
+        elif worker is not None:
             worker.start()
         return task
 

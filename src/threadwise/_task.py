@@ -301,8 +301,13 @@ def _new_name(fn: Callable[..., Any]) -> str:
 
 
 def _bind(fn: Callable[P, T], args: Any, kwargs: Any) -> Callable[[], T]:
+    """``fn(*args, **kwargs)`` to run later in a copy of the caller's contextvars context."""
     context = contextvars.copy_context()
-    return functools.partial(context.run, fn, *args, **kwargs)
+
+    def call() -> T:
+        return context.run(fn, *args, **kwargs)
+
+    return call
 
 
 def spawn(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Task[T]:

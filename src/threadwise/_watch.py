@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.module is not None and args.script is not None:
         args.args = [args.script, *args.args]
-    target = args.module if args.module is not None else args.script
+    target = str(args.module if args.module is not None else args.script)
     if args.module is None and not os.path.exists(target):
         print(f"threadwise watch: no such script: {target}", file=sys.stderr)
         return 2

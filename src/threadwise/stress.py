@@ -112,9 +112,10 @@ def run_group(rng: random.Random, totals: Totals) -> str | None:
                     if nested and i % 7 == 0:
 
                         def inner(i: int = i) -> int:
+                            spawned: list[tw.Task[int]] = []
                             with tw.TaskGroup(max_workers=2) as sub:
-                                t = sub.spawn(work, i)
-                            return t.result()
+                                spawned.append(sub.spawn(work, i))
+                            return spawned[0].result()
 
                         tasks.append(g.spawn(inner))
                     else:

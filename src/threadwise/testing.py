@@ -17,7 +17,6 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from typing import Any
 
 __all__ = ["ThreadLeakError", "assert_no_thread_leaks", "leaked_threads", "tiny_switch_interval"]
 
@@ -68,55 +67,13 @@ def tiny_switch_interval(interval: float = 1e-6) -> Iterator[None]:
         sys.setswitchinterval(previous)
 
 
-# -- the pytest plugin ---------------------------------------------------------------------------
+# The pytest plugin (hooks and fixtures) lives beside, importable only where pytest is.
 try:
-    import pytest
+    from ._plugin import (  # noqa: F401 - pytest finds the hooks and fixtures here
+        _threadwise_leak_check,
+        no_thread_leaks,
+        pytest_addoption,
+        pytest_configure,
+    )
 except ImportError:  # pragma: no cover - the helpers above work without pytest
-    pytest = None  # type: ignore[assignment]
-
-if pytest is not None:
-
-    def pytest_addoption(parser: Any) -> None:
-        parser.addini(
-            "threadwise_leak_check",
-            "fail every test that leaves a thread running (threadwise)",
-            type="bool",
-            default=False,
-        )
-        parser.addoption(
-            "--threadwise-leak-check",
-            action="store_true",
-            default=False,
-            help="fail every test that leaves a thread running (threadwise)",
-        )
-
-    def pytest_configure(config: Any) -> None:
-        config.addinivalue_line(
-            "markers", "allow_thread_leak: the test may leave threads running (threadwise)"
-        )
-
-    def _check(request: Any) -> Iterator[None]:
-        if request.node.get_closest_marker("allow_thread_leak"):
-            yield
-            return
-        before = set(threading.enumerate())
-        yield
-        leaked = leaked_threads(before)
-        if leaked:
-            pytest.fail(f"test leaked {len(leaked)} thread(s):\n{_describe(leaked)}", pytrace=False)
-
-    @pytest.fixture
-    def no_thread_leaks(request: Any) -> Iterator[None]:
-        """Fail the test if it leaves a thread running."""
-        yield from _check(request)
-
-    @pytest.fixture(autouse=True)
-    def _threadwise_leak_check(request: Any) -> Iterator[None]:
-        config = request.config
-        enabled = config.getoption("--threadwise-leak-check") or config.getini(
-            "threadwise_leak_check"
-        )
-        if enabled and "no_thread_leaks" not in request.fixturenames:
-            yield from _check(request)
-        else:
-            yield
+    pass

@@ -36,6 +36,10 @@ try:
     from urllib3.exceptions import NameResolutionError
 except ImportError:  # pragma: no cover - the cli extra installs it
     urllib3 = None  # type: ignore[assignment]
+    # Stand-ins so the except clauses below stay valid without urllib3.
+    _Urllib3Error = type("_Urllib3Error", (Exception,), {})  # type: ignore[misc,assignment]
+    NameResolutionError = type("NameResolutionError", (_Urllib3Error,), {})  # type: ignore[misc,assignment]
+
 
 _CHUNK = 1 << 20  # bytes per read: large blocks, straight into the file
 _MAX_REDIRECTS = 10
@@ -486,9 +490,11 @@ class Downloader:
         limit: int | None,
         hasher: Any,
         result: FileResult,
+        segment: list[int] | None = None,
     ) -> int:
         """Copy the body into ``fd`` at ``offset`` (at most ``limit`` bytes); returns the end
-        offset. Reads go straight into a reused 1 MiB buffer; a cancel shuts the socket."""
+        offset. Reads go straight into a reused 1 MiB buffer; a cancel shuts the socket.
+        ``segment[2]`` (bytes done in a segment) is kept current for a resume."""
         view = memoryview(self.buffers.get())
         body = _Body(response)
         position = offset
@@ -510,6 +516,8 @@ class Downloader:
                         remaining -= n
                     with lock:
                         result.bytes += n
+                    if segment is not None:
+                        segment[2] += n
                     checkpoint()
             except (_Urllib3Error, OSError, ValueError, http.client.HTTPException) as exc:
                 checkpoint()  # a socket shut down by a cancel: raise Cancelled instead
@@ -655,10 +663,9 @@ class Downloader:
                             raise _Retryable(f"HTTP {status} for a segment")
                         raise _Fatal(f"the server stopped honouring ranges (HTTP {status})")
                 try:
-                    reached = self._stream(response, fd, position, end - position, None, result)
+                    self._stream(response, fd, position, end - position, None, result, segment)
                 finally:
-                    segment[2] = (reached if "reached" in locals() else position) - start
-                    if position + segment[2] - start < end:
+                    if start + segment[2] < end:
                         response.close()  # a half-read connection cannot be reused
                     response.release_conn()
                     response = None
@@ -872,21 +879,24 @@ def _start_progress(
     """A sampler thread that calls ``progress(report)`` (or draws a line) ten times a second."""
     if progress is False or progress is None:
         return None
+    callback: Callable[[DownloadReport], object]
     if callable(progress):
-        callback: Callable[[DownloadReport], object] = progress
+        callback = progress
     elif progress is True or progress == "force":
         import sys
 
         if progress is True and not sys.stderr.isatty():
             return None
 
-        def callback(r: DownloadReport) -> None:
+        def draw(r: DownloadReport) -> None:
             r.elapsed = time.monotonic() - started
             sys.stderr.write(
                 f"\r{r.count('done')}/{len(r.files)} files, "
                 f"{r.total_bytes / 1048576:.1f} MiB, {r.throughput / 1048576:.1f} MiB/s   "
             )
             sys.stderr.flush()
+
+        callback = draw
     else:
         raise TypeError(f"progress must be True, False, 'force' or a callable, got {progress!r}")
     stop = threading.Event()

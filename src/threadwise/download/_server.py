@@ -179,7 +179,7 @@ class _Server(http.server.ThreadingHTTPServer):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: _Server  # pyright: ignore[reportIncompatibleVariableOverride]
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: tests and the demo print their own output
@@ -205,6 +205,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         app = self.server.app
         path = unquote(urlsplit(self.path).path)
         served = app.files.get(path)
+        attempt = 0
         with app._lock:
             app.stats.requests += 1
             if served is not None:
