@@ -1,8 +1,12 @@
-"""``threadwise demo``: simulated downloads, one after the other and then concurrently.
+"""``threadwise demo``: real downloads from a local server, one at a time and then in parallel.
 
-Each "download" sleeps for the simulated latency (with the cancellable ``threadwise.sleep``) and
-returns fake bytes with their sha256, so every result can be checked against what was expected.
-Self-contained on purpose: a real HTTP downloader against an embedded server replaces it later.
+An embedded HTTP server on 127.0.0.1 serves generated files, answering each request after a
+latency and sending each response at a limited bandwidth, as a distant server would. The same
+files are downloaded twice with ``threadwise.download``: with one worker, then with N; both
+runs verify every file's sha256, and a table compares the times with what the model allows.
+
+The model: a file takes ``latency + size / bandwidth`` seconds on one connection, so the
+sequential run ideally takes ``files`` times that, and N workers ``ceil(files / N)`` times that.
 """
 
 from __future__ import annotations
@@ -10,176 +14,297 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
+import os
+import re
 import sys
-import threading
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO
 
-import threadwise
+if TYPE_CHECKING:
+    from threadwise.download import DemoServer, DownloadReport
 
-Number = TypeVar("Number", int, float)
+DEFAULT_FILES = 24
+DEFAULT_SIZE = 256 * 1024
+DEFAULT_LATENCY = 0.3
+DEFAULT_BANDWIDTH = 1024 * 1024
+DEFAULT_WORKERS = 12
 
-DEFAULT_FILES = 12
-DEFAULT_LATENCY = 0.5
+# Sanity limits: the server keeps every file in memory, twice over while it generates them.
+MAX_FILES = 10_000
+MAX_TOTAL = 1 << 30
+MAX_WORKERS = 1_000
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+    "gib": 1024**3,
+}
+
+
+def parse_size(text: str) -> float:
+    """``"256K"``, ``"256KiB"``, ``"1.5M"``, ``"16384"`` → bytes (units are powers of 1024)."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
+    if match is None or match.group(2).lower() not in _UNITS:
+        raise ValueError(f"not a size: {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
 @dataclass(frozen=True)
-class Download:
-    """The outcome of one simulated download."""
+class Model:
+    """The ideal times: every file takes ``latency + size / bandwidth`` on one connection."""
 
-    url: str
-    data: bytes
-    sha256: str
+    files: int
+    size: int
+    latency: float
+    bandwidth: float  # bytes per second per connection; 0: unthrottled (transfer time ignored)
+    workers: int
 
+    @property
+    def per_file(self) -> float:
+        transfer = self.size / self.bandwidth if self.bandwidth else 0.0
+        return self.latency + transfer
 
-def file_url(index: int) -> str:
-    """The simulated URL of file number ``index`` (from 1)."""
-    return f"https://downloads.example/file-{index:03d}.bin"
+    @property
+    def rounds(self) -> int:
+        """How many files each of the busiest workers downloads, one after the other."""
+        return math.ceil(self.files / self.workers)
 
+    @property
+    def sequential(self) -> float:
+        return self.files * self.per_file
 
-def payload(url: str) -> bytes:
-    """The fake content served for ``url``: 8 to 64 KiB, deterministic per URL."""
-    seed = hashlib.sha256(url.encode()).digest()
-    size = 8 * 1024 + int.from_bytes(seed[:2], "big") % (56 * 1024)
-    return (seed * (size // len(seed) + 1))[:size]
+    @property
+    def parallel(self) -> float:
+        return self.rounds * self.per_file
 
-
-def expected_sha256(url: str) -> str:
-    """The sha256 that a correct download of ``url`` has."""
-    return hashlib.sha256(payload(url)).hexdigest()
-
-
-def fetch(url: str, latency: float) -> Download:
-    """Simulate downloading ``url``: wait ``latency`` seconds, return the bytes and their hash."""
-    threadwise.sleep(latency)
-    data = payload(url)
-    return Download(url, data, hashlib.sha256(data).hexdigest())
-
-
-class _Progress:
-    """Prints one line per finished download; safe to call from several threads."""
-
-    def __init__(self, total: int, out: TextIO) -> None:
-        self._total = total
-        self._out = out
-        self._lock = threading.Lock()
-        self._done = 0
-        self._start = time.perf_counter()
-
-    def finished(self, download: Download) -> None:
-        elapsed = time.perf_counter() - self._start
-        name = download.url.rsplit("/", 1)[-1]
-        with self._lock:
-            self._done += 1
-            width = len(str(self._total))
-            print(
-                f"  [{self._done:>{width}}/{self._total}] {name}"
-                f"  {len(download.data) / 1024:5.1f} KiB"
-                f"  sha256 {download.sha256[:12]}"
-                f"  at {elapsed:6.2f} s",
-                file=self._out,
-                flush=True,
-            )
+    @property
+    def speedup(self) -> float:
+        return self.sequential / self.parallel
 
 
-def _fetch_and_report(url: str, latency: float, progress: _Progress) -> Download:
-    download = fetch(url, latency)
-    progress.finished(download)
-    return download
+def file_names(files: int) -> list[str]:
+    return [f"file-{i:03d}.bin" for i in range(1, files + 1)]
 
 
-def download_sequentially(urls: Sequence[str], latency: float, out: TextIO) -> list[Download]:
-    """Download ``urls`` one after the other in the calling thread."""
-    progress = _Progress(len(urls), out)
-    return [_fetch_and_report(url, latency, progress) for url in urls]
+def verify(report: DownloadReport, dest: str, sha256: dict[str, str]) -> list[str]:
+    """Problems with a run: files that did not finish, and files on disk whose sha256 is not
+    the served one (the downloader already checked; this reads them back)."""
+    problems = []
+    for f in report.files:
+        name = f.url.rsplit("/", 1)[-1]
+        if f.status != "done":
+            problems.append(f"{name}: {f.status}: {f.error}")
+            continue
+        path = os.path.join(dest, name)
+        try:
+            with open(path, "rb") as file:
+                digest = hashlib.file_digest(file, "sha256").hexdigest()
+        except OSError as exc:
+            problems.append(f"{name}: {exc}")
+            continue
+        if digest != sha256[name]:
+            problems.append(f"{name}: sha256 {digest} instead of {sha256[name]}")
+    return problems
 
 
-def download_concurrently(
-    urls: Sequence[str], latency: float, workers: int | None, out: TextIO
-) -> list[Download]:
-    """Download ``urls`` concurrently in a TaskGroup; results are in the order of ``urls``."""
-    progress = _Progress(len(urls), out)
-    with threadwise.TaskGroup(name="downloads", max_workers=workers) as g:
-        tasks = [g.spawn(_fetch_and_report, url, latency, progress) for url in urls]
-    return [t.result() for t in tasks]
+def _run(
+    title: str,
+    urls: list[str],
+    dest: str,
+    workers: int,
+    checksums: dict[str, str],
+) -> tuple[DownloadReport, float]:
+    from threadwise.download import download
+    from threadwise.download._cli import DownloadDisplay
+
+    display = DownloadDisplay.choose(title, quiet=False)
+    start = time.perf_counter()
+    with display:
+        report = download(
+            urls,
+            dest,
+            workers=workers,
+            per_host=workers,
+            retries=2,
+            timeout=30.0,
+            checksums=checksums,
+            progress=display.callback,
+        )
+    return report, time.perf_counter() - start
 
 
-def is_correct(url: str, download: Download) -> bool:
-    """Whether ``download`` is ``url``'s, with the expected content and a matching hash."""
-    digest = hashlib.sha256(download.data).hexdigest()
-    return download.url == url and digest == download.sha256 == expected_sha256(url)
+def _describe(model: Model, base_url: str) -> str:
+    from threadwise.download._cli import human_bytes
+
+    speed = (
+        f"at {human_bytes(model.bandwidth)}/s per connection" if model.bandwidth else "unthrottled"
+    )
+    return (
+        f"threadwise demo: {model.files} files of {human_bytes(model.size)} from a local server "
+        f"({base_url})\nthat answers each request after {model.latency:g} s and sends {speed}."
+    )
 
 
-def check(urls: Sequence[str], downloads: Sequence[Download]) -> list[str]:
-    """Return the URLs whose download is missing, out of order, or has the wrong content."""
-    if len(downloads) != len(urls):
-        return list(urls)
-    return [url for url, d in zip(urls, downloads, strict=True) if not is_correct(url, d)]
+def _table(
+    out: TextIO,
+    model: Model,
+    sequential: float,
+    parallel: float,
+) -> None:
+    from threadwise.download._cli import have_rich, human_bytes
 
+    speedup = sequential / parallel
+    rows = [
+        ("files", f"{model.files}", ""),
+        ("bytes", human_bytes(model.files * model.size), f"{model.files * model.size:,} bytes"),
+        ("workers", f"{model.workers}", ""),
+        ("sequential time", f"{sequential:.2f} s", f"ideal {model.sequential:.2f} s"),
+        ("parallel time", f"{parallel:.2f} s", f"ideal {model.parallel:.2f} s"),
+        ("speedup", f"{speedup:.1f}x", ""),
+        ("ideal speedup", f"{model.speedup:.1f}x", "sequential ideal / parallel ideal"),
+        ("speedup / ideal", f"{speedup / model.speedup:.2f}", ""),
+    ]
+    if have_rich():
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table
 
-def ideal_speedup(files: int, workers: int | None) -> float:
-    """The best possible speedup: files divided by the number of rounds the workers need."""
-    threads = files if workers is None else min(files, workers)
-    return files / math.ceil(files / threads)
+        table = Table(box=box.SIMPLE, show_header=False, show_edge=False)
+        table.add_column()
+        table.add_column(justify="right", style="bold")
+        table.add_column(style="dim")
+        for row in rows:
+            table.add_row(*row)
+        Console(file=out).print(table)
+    else:
+        for label, value, note in rows:
+            print(f"  {label:<16} {value:>10}  {note}".rstrip(), file=out)
+    if model.bandwidth:
+        takes = (
+            f"{model.latency:g} s + {human_bytes(model.size)} / {human_bytes(model.bandwidth)}/s"
+            f" = {model.per_file:.3f} s"
+        )
+    else:
+        takes = f"{model.latency:g} s (its transfer time is not counted: unthrottled)"
+    rounds = f"{model.rounds} round{'s' if model.rounds != 1 else ''}"
+    print(
+        f"Ideal: each file takes {takes};\n"
+        f"one at a time {model.files} x that, with {model.workers} workers {rounds} of it.",
+        file=out,
+    )
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run the demo with the parsed options; return the exit code."""
     out = sys.stdout if out is None else out
-    files: int = args.files
-    latency: float = args.latency
-    workers: int | None = args.workers
-    urls = [file_url(i) for i in range(1, files + 1)]
-    threads = files if workers is None else min(files, workers)
-    how = "one thread per file" if workers is None else f"at most {workers} threads"
+    from threadwise.download._cli import INSTALL_HINT, missing_client
 
-    print(f"Simulated download of {files} files, {latency:g} s latency each.\n", file=out)
+    missing = missing_client()
+    if missing is not None:
+        print(
+            f"threadwise demo needs {missing}, which is not installed: {INSTALL_HINT}",
+            file=sys.stderr,
+        )
+        return 2
+    from threadwise.download import DemoServer
 
-    print("Sequential: one after the other", file=out)
-    start = time.perf_counter()
-    sequential = download_sequentially(urls, latency, out)
-    sequential_time = time.perf_counter() - start
+    model = Model(
+        files=args.files,
+        size=args.size,
+        latency=args.latency,
+        bandwidth=args.bandwidth,
+        workers=args.workers,
+    )
+    if model.files * model.size > MAX_TOTAL:
+        parser: argparse.ArgumentParser = args.demo_parser
+        parser.print_usage(sys.stderr)
+        print(
+            f"{parser.prog}: error: --files x --size must be at most 1 GiB, "
+            f"got {model.files * model.size:,} bytes",
+            file=sys.stderr,
+        )
+        return 2
+    server: DemoServer = DemoServer(latency=model.latency, bandwidth=model.bandwidth or None)
+    with server, tempfile.TemporaryDirectory(prefix="threadwise-demo-") as folder:
+        names = file_names(model.files)
+        sha256 = {name: server.add(name, model.size).sha256 for name in names}
+        urls = [server.url(name) for name in names]
+        checksums = {url: f"sha256:{sha256[name]}" for url, name in zip(urls, names, strict=True)}
+        print(_describe(model, server.base_url) + "\n", file=out, flush=True)
 
-    print(f"\nConcurrent: a TaskGroup with {how}", file=out)
-    start = time.perf_counter()
-    parallel = download_concurrently(urls, latency, workers, out)
-    parallel_time = time.perf_counter() - start
+        print("Sequential: one file at a time (workers=1)", file=out, flush=True)
+        seq_dest = os.path.join(folder, "sequential")
+        seq_report, seq_time = _run("sequential", urls, seq_dest, 1, checksums)
 
-    bad = check(urls, sequential) + check(urls, parallel)
-    rows = [
-        ("files", f"{files}"),
-        ("threads", f"{threads}"),
-        ("sequential time", f"{sequential_time:.2f} s"),
-        ("parallel time", f"{parallel_time:.2f} s"),
-        ("speedup", f"{sequential_time / parallel_time:.1f}x"),
-        ("ideal speedup", f"{ideal_speedup(files, workers):.1f}x"),
-    ]
-    print(file=out)
-    for label, value in rows:
-        print(f"  {label:<16}{value:>10}", file=out)
-    print(file=out)
-    if bad:
-        print(f"FAILED: {len(bad)} downloads do not match: {', '.join(bad)}", file=out)
-        return 1
-    print(f"All {2 * files} downloads match their expected sha256.", file=out)
-    return 0
+        print(
+            f"\nthreadwise: up to {model.workers} files at a time (workers={model.workers})",
+            file=out,
+            flush=True,
+        )
+        par_dest = os.path.join(folder, "parallel")
+        par_report, par_time = _run("threadwise", urls, par_dest, model.workers, checksums)
+
+        problems = [f"sequential {p}" for p in verify(seq_report, seq_dest, sha256)]
+        problems += [f"parallel {p}" for p in verify(par_report, par_dest, sha256)]
+        print(file=out)
+        _table(out, model, seq_time, par_time)
+        print(file=out)
+        if problems:
+            print(f"FAILED: {len(problems)} downloads are missing or wrong:", file=out)
+            for problem in problems:
+                print(f"  {problem}", file=out)
+            return 1
+        print(
+            f"All {2 * model.files} checksums verified ({model.files} files x 2 runs, sha256).",
+            file=out,
+        )
+        return 0
 
 
-def _positive(kind: Callable[[str], Number], what: str) -> Callable[[str], Number]:
-    """An argparse ``type`` that accepts only positive, finite values of ``kind``."""
+def _number(
+    kind: Callable[[str], float], what: str, *, zero: bool, maximum: float | None = None
+) -> Callable[[str], float]:
+    """An argparse ``type``: finite values of ``kind``, positive (or >= 0 with ``zero``)."""
 
-    def parse(text: str) -> Number:
+    def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        if not (value > 0 and math.isfinite(value)):
+        ok = value >= 0 if zero else value > 0
+        if not (ok and math.isfinite(value)) or (maximum is not None and value > maximum):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
 
     return parse
+
+
+def _int(what: str, maximum: int) -> Callable[[str], int]:
+    parse = _number(int, what, zero=False, maximum=maximum)
+    return lambda text: int(parse(text))
+
+
+def _size(what: str, *, zero: bool, maximum: float | None = None) -> Callable[[str], int]:
+    parse = _number(parse_size, what, zero=zero, maximum=maximum)
+
+    def parse_bytes(text: str) -> int:
+        value = parse(text)
+        if value and round(value) == 0:  # less than one byte: not 0, and not meaningful
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return round(value)
+
+    return parse_bytes
 
 
 def add_parser(
@@ -188,30 +313,46 @@ def add_parser(
     """Register the ``demo`` subcommand."""
     parser = subparsers.add_parser(
         "demo",
-        help="simulated downloads, sequential then concurrent, with the speedup",
-        description="Simulate downloading files, first one after the other, then concurrently "
-        "in a threadwise.TaskGroup, and compare the times. Every result is checked.",
+        help="download files from a local server, sequentially then in parallel",
+        description="Start an HTTP server on 127.0.0.1 serving generated files with a latency "
+        "and a per-connection bandwidth, download them one at a time and then with threadwise, "
+        "verify every sha256 and compare the times with the ideal ones.",
     )
     parser.add_argument(
         "--files",
-        type=_positive(int, "a positive integer"),
+        type=_int("a positive integer up to 10000", MAX_FILES),
         default=DEFAULT_FILES,
         metavar="N",
-        help=f"number of files to download (default: {DEFAULT_FILES})",
+        help=f"number of files (default: {DEFAULT_FILES})",
+    )
+    parser.add_argument(
+        "--size",
+        type=_size("a positive size such as 16384, 64K or 1M", zero=False, maximum=MAX_TOTAL),
+        default=DEFAULT_SIZE,
+        metavar="BYTES",
+        help="size of each file; K, M and G suffixes are powers of 1024 (default: 256K)",
     )
     parser.add_argument(
         "--latency",
-        type=_positive(float, "a positive number of seconds"),
+        type=_number(float, "a positive number of seconds", zero=False, maximum=60),
         default=DEFAULT_LATENCY,
         metavar="S",
-        help=f"simulated time each download takes, in seconds (default: {DEFAULT_LATENCY})",
+        help=f"seconds before the server answers each request (default: {DEFAULT_LATENCY})",
+    )
+    parser.add_argument(
+        "--bandwidth",
+        type=_size("a size per second such as 1M, or 0", zero=True),
+        default=DEFAULT_BANDWIDTH,
+        metavar="BYTES",
+        help="bytes per second of each connection, with K/M/G suffixes; 0: unthrottled "
+        "(default: 1M)",
     )
     parser.add_argument(
         "--workers",
-        type=_positive(int, "a positive integer"),
-        default=None,
+        type=_int("a positive integer up to 1000", MAX_WORKERS),
+        default=DEFAULT_WORKERS,
         metavar="N",
-        help="maximum number of threads for the concurrent run (default: one per file)",
+        help=f"parallel downloads in the threadwise run (default: {DEFAULT_WORKERS})",
     )
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, demo_parser=parser)
     return parser

@@ -15,6 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from ._cancel import CancelScope
 from ._exceptions import Cancelled
+from ._local import close_thread_locals
 from ._sync import ParkingLot
 from ._task import State, Task, _bind, _new_name, abandon
 from ._validate import check_callable, check_name, check_positive_int, check_timeout
@@ -132,6 +133,12 @@ class TaskGroup:
 
     # -- workers and bookkeeping -------------------------------------------------------------
     def _work(self) -> None:
+        try:
+            self._work_loop()
+        finally:
+            close_thread_locals()
+
+    def _work_loop(self) -> None:
         me = threading.current_thread()
         lock = self._lock
         with lock:

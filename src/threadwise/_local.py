@@ -6,12 +6,26 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ._validate import check_callable
 
 T = TypeVar("T")
 logger = logging.getLogger("threadwise")
+
+# Every ThreadLocal, so threadwise's own threads can close their instances on the way out.
+_all_locals: weakref.WeakSet[ThreadLocal[Any]] = weakref.WeakSet()
+
+
+def close_thread_locals() -> None:
+    """Close the calling thread's instances of every ThreadLocal.
+
+    threadwise's threads call this as their last step. Closing then, rather than from the
+    interpreter's teardown of the thread, means a ``close`` that logs or looks at
+    ``threading.current_thread()`` sees a normal thread (not a leftover dummy one).
+    """
+    for local in list(_all_locals):
+        local._close_mine()
 
 
 class _Holder(Generic[T]):
@@ -44,6 +58,7 @@ class ThreadLocal(Generic[T]):
         # One finalizer per live instance; each runs at most once (weakref.finalize's promise).
         self._finalizers: dict[int, weakref.finalize[..., _Holder[T]]] = {}
         self._next_key = 0
+        _all_locals.add(self)
 
     def get(self) -> T:
         """This thread's instance, created on first use."""
@@ -63,7 +78,20 @@ class ThreadLocal(Generic[T]):
             # The holder is collected when the thread's local storage is cleared at thread
             # exit; the finalizer then closes the instance it kept a reference to.
             self._finalizers[key] = weakref.finalize(holder, self._finalize, key, value)
+        self._local.key = key
         return value
+
+    def _close_mine(self) -> None:
+        try:
+            key = self._local.key
+        except AttributeError:
+            return
+        with self._lock:
+            finalizer = self._finalizers.get(key)
+        if finalizer is not None:
+            finalizer()  # runs the close once; later calls do nothing
+        del self._local.key
+        del self._local.holder
 
     def _finalize(self, key: int, value: T) -> None:
         with self._lock:

@@ -15,11 +15,12 @@ import random
 import reprlib
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, cast
 
-from ._cancel import Waiter, block, current_scope, sleep
+from ._cancel import Waiter, block, checkpoint, current_scope, sleep
 from ._exceptions import Cancelled, QueueClosed
 from ._pool import ChunkSizer, RateLimiter, Workers
 from ._progress import Progress, ProgressArg
@@ -148,6 +149,9 @@ def _apply_remote(kind: StageKind, fn: Callable[[Any], Any], items: list[Any]) -
                 value = list(value)
             results.append((True, value))
         except Exception as exc:
+            # The traceback does not survive the trip back from another process: keep it
+            # as a note, which does.
+            exc.add_note("remote traceback:\n" + "".join(traceback.format_exception(exc)))
             results.append((False, exc))
     return results
 
@@ -200,28 +204,38 @@ class _Emitter:
         self.next_seq = 0
         self.pending: list[Any] = []
         self.out_seq = 0
+        self.dropped = 0  # outputs never stored because the run was cancelled first
 
     def emit(self, seq: int, items: list[Any]) -> None:
-        with self.lock:
-            if self.ordered:
-                while seq - self.next_seq > self.window:
-                    self.ahead.wait()
-                buffer = self.buffer
-                buffer[seq] = items
-                if self.next_seq in buffer:
-                    while self.next_seq in buffer:
-                        ready = buffer.pop(self.next_seq)
-                        self.next_seq += 1
-                        if self.pending:
-                            self.pending.extend(ready)
-                        else:
-                            self.pending = ready
-                    self.ahead.notify_all()
-            elif self.pending:
-                self.pending.extend(items)
-            else:
-                self.pending = items
-            self._flush(final=False)
+        stored = False
+        try:
+            with self.lock:
+                if self.ordered:
+                    while seq - self.next_seq > self.window:
+                        self.ahead.wait()
+                    buffer = self.buffer
+                    buffer[seq] = items
+                    stored = True
+                    if self.next_seq in buffer:
+                        while self.next_seq in buffer:
+                            ready = buffer.pop(self.next_seq)
+                            self.next_seq += 1
+                            if self.pending:
+                                self.pending.extend(ready)
+                            else:
+                                self.pending = ready
+                        self.ahead.notify_all()
+                elif self.pending:
+                    self.pending.extend(items)
+                    stored = True
+                else:
+                    self.pending = items
+                    stored = True
+                self._flush(final=False)
+        except BaseException:
+            if not stored:  # cancelled while waiting its turn: these outputs are dropped
+                self.dropped += len(items)
+            raise
 
     def close(self, extra: list[Any] | None = None) -> None:
         with self.lock:
@@ -231,24 +245,27 @@ class _Emitter:
         self.inbox.close()
 
     def _flush(self, *, final: bool) -> None:
+        """Send ``pending`` on in chunks of the receiver's size. A short rest goes now if the
+        receiver is idle (or always, for the output), rather than wait to fill up. If a put
+        is cancelled, ``pending`` keeps exactly what was not sent."""
         pending = self.pending
         if not pending:
             return
-        size = len(pending) if self.sizer is None else self.sizer.size()
-        if len(pending) == size:
-            self.pending = []
-            self._put(pending)
-            return
+        eager = self.sizer is None
+        size = ChunkSizer.MAX_ITEMS if self.sizer is None else self.sizer.size()
         start = 0
-        while len(pending) - start >= size:
-            self._put(pending[start : start + size])
-            start += size
-        rest = pending[start:] if start else pending
-        # A short chunk goes now if the receiver is idle, rather than wait to fill up.
-        if rest and (final or self.inbox.empty()):
-            self._put(rest)
-            rest = []
-        self.pending = rest
+        try:
+            while start < len(pending):
+                left = len(pending) - start
+                if left < size and not (eager or final or self.inbox.empty()):
+                    break
+                end = start + min(size, left)
+                whole = start == 0 and end == len(pending)
+                self._put(pending if whole else pending[start:end])
+                start = end
+        finally:
+            if start:
+                self.pending = pending[start:]
 
     def _put(self, chunk: list[Any]) -> None:
         self.inbox.put((self.out_seq, chunk))
@@ -303,6 +320,7 @@ class _StageRun:
                     seq, items = inbox.get()
                 except QueueClosed:
                     break
+                checkpoint()  # a queued chunk never starts once the run is cancelled
                 started = _perf()
                 try:
                     out, failed = process(items)
@@ -404,6 +422,7 @@ class _StageRun:
         failed = 0
         for done, item in enumerate(items):
             try:
+                checkpoint()
                 if outcomes is not None:
                     ok, value = outcomes[done]
                     if not ok:
@@ -612,8 +631,10 @@ class _Run:
     def _account_leftovers(self) -> None:
         for stage in self.stages:
             emitter = stage.emitter
-            stage.report.discarded += len(emitter.pending) + sum(
-                len(chunk) for chunk in emitter.buffer.values()
+            stage.report.discarded += (
+                emitter.dropped
+                + len(emitter.pending)
+                + sum(len(chunk) for chunk in emitter.buffer.values())
             )
             emitter.pending, emitter.buffer = [], {}
         if self.stages:

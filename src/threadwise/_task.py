@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from ._cancel import CancelScope
 from ._exceptions import Cancelled, TaskCancelled
+from ._local import close_thread_locals
 from ._state import current_state
 from ._sync import Event
 from ._validate import check_callable, check_timeout, describe_callable
@@ -170,8 +171,14 @@ class Task(Generic[T]):
         if self._state is State.RUNNING or self._state is State.BLOCKED:
             self._state = State.BLOCKED if blocked else State.RUNNING
 
+    def _run_and_close(self) -> None:
+        try:
+            self._run()
+        finally:
+            close_thread_locals()  # the thread ends here: release its per-thread resources
+
     def _start_thread(self, *, register_live: bool) -> None:
-        thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        thread = threading.Thread(target=self._run_and_close, name=self._name, daemon=True)
         self._thread = thread
         self._own_thread = True
         if register_live:
@@ -338,6 +345,8 @@ def _capture_run(run: Callable[..., Any]) -> Callable[..., Any]:
             task._run()
         finally:
             self._tw_in_run = False
+            if threading.current_thread() is self:
+                close_thread_locals()
         return task._result
 
     return wrapper

@@ -2,7 +2,7 @@
 
 Each subcommand lives in its own module, which provides ``add_parser(subparsers)`` to register
 itself and sets ``handler`` (a function taking the parsed arguments and returning an exit code)
-as a parser default. New subcommands (``get``, ``tour``, ``watch``) plug in the same way.
+as a parser default. Further subcommands (``tour``, ``watch``) plug in the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from threadwise import _demo
 from threadwise._version import __version__
+from threadwise.download import _cli as _get
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", metavar="COMMAND", title="commands", required=True
     )
     _demo.add_parser(subparsers)
+    _get.add_parser(subparsers)
     return parser
 
 

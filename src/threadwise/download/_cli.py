@@ -98,6 +98,7 @@ class Snapshot:
     files: int
     finished: int
     failed: int
+    cancelled: int
     done_bytes: int  # bytes on disk for the batch (this run's and resumed ones)
     known_total: int  # the sizes known so far (every finished file counts as complete)
     estimated_total: int | None  # known_total plus an estimate for files of unknown size
@@ -106,7 +107,7 @@ class Snapshot:
 
 def snapshot(report: DownloadReport) -> Snapshot:
     """Count what is finished, active and known in ``report`` (read without locks: ints only)."""
-    done_bytes = known_total = finished = failed = 0
+    done_bytes = known_total = finished = failed = cancelled = 0
     unknown = 0
     known_sizes: list[int] = []
     active: list[FileResult] = []
@@ -123,9 +124,13 @@ def snapshot(report: DownloadReport) -> Snapshot:
             known_total += amount
         elif state in ("failed", "cancelled"):
             finished += 1
-            failed += 1
-            done_bytes += received  # never completes: counts as finished where it stopped
-            known_total += received
+            done_bytes += received
+            if state == "failed":
+                failed += 1
+                known_total += received  # never completes: finished where it stopped
+            else:
+                cancelled += 1  # interrupted: the rest is still to come, in a later run
+                known_total += size if size is not None else received
         else:
             if state == "active":
                 active.append(f)
@@ -145,6 +150,7 @@ def snapshot(report: DownloadReport) -> Snapshot:
         files=len(report.files),
         finished=finished,
         failed=failed,
+        cancelled=cancelled,
         done_bytes=done_bytes,
         known_total=known_total,
         estimated_total=estimated,
@@ -259,33 +265,27 @@ class DownloadDisplay:
             print(line, file=self.stream, flush=True)
 
     # -- rich frame ---------------------------------------------------------------------------
-    def render(self, report: DownloadReport) -> Any:
-        """The rich renderable for ``report``'s current state."""
+    def render(self, report: DownloadReport, width: int | None = None) -> Any:
+        """The rich renderable for ``report``'s current state, fitted to ``width`` columns
+        (default: the live console's width)."""
         from rich.progress_bar import ProgressBar
         from rich.table import Table
         from rich.text import Text
 
+        if width is None:
+            width = self._live.console.width if self._live is not None else 100
         snap = snapshot(report)
         now = time.monotonic()
         rate = self._rate.add(now, report.total_bytes)
         if snap.finished == snap.files:
             rate = report.throughput  # the final figure: the average over the whole batch
         total = snap.estimated_total
-        grid = Table.grid(padding=(0, 1))
-        grid.add_column(no_wrap=True, max_width=40, overflow="ellipsis")
-        grid.add_column(no_wrap=True)
-        grid.add_column(no_wrap=True, justify="right")
-        grid.add_column(no_wrap=True, justify="right")
-        grid.add_column(no_wrap=True)
+        estimated = total != snap.known_total
 
-        if total:
-            bar = ProgressBar(total=total, completed=min(snap.done_bytes, total), width=30)
-            percent = f"{100 * min(snap.done_bytes, total) / total:.0f}%"
-        else:
-            bar = ProgressBar(total=None, width=30)
-            percent = ""
-        estimated = snap.estimated_total != snap.known_total
-        amount = f"{human_bytes(snap.done_bytes)} / {'~' if estimated else ''}"
+        # Rows of (name, total or None, completed, amount, percent, info).
+        rows: list[tuple[Text, int | None, int, str, str, str]] = []
+        shown = min(snap.done_bytes, total) if total else snap.done_bytes
+        amount = f"{human_bytes(snap.done_bytes)}/{'~' if estimated else ''}"
         amount += human_bytes(total) if total is not None else "?"
         info = [f"{human_bytes(rate)}/s"]
         if snap.finished < snap.files:
@@ -299,34 +299,52 @@ class DownloadDisplay:
         info.append(f"{snap.finished}/{snap.files} files")
         if snap.failed:
             info.append(f"{snap.failed} failed")
-        grid.add_row(Text(self.title, style="bold"), bar, amount, percent, Text("  ".join(info)))
-
+        if snap.cancelled:
+            info.append(f"{snap.cancelled} cancelled")
+        percent = f"{100 * shown / total:.0f}%" if total else ""
+        rows.append(
+            (Text(self.title, style="bold"), total or None, shown, amount, percent, " ".join(info))
+        )
         for f in snap.active[:_ACTIVE_ROWS]:
             received = f.resumed_from + f.bytes
             notes = f"attempt {f.attempts}" if f.attempts > 1 else ""
             if f.segments > 1:
                 notes = f"{f.segments} segments {notes}".strip()
+            name = Text("  " + _file_name(f))
             if f.size:
-                shown = min(received, f.size)
-                grid.add_row(
-                    Text("  " + _file_name(f)),
-                    ProgressBar(total=f.size, completed=shown, width=30),
-                    f"{human_bytes(shown)} / {human_bytes(f.size)}",
-                    f"{100 * shown / f.size:.0f}%",
-                    notes,
-                )
+                done = min(received, f.size)
+                amount = f"{human_bytes(done)}/{human_bytes(f.size)}"
+                rows.append((name, f.size, done, amount, f"{100 * done / f.size:.0f}%", notes))
             else:
-                grid.add_row(
-                    Text("  " + _file_name(f)),
-                    ProgressBar(total=None, width=30),
-                    human_bytes(received),
-                    "",
-                    notes,
-                )
+                rows.append((name, None, received, human_bytes(received), "", notes))
         hidden = len(snap.active) - _ACTIVE_ROWS
+
+        # The bar gets what the other columns leave, within limits. When the line would not
+        # fit, the overall figures go on a line of their own under the bars.
+        name_width = min(32, max(12, width // 4), max(len(row[0]) for row in rows))
+        amount_width = max(len(row[3]) for row in rows)
+        info_width = max(len(row[5]) for row in rows)
+        fixed = name_width + amount_width + 4 + 3  # 4: "100%"; 3: the gaps between columns
+        wide = fixed + 1 + info_width + 10 <= width
+        room = width - fixed - (1 + info_width if wide else 0)
+        bar_width = max(10, min(40, room))
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True, width=name_width, overflow="ellipsis")
+        grid.add_column(no_wrap=True, width=bar_width)
+        grid.add_column(no_wrap=True, justify="right")
+        grid.add_column(no_wrap=True, justify="right", width=4)
+        if wide:
+            grid.add_column(no_wrap=True, overflow="ellipsis")
+        for name, size, done, amount, percent, notes in rows:
+            bar = ProgressBar(total=size, completed=done, width=bar_width)
+            grid.add_row(name, bar, amount, percent, *([notes] if wide else []))
         if hidden > 0:
-            grid.add_row(Text(f"  ... and {hidden} more", style="dim"), "", "", "", "")
-        return grid
+            grid.add_row(Text(f"  ... and {hidden} more", style="dim"))
+        if wide:
+            return grid
+        from rich.console import Group
+
+        return Group(Text(self.title + ": " + rows[0][5], no_wrap=True, overflow="ellipsis"), grid)
 
 
 def _isatty(stream: TextIO) -> bool:
@@ -342,16 +360,26 @@ def print_summary(report: DownloadReport, out: TextIO, *, use_rich: bool | None 
     the totals, and every failure with its error."""
     if use_rich is None:
         use_rich = have_rich()
-    failures = report.failures()
     if use_rich:
         _print_rich_summary(report, out)
     else:
         _print_plain_summary(report, out)
+    failures = [f for f in report.files if f.status == "failed"]
     if failures:
         print(f"\n{len(failures)} of {len(report.files)} files failed:", file=out)
         for f in failures:
-            print(f"  {f.url}\n    {f.status}: {f.error or 'no error recorded'}", file=out)
+            print(f"  {f.url}\n    {f.error or 'no error recorded'}", file=out)
     out.flush()
+
+
+def _size_cell(f: FileResult) -> str:
+    """The size of a complete file; what arrived (of how much) for the others."""
+    received = f.resumed_from + f.bytes
+    if f.status in ("done", "skipped"):
+        return human_bytes(f.size if f.size is not None else received)
+    if f.size is not None:
+        return f"{human_bytes(min(received, f.size))} of {human_bytes(f.size)}"
+    return human_bytes(received)
 
 
 def _rows(report: DownloadReport) -> tuple[list[FileResult], int]:
@@ -378,10 +406,9 @@ def _print_rich_summary(report: DownloadReport, out: TextIO) -> None:
     table.add_column("file", overflow="fold")
     rows, hidden = _rows(report)
     for f in rows:
-        size = f.size if f.size is not None else f.resumed_from + f.bytes
         table.add_row(
             f"[{styles.get(f.status, '')}]{f.status}[/]",
-            human_bytes(size),
+            _size_cell(f),
             f"{f.seconds:.2f} s",
             str(f.attempts),
             _file_name(f),
@@ -394,11 +421,10 @@ def _print_rich_summary(report: DownloadReport, out: TextIO) -> None:
 
 def _print_plain_summary(report: DownloadReport, out: TextIO) -> None:
     rows, hidden = _rows(report)
-    print(f"{'status':<9} {'size':>10} {'time':>8} {'tries':>5}  file", file=out)
+    print(f"{'status':<9} {'size':>22} {'time':>8} {'tries':>5}  file", file=out)
     for f in rows:
-        size = f.size if f.size is not None else f.resumed_from + f.bytes
         print(
-            f"{f.status:<9} {human_bytes(size):>10} {f.seconds:>6.2f} s {f.attempts:>5}  "
+            f"{f.status:<9} {_size_cell(f):>22} {f.seconds:>6.2f} s {f.attempts:>5}  "
             f"{_file_name(f)}",
             file=out,
         )

@@ -1,0 +1,144 @@
+"""The Dask executor path: same results as threads, errors raised locally."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import traceback
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+import threadwise as tw
+
+distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+
+
+class Boom(Exception):
+    pass
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def explode_on_13(x: int) -> int:
+    if x == 13:
+        raise Boom(f"bad item {x}")
+    return x
+
+
+def pair(x: int) -> list[int]:
+    return [x, -x]
+
+
+@pytest.fixture(scope="module")
+def executor() -> Iterator[concurrent.futures.Executor]:
+    """An in-process cluster, warmed up before the per-test thread snapshot: Dask starts
+    long-lived threads of its own (the event loop, 'Dask-Offload') on first use."""
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
+    client = distributed.Client(cluster)
+    try:
+        pool = client.get_executor()
+        assert list(tw.map(square, range(20), executor=pool)) == [x * x for x in range(20)]
+        with pytest.raises(Boom):
+            list(tw.map(explode_on_13, range(20), executor=pool))
+        yield pool
+    finally:
+        client.close()
+        cluster.close()
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_map_matches_threads(executor: concurrent.futures.Executor, ordered: bool) -> None:
+    items = range(100)
+    on_dask = list(tw.map(square, items, workers=4, ordered=ordered, executor=executor))
+    on_threads = list(tw.map(square, items, workers=4, ordered=ordered))
+    if ordered:
+        assert on_dask == on_threads == [x * x for x in items]
+    else:
+        assert Counter(on_dask) == Counter(on_threads) == Counter(x * x for x in items)
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_pipeline_stage_matches_threads(
+    executor: concurrent.futures.Executor, ordered: bool
+) -> None:
+    def build(pool: concurrent.futures.Executor | None) -> tw.Pipeline[int]:
+        return (
+            tw.Pipeline(range(100))
+            .map(square, workers=3, ordered=ordered, executor=pool)
+            .filter(lambda x: x % 2 == 0)
+        )
+
+    on_dask = build(executor)
+    on_threads = build(None)
+    dask_out = list(on_dask)
+    thread_out = list(on_threads)
+    expected = [x * x for x in range(100) if x % 2 == 0]
+    if ordered:
+        assert dask_out == thread_out == expected
+    else:
+        assert Counter(dask_out) == Counter(thread_out) == Counter(expected)
+    assert on_dask.report is not None
+    assert on_dask.report.accounted
+    assert on_dask.report.finished
+    assert on_dask.report.stages[0].completed == 100
+
+
+def test_error_on_the_cluster_is_raised_locally(executor: concurrent.futures.Executor) -> None:
+    with pytest.raises(Boom, match="bad item 13") as info:
+        list(tw.map(explode_on_13, range(50), workers=2, executor=executor))
+    notes = getattr(info.value, "__notes__", [])
+    assert any("stage 'map'" in note and "item 13" in note for note in notes), notes
+
+
+def test_error_on_the_cluster_shows_where_fn_failed(
+    executor: concurrent.futures.Executor,
+) -> None:
+    """As with threads, the printed error leads to the line in ``fn`` that raised (a frame
+    of the traceback, or the remote traceback carried along in a note)."""
+    with pytest.raises(Boom) as info:
+        list(tw.map(explode_on_13, range(50), workers=2, executor=executor))
+    printed = "".join(traceback.format_exception(info.value))
+    assert 'raise Boom(f"bad item {x}")' in printed, printed
+
+
+def test_pipeline_error_on_the_cluster_is_raised_and_accounted(
+    executor: concurrent.futures.Executor,
+) -> None:
+    pipeline = tw.Pipeline(range(50)).map(explode_on_13, workers=2, executor=executor)
+    with pytest.raises(Boom):
+        pipeline.run()
+    report = pipeline.report
+    assert report is not None
+    assert report.accounted
+    assert isinstance(report.error, Boom)
+    assert report.stages[0].failed == 1
+
+
+def test_skip_and_retries_on_the_cluster(executor: concurrent.futures.Executor) -> None:
+    pipeline = tw.Pipeline(range(30)).map(
+        explode_on_13, workers=2, executor=executor, on_error="skip", retries=1, backoff=0.001
+    )
+    assert list(pipeline) == [x for x in range(30) if x != 13]
+    report = pipeline.report
+    assert report is not None
+    assert report.accounted
+    stage = report.stages[0]
+    assert stage.failed == 1
+    assert stage.retries == 1
+    assert [item for item, _ in stage.errors] == [13]
+    assert isinstance(stage.errors[0][1], Boom)
+
+
+def test_flat_map_stage_on_the_cluster(executor: concurrent.futures.Executor) -> None:
+    pipeline = tw.Pipeline(range(10)).map(square, executor=executor).flat_map(pair)
+    assert list(pipeline) == [y for x in range(10) for y in (x * x, -x * x)]
