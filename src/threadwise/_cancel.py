@@ -381,5 +381,7 @@ _SLEEP = _Sleep()
 
 def sleep(seconds: float) -> None:
     """Sleep like ``time.sleep``, but raise ``Cancelled`` at once when the scope is cancelled."""
+    if seconds is None:
+        raise TypeError("seconds must be a number (use math.inf to sleep until cancelled)")
     value = check_timeout(seconds, "seconds")
     block(Waiter(), value, (_SLEEP, f"sleep({seconds:g})" if value is not None else "sleep(inf)"))

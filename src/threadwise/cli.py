@@ -8,10 +8,11 @@ as a parser default. Further subcommands (``tour``, ``watch``) plug in the same 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
-from threadwise import _demo
+from threadwise import _demo, _tour, _watch
 from threadwise._version import __version__
 from threadwise.download import _cli as _get
 
@@ -30,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _demo.add_parser(subparsers)
     _get.add_parser(subparsers)
+    _tour.add_parser(subparsers)
+    _watch.add_parser(subparsers)
     return parser
 
 
@@ -49,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `threadwise tour | head`: the reader left. Point stdout at devnull so the
+        # interpreter's final flush does not raise again, and exit like other tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 def _exit_code(exc: SystemExit) -> int:

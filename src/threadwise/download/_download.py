@@ -47,6 +47,7 @@ _SEGMENT_MIN = 8 << 20  # files below twice this are never split
 _MAX_SEGMENTS = 8
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _MAX_RETRY_AFTER = 120.0
+_FILL_SECONDS = 0.1  # hand a partly filled buffer over after this long
 _CLOSE_WAIT = 0.25  # seconds to wait for the end of a body on a closing connection
 # Smaller files get no resume sidecar: restarting them costs less than writing one.
 _RESUME_MIN = 1 << 20
@@ -763,9 +764,20 @@ class _Body:
             return 0
         if len(target) > self._left:
             target = target[: self._left]
-        n = int(fp.readinto(target) or 0)
-        if n == 0:
-            self.short = True  # the server closed before Content-Length bytes
+        # Fill the buffer with what arrives (readinto1: one read each), but hand it over at
+        # least every _FILL_SECONDS: large writes on fast links, moving progress on slow ones.
+        n = 0
+        size = len(target)
+        until = time.monotonic() + _FILL_SECONDS
+        while n < size:
+            got = fp.readinto1(target[n:])
+            if not got:
+                if n == 0:
+                    self.short = True  # the server closed before Content-Length bytes
+                break
+            n += got
+            if time.monotonic() >= until:
+                break
         self._left -= n
         return n
 

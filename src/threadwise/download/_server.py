@@ -48,7 +48,9 @@ class ServedFile:
 
 def generated_bytes(name: str, size: int) -> bytes:
     """Deterministic pseudo-random content for a file name."""
-    return random.Random(name).randbytes(size)
+    rng = random.Random(name)
+    block = 1 << 24  # randbytes of more than 256 MiB overflows a C int
+    return b"".join(rng.randbytes(min(block, size - i)) for i in range(0, size, block))
 
 
 @dataclass
