@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 
 logger = logging.getLogger("threadwise")
@@ -46,10 +47,18 @@ class _Edge:
 
 
 _graph_lock = threading.Lock()
-_edges: dict[str, dict[str, _Edge]] = {}  # held -> taken -> where first seen
+edges: dict[str, dict[str, _Edge]] = {}  # held -> taken -> where first seen
 _reported: set[frozenset[str]] = set()
 _violations: list[LockOrderViolation] = []
 _held = threading.local()
+
+
+_listeners: list[Callable[[bool], None]] = []
+
+
+def on_change(listener: Callable[[bool], None]) -> None:
+    """Call ``listener(enabled)`` whenever debug mode is switched (hot paths cache the flag)."""
+    _listeners.append(listener)
 
 
 def debug(on: bool | None = None) -> bool:
@@ -57,6 +66,8 @@ def debug(on: bool | None = None) -> bool:
     global enabled
     if on is not None:
         enabled = bool(on)
+        for listener in _listeners:
+            listener(enabled)
     return enabled
 
 
@@ -69,7 +80,7 @@ def violations() -> list[LockOrderViolation]:
 def reset() -> None:
     """Forget the recorded lock orders and violations (for tests)."""
     with _graph_lock:
-        _edges.clear()
+        edges.clear()
         _reported.clear()
         _violations.clear()
 
@@ -87,7 +98,7 @@ def _caller_stack() -> str:
     return "".join(traceback.format_list(frames))
 
 
-def _held_list() -> list[str]:
+def held_list() -> list[str]:
     try:
         held: list[str] = _held.names
     except AttributeError:
@@ -95,23 +106,28 @@ def _held_list() -> list[str]:
     return held
 
 
-def before_acquire(name: str) -> None:
-    """Record "held -> name" for every lock the thread holds; report an inversion."""
-    held = _held_list()
+def before_acquire(name: str, held: list[str]) -> None:
+    """Record "held -> name" for every lock in ``held`` (the thread's); report an inversion."""
     if not held or name in held:
+        return
+    for holding in held:  # the common case, without the lock: every edge already known
+        known = edges.get(holding)
+        if known is None or name not in known:
+            break
+    else:
         return
     found: list[LockOrderViolation] = []
     stack: str | None = None
     me = threading.current_thread().name
     with _graph_lock:
         for holding in held:
-            known = _edges.setdefault(holding, {})
+            known = edges.setdefault(holding, {})
             if name in known:
                 continue
             if stack is None:
                 stack = _caller_stack()
             known[name] = _Edge(me, stack)
-            reverse = _edges.get(name, {}).get(holding)
+            reverse = edges.get(name, {}).get(holding)
             pair = frozenset((holding, name))
             if reverse is not None and pair not in _reported:
                 _reported.add(pair)
@@ -130,11 +146,11 @@ def before_acquire(name: str) -> None:
 
 
 def acquired(name: str) -> None:
-    _held_list().append(name)
+    held_list().append(name)
 
 
 def released(name: str) -> None:
-    held = _held_list()
+    held = held_list()
     for i in range(len(held) - 1, -1, -1):
         if held[i] == name:
             del held[i]

@@ -70,7 +70,8 @@ def threads() -> list[ThreadInfo]:
                 blocked_on=blocked,
                 task=task.name if task is not None else None,
                 group=task.group.name if task is not None and task.group is not None else None,
-                running_for=now - state.since if state is not None else 0.0,
+                # `since` moves on in other threads while we loop: never report < 0.
+                running_for=max(0.0, now - state.since) if state is not None else 0.0,
                 stack=_format(frame),
             )
         )

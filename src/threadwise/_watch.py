@@ -70,8 +70,9 @@ class _Display:
                     self._live = Live(
                         console=console,
                         auto_refresh=False,
-                        redirect_stdout=False,
-                        redirect_stderr=False,
+                        # The script's output goes above the table, not under its redraws.
+                        redirect_stdout=True,
+                        redirect_stderr=True,
                         transient=False,
                     )
             except ImportError:

@@ -20,7 +20,7 @@ def sanitize(name: str) -> str | None:
     break a file system; None if nothing usable is left."""
     name = name.replace("\\", "/").split("/")[-1]  # `../../x`, `/etc/x`, `..\\x` → `x`
     name = re.sub(r"^[A-Za-z]:", "", name)  # drive letters: `C:x` → `x`
-    name = _UNSAFE.sub("", name).strip().strip(".").strip()
+    name = _UNSAFE.sub("", name).strip(" .\t")  # ". . ." and "..." leave nothing
     if not name:
         return None
     if _WINDOWS_RESERVED.match(name):
