@@ -210,6 +210,7 @@ def check_09(out: str) -> None:
     assert int(match.group(1)) + 1 == int(match.group(2)) >= 3
     has(
         out,
+        "tw.Service, stopped at exit:     2 complete records, last line 'record 2: begin ... end'",
         "tw.spawn task, waited for:       3 complete records, last line 'record 3: begin ... end'",
         "state DONE",
         "the writer's state: CANCELLED; the group exited without an error",

@@ -6,14 +6,13 @@ A daemon thread does not keep the program alive - because the interpreter simply
 exit, wherever it is: half-way through writing a record, holding a lock, before a flush. A
 non-daemon thread that loops forever keeps the program from exiting at all.
 
-threadwise's answer is a stop you can ask for. This lesson runs a background writer as a task
-in a ``TaskGroup`` and stops it two ways: by setting a ``tw.Event`` it checks between records,
-and by cancelling the group, which interrupts its cancellable wait at once. Either way it
-finishes the record it is writing and closes its file. (A ready-made ``tw.Service`` with
-``start()`` / ``stop(timeout)`` is planned but not part of this version; it will package
-exactly this pattern.)
+threadwise's answer is a stop you can ask for. ``tw.Service`` runs a job every ``interval``
+seconds and stops *between* iterations - when you call ``stop()`` or when the program exits -
+so the record being written is always finished. The lesson also stops a background writer
+task in a ``TaskGroup`` two ways: by setting a ``tw.Event`` it checks between records, and by
+cancelling the group, which interrupts its cancellable wait at once.
 
-The daemon-thread half runs in a child interpreter, because it needs a real interpreter exit.
+The daemon-thread and service halves run in child interpreters: they need a real exit.
 """
 
 from __future__ import annotations
@@ -44,6 +43,33 @@ def write_records(path):
 threading.Thread(target=write_records, args=(sys.argv[1],), daemon=True).start()
 started_third_record.wait()
 # The main thread returns here; the interpreter exits and kills the daemon thread mid-record.
+"""
+
+SERVICE_CHILD = """
+import atexit, sys, time
+import threadwise as tw
+
+log = open(sys.argv[1], "w")
+atexit.register(log.close)  # atexit runs after the services have stopped
+second_record_started = tw.Event()
+count = 0
+
+def write_record():
+    # One iteration writes one record, in two halves 50 ms apart.
+    global count
+    count += 1
+    log.write(f"record {count}: begin ... ")
+    log.flush()
+    if count == 2:
+        second_record_started.set()
+    time.sleep(0.05)  # not even cancellable: the service waits for the iteration anyway
+    log.write("end\\n")
+    log.flush()
+
+tw.Service(write_record, interval=0.01, name="record-writer").start()
+second_record_started.wait()
+# The main thread returns here, half-way through record 2: at exit the service is stopped
+# between iterations, so record 2 is finished first.
 """
 
 SPAWN_CHILD = """
@@ -126,6 +152,8 @@ def main() -> None:
         folder = Path(tmp)
         lines = run_child(DAEMON_CHILD, folder / "daemon.log")
         print(f"daemon thread, killed at exit:   {describe(lines)}")
+        lines = run_child(SERVICE_CHILD, folder / "service.log")
+        print(f"tw.Service, stopped at exit:     {describe(lines)}")
         lines = run_child(SPAWN_CHILD, folder / "spawned.log")
         print(f"tw.spawn task, waited for:       {describe(lines)}")
         stop_with_event(folder / "event.log")
