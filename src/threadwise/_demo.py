@@ -205,9 +205,9 @@ def _table(
     )
 
 
-def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+def run(args: argparse.Namespace, output: TextIO | None = None) -> int:
     """Run the demo with the parsed options; return the exit code."""
-    out = sys.stdout if out is None else out
+    out: TextIO = sys.stdout if output is None else output
     from threadwise.download._cli import INSTALL_HINT, missing_client
 
     missing = missing_client()

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from . import _debug
 from ._cancel import CancelMode, Waiter, block
@@ -161,6 +161,24 @@ def _end_of(timeout: float | None) -> float | None:
 
 def _label(kind: str, name: str | None) -> str:
     return f"{kind} {name!r}" if name else kind
+
+
+class _WithAcquireRelease:
+    """``with x:`` calls ``x.acquire()`` and ``x.release()``."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> bool:
+        acquired: bool = cast(Any, self).acquire()
+        return acquired
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        cast(Any, self).release()
 
 
 class Lock:
@@ -331,7 +349,7 @@ class Lock:
         return f"<threadwise.{self._describe()} {status}>"
 
 
-class RLock(Lock):
+class RLock(_WithAcquireRelease, Lock):
     """A re-entrant lock: the holding thread may acquire it again; release as often."""
 
     __slots__ = ("_count",)
@@ -359,17 +377,6 @@ class RLock(Lock):
         self._count -= 1
         if self._count == 0:
             super().release()
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
 
     def _release_save(self) -> object:
         if self._owner != _get_ident():
@@ -468,7 +475,7 @@ class Condition:
         return f"Condition.{verb} on {_label('Condition', self._name)}"
 
 
-class Semaphore:
+class Semaphore(_WithAcquireRelease):
     """A counter of available slots; ``acquire`` waits (cancellably) for a free one."""
 
     __slots__ = ("_lot", "_mutex", "_name", "_value")
@@ -508,17 +515,6 @@ class Semaphore:
             for _ in range(n):
                 if not self._lot.unpark_one():
                     break
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
 
     def _describe_wait(self, verb: str) -> str:
         return f"Semaphore.{verb} on {_label('Semaphore', self._name)} (value {self._value})"

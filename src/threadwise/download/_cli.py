@@ -272,8 +272,9 @@ class DownloadDisplay:
         from rich.table import Table
         from rich.text import Text
 
-        if width is None:
-            width = self._live.console.width if self._live is not None else 100
+        columns: int = width if width is not None else 100
+        if width is None and self._live is not None:
+            columns = self._live.console.width
         snap = snapshot(report)
         now = time.monotonic()
         rate = self._rate.add(now, report.total_bytes)
@@ -321,12 +322,12 @@ class DownloadDisplay:
 
         # The bar gets what the other columns leave, within limits. When the line would not
         # fit, the overall figures go on a line of their own under the bars.
-        name_width = min(32, max(12, width // 4), max(len(row[0]) for row in rows))
+        name_width = min(32, max(12, columns // 4), max(len(row[0]) for row in rows))
         amount_width = max(len(row[3]) for row in rows)
         info_width = max(len(row[5]) for row in rows)
         fixed = name_width + amount_width + 4 + 3  # 4: "100%"; 3: the gaps between columns
-        wide = fixed + 1 + info_width + 10 <= width
-        room = width - fixed - (1 + info_width if wide else 0)
+        wide = fixed + 1 + info_width + 10 <= columns
+        room = columns - fixed - (1 + info_width if wide else 0)
         bar_width = max(10, min(40, room))
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True, width=name_width, overflow="ellipsis")
