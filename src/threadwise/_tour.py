@@ -126,8 +126,8 @@ def run_lesson(lesson: Lesson, index: int, total: int) -> bool:
                 print(exc.code, file=sys.stderr)
             print(f"lesson {lesson.label} exited with {exc.code!r}", file=sys.stderr)
             return False
-    except KeyboardInterrupt:
-        raise
+    except (KeyboardInterrupt, BrokenPipeError):
+        raise  # Ctrl-C, or the reader of our output went away: stop the whole tour
     except BaseException:
         sys.stdout.flush()
         traceback.print_exc()
