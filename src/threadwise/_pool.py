@@ -47,7 +47,7 @@ class Workers:
                 stuck = cancel_and_wait(self.tasks, self.scope._reason or "cancelled", self.grace)
             else:
                 for task in self.tasks:
-                    task._done._wait(None, "ignore")
+                    task._wait_finished(None, "ignore")
         except KeyboardInterrupt:
             stuck = cancel_and_wait(self.tasks, f"{self.name} was interrupted (Ctrl-C)", self.grace)
             abandon(stuck, f"{self.name} was interrupted (Ctrl-C)")

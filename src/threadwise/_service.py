@@ -94,10 +94,10 @@ class Service:
         with self._lock:
             self._stopping = True
             self._idle.cancel(f"service {self.name!r} is stopping")
-        finished = task._done._wait(seconds, "ignore")
+        finished = task._wait_finished(seconds, "ignore")
         if not finished:
             task.cancel(f"service {self.name!r} did not stop within {seconds} s")
-            finished = task._done._wait(1.0, "ignore")
+            finished = task._wait_finished(1.0, "ignore")
         if finished:
             task.join()
         else:

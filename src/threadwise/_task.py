@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from ._cancel import CancelScope
+from ._cancel import CancelMode, CancelScope
 from ._exceptions import Cancelled, TaskCancelled
 from ._local import close_thread_locals
 from ._state import current_state
@@ -65,8 +65,10 @@ class Task(Generic[T]):
         "_callbacks",
         "_done",
         "_exception",
+        "_finished",
         "_group",
         "_ident",
+        "_live",
         "_lock",
         "_name",
         "_native_id",
@@ -97,7 +99,10 @@ class Task(Generic[T]):
         self._exception: BaseException | None = None
         self._retrieved = False
         self._abandoned = False
-        self._done = Event(name=f"done of task {name!r}")
+        # Made on first wait only: most tasks are collected by a group, never waited on alone.
+        self._done: Event | None = None
+        self._finished = False
+        self._live = False  # registered in _live_tasks (waited for at interpreter exit)
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[Task[T]], None]] | None = []
         self._ident: int | None = None
@@ -152,13 +157,29 @@ class Task(Generic[T]):
 
     def _finish(self) -> None:
         self._scope._detach()
-        self._done.set()
         with self._lock:
+            self._finished = True
+            event = self._done
             callbacks, self._callbacks = self._callbacks or [], None
+        if event is not None:
+            event.set()
         for callback in callbacks:
             callback(self)
-        with _live_lock:
-            _live_tasks.discard(self)
+        if self._live:
+            with _live_lock:
+                _live_tasks.discard(self)
+
+    def _wait_finished(self, timeout: float | None, cancel: CancelMode = "raise") -> bool:
+        """Wait until the task has finished (True) or ``timeout`` passed (False)."""
+        if self._finished:
+            return True
+        with self._lock:
+            event = self._done
+            if event is None:
+                event = self._done = Event(name=f"done of task {self._name!r}")
+                if self._finished:
+                    event.set()
+        return event._wait(timeout, cancel)
 
     def _add_done_callback(self, callback: Callable[[Task[T]], None]) -> None:
         with self._lock:
@@ -182,6 +203,7 @@ class Task(Generic[T]):
         self._thread = thread
         self._own_thread = True
         if register_live:
+            self._live = True
             with _live_lock:
                 _live_tasks.add(self)
         thread.start()
@@ -244,7 +266,7 @@ class Task(Generic[T]):
     def join(self, timeout: float | None = None) -> bool:
         """Wait until the task has finished; True if it has. Cancellable."""
         seconds = check_timeout(timeout)
-        if not self._done.wait(seconds):
+        if not self._wait_finished(seconds):
             return False
         thread = self._thread
         if self._own_thread and thread is not None and thread is not threading.current_thread():
@@ -458,7 +480,7 @@ def cancel_and_wait(tasks: list[Task[Any]], reason: str, grace: float) -> list[T
         left = end - time.monotonic()
         if left <= 0:
             break
-        task._done._wait(left, "ignore")
+        task._wait_finished(left, "ignore")
     return [t for t in tasks if not t.done()]
 
 
@@ -479,7 +501,7 @@ def _wait_for_tasks_at_exit() -> None:
         return
     try:
         for task in tasks:
-            task._done._wait(None, "ignore")
+            task._wait_finished(None, "ignore")
     except KeyboardInterrupt:
         stuck = cancel_and_wait(tasks, "the program was interrupted (Ctrl-C)", EXIT_GRACE)
         abandon(stuck, "interpreter exit after Ctrl-C")
