@@ -132,3 +132,47 @@ def test_a_closed_output_pipe_ends_the_command_quietly() -> None:
     assert proc.stdout.startswith("=")
     assert "Traceback" not in proc.stderr
     assert "BrokenPipeError" not in proc.stderr
+
+
+def test_a_refused_resume_range_starts_the_file_over(tmp_path: Path) -> None:
+    with DemoServer() as server:
+        served = server.add("odd.bin", 2 * MIB)
+        url = server.url("odd.bin")
+        # The sidecar promises more bytes than the server has: asking for the rest gets a 416
+        # that does not mean "complete", so the part is dropped and the file fetched again.
+        meta = {"url": url, "etag": served.etag, "size": len(served.data) + 5}
+        write_part(tmp_path, "odd.bin", served.data, meta, upto=len(served.data))
+        report = download([url], tmp_path, backoff=0.01)
+        result = report.files[0]
+        assert result.status == "done", result
+        assert result.attempts == 2
+        assert result.resumed_from == 0
+    assert (tmp_path / "odd.bin").read_bytes() == served.data
+
+
+def test_the_campaign_reports_a_leaking_scenario(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from threadwise import stress
+
+    release = threading.Event()
+    leaked: list[threading.Thread] = []
+
+    def leaky(rng: object, totals: stress.Totals) -> str | None:
+        thread = threading.Thread(target=release.wait, name="campaign-leak")
+        thread.start()
+        leaked.append(thread)
+        return None
+
+    monkeypatch.setattr(stress, "SCENARIOS", {"leaky": leaky})
+    try:
+        totals = stress.Totals()
+        problem = stress.run_one(1, totals)
+    finally:
+        release.set()
+        for thread in leaked:
+            thread.join()
+    assert problem is not None
+    assert "campaign-leak" in problem
+    assert totals.leaks == 1
+    assert totals.problems == [f"seed 1 (leaky): {problem}"]
