@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from threadwise.download import DemoServer, download
-from threadwise.download._download import _retry_after
+from threadwise.download._http import _retry_after
 
 MIB = 1 << 20
 

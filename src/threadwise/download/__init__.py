@@ -7,7 +7,8 @@ print(report)
 
 from __future__ import annotations
 
-from ._download import DownloadInterrupted, download, load_checksums
+from ._download import DownloadInterrupted, download
+from ._files import load_checksums
 from ._report import DownloadReport, FileResult
 from ._server import DemoServer, ServedFile
 

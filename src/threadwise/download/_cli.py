@@ -487,7 +487,8 @@ def run_get(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from ._download import DownloadInterrupted, download, load_checksums
+    from ._download import DownloadInterrupted, download
+    from ._files import load_checksums
 
     try:
         urls = _collect_urls(args)

@@ -7,11 +7,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
-import json
 import math
 import os
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -27,6 +25,25 @@ from .._local import ThreadLocal
 from .._pipeline import map as tw_map
 from .._sync import Semaphore
 from .._version import __version__
+from ._files import (
+    CHUNK,
+    _discard,
+    _hash_file,
+    _is_disk_error,
+    _Meta,
+    _write_all,
+    load_checksums,
+)
+from ._http import (
+    _Body,
+    _describe_error,
+    _range_start,
+    _retry_after,
+    _shutdown,
+    _socket_of,
+    _total_size,
+    _will_close,
+)
 from ._names import NameRegistry, inside, name_from_content_disposition, name_from_url
 from ._report import DownloadReport, FileResult
 
@@ -41,14 +58,10 @@ except ImportError:  # pragma: no cover - the cli extra installs it
     NameResolutionError = type("NameResolutionError", (_Urllib3Error,), {})  # type: ignore[misc,assignment]
 
 
-_CHUNK = 1 << 20  # bytes per read: large blocks, straight into the file
 _MAX_REDIRECTS = 10
 _SEGMENT_MIN = 8 << 20  # files below twice this are never split
 _MAX_SEGMENTS = 8
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-_MAX_RETRY_AFTER = 120.0
-_FILL_SECONDS = 0.1  # hand a partly filled buffer over after this long
-_CLOSE_WAIT = 0.25  # seconds to wait for the end of a body on a closing connection
 # Smaller files get no resume sidecar: restarting them costs less than writing one.
 _RESUME_MIN = 1 << 20
 
@@ -85,103 +98,6 @@ class _Job:
     url: str
     name: str
     expected: tuple[str, str] | None  # (algorithm, hex digest)
-
-
-def _parse_checksum(value: str, where: str) -> tuple[str, str]:
-    algorithm, sep, digest = value.strip().partition(":")
-    if not sep:
-        algorithm, digest = "sha256", algorithm
-    algorithm = algorithm.lower()
-    if algorithm not in hashlib.algorithms_guaranteed:
-        raise ValueError(f"checksums: unknown algorithm {algorithm!r} in {where}")
-    digest = digest.lower()
-    if not digest or any(c not in "0123456789abcdef" for c in digest):
-        raise ValueError(f"checksums: {value!r} in {where} is not a hex digest")
-    return algorithm, digest
-
-
-def load_checksums(
-    source: Mapping[str, str] | str | os.PathLike[str] | None,
-) -> dict[str, tuple[str, str]]:
-    """``{url or file name: "sha256:hex"}``, or a ``sha256sum``-style manifest file."""
-    if source is None:
-        return {}
-    if isinstance(source, Mapping):
-        return {str(k): _parse_checksum(str(v), repr(k)) for k, v in source.items()}
-    if isinstance(source, str | os.PathLike):
-        result: dict[str, tuple[str, str]] = {}
-        with open(source, encoding="utf-8") as manifest:
-            for number, line in enumerate(manifest, 1):
-                line = line.strip()
-                if not line or line.startswith("#"):
-                    continue
-                digest, _, name = line.partition(" ")
-                name = name.strip().lstrip("*")  # `sha256sum -b` marks binary mode with *
-                if not name:
-                    raise ValueError(f"checksums: line {number} of {source} has no file name")
-                result[name] = _parse_checksum(digest, f"line {number} of {source}")
-        return result
-    raise TypeError(f"checksums must be a mapping, a manifest path or None, got {source!r}")
-
-
-def _hash_file(path: str, algorithm: str) -> str:
-    hasher = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            hasher.update(block)
-    return hasher.hexdigest()
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return min(_MAX_RETRY_AFTER, max(0.0, float(value)))
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return min(_MAX_RETRY_AFTER, max(0.0, when.timestamp() - time.time()))
-
-
-def _write_all(fd: int, data: memoryview, offset: int) -> None:
-    while data:
-        written = os.pwrite(fd, data, offset)
-        data = data[written:]
-        offset += written
-
-
-class _Meta:
-    """The sidecar of a ``.part`` file: what a resume must check against."""
-
-    @staticmethod
-    def path(part: str) -> str:
-        return part + ".json"
-
-    @staticmethod
-    def load(part: str) -> dict[str, Any]:
-        try:
-            with open(_Meta.path(part), encoding="utf-8") as f:
-                data = json.load(f)
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    @staticmethod
-    def save(part: str, data: dict[str, Any]) -> None:
-        tmp = _Meta.path(part) + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.replace(tmp, _Meta.path(part))
-
-    @staticmethod
-    def remove(part: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(_Meta.path(part))
 
 
 class Downloader:
@@ -223,7 +139,7 @@ class Downloader:
         self.connections = Semaphore(workers, name="connections")
         self._hosts: dict[str, Semaphore] = {}
         self._hosts_lock = threading.Lock()
-        self.buffers: ThreadLocal[bytearray] = ThreadLocal(lambda: bytearray(_CHUNK))
+        self.buffers: ThreadLocal[bytearray] = ThreadLocal(lambda: bytearray(CHUNK))
         self.results: list[FileResult] = []
         self.progress_lock = threading.Lock()
 
@@ -678,147 +594,6 @@ class Downloader:
                 if attempts > self.retries:
                     raise
                 sleep(self.backoff * 2 ** (attempts - 1) * (0.5 + random.random()))
-
-
-def _discard(part: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(part)
-    _Meta.remove(part)
-
-
-def _will_close(response: Any) -> bool:
-    connection = str(response.headers.get("Connection", "")).lower()
-    return "close" in connection or getattr(response, "version", 11) == 10
-
-
-def _is_disk_error(exc: OSError) -> bool:
-    import errno
-
-    return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG)
-
-
-def _total_size(response: Any) -> int | None:
-    content_range = response.headers.get("Content-Range", "")
-    if "/" in content_range:
-        tail = content_range.rsplit("/", 1)[1].strip()
-        if tail.isdigit():
-            return int(tail)
-    length = response.headers.get("Content-Length")
-    if response.status == 200 and length and length.strip().isdigit():
-        return int(length)
-    return None
-
-
-def _range_start(response: Any) -> int | None:
-    content_range = response.headers.get("Content-Range", "")
-    unit, _, spec = content_range.partition(" ")
-    first = spec.split("-", 1)[0].strip()
-    return int(first) if unit == "bytes" and first.isdigit() else None
-
-
-def _socket_of(response: Any) -> socket.socket | None:
-    connection = getattr(response, "connection", None) or getattr(response, "_connection", None)
-    sock = getattr(connection, "sock", None)
-    return sock if isinstance(sock, socket.socket) else None
-
-
-def _shutdown(sock: socket.socket | None) -> None:
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-
-class _Body:
-    """Reads a response body with as little copying as Python allows.
-
-    For a plain body of known length we read the socket's buffered reader ourselves, straight
-    into our buffer, and count the bytes; at the end one non-blocking peek tells whether the
-    server sent more than its Content-Length (http.client would silently drop those bytes).
-    Chunked or compressed bodies go through http.client / urllib3.
-    """
-
-    __slots__ = ("_fp", "_left", "_raw", "_response", "short")
-
-    def __init__(self, response: Any) -> None:
-        self._response = response
-        raw = getattr(response, "_fp", None)  # http.client.HTTPResponse
-        fp = getattr(raw, "fp", None)
-        plain = (
-            raw is not None
-            and fp is not None
-            and getattr(raw, "chunked", True) is False
-            and isinstance(getattr(raw, "length", None), int)
-            and hasattr(fp, "readinto")
-            and not response.headers.get("Content-Encoding")
-        )
-        self._raw = raw if plain else None
-        self._fp = fp if plain else None
-        self._left: int = int(getattr(raw, "length", 0) or 0) if plain else 0
-        self.short = False
-
-    def readinto(self, target: memoryview) -> int:
-        fp = self._fp
-        if fp is None:
-            return int(self._response._fp.readinto(target) if self._response._fp else 0)
-        if self._left <= 0:
-            return 0
-        if len(target) > self._left:
-            target = target[: self._left]
-        # Fill the buffer with what arrives (readinto1: one read each), but hand it over at
-        # least every _FILL_SECONDS: large writes on fast links, moving progress on slow ones.
-        n = 0
-        size = len(target)
-        until = time.monotonic() + _FILL_SECONDS
-        while n < size:
-            got = fp.readinto1(target[n:])
-            if not got:
-                if n == 0:
-                    self.short = True  # the server closed before Content-Length bytes
-                break
-            n += got
-            if time.monotonic() >= until:
-                break
-        self._left -= n
-        return n
-
-    def finish(self, *, closing: bool) -> bool:
-        """Close the body for reuse of the connection; True if extra bytes were waiting.
-
-        On a connection the server closes after this response we read on to the end (a
-        short wait), so late extra bytes are seen too; on a kept-alive one we can only peek
-        at what has arrived (later bytes break the next request, which is then retried).
-        """
-        fp, raw = self._fp, self._raw
-        if fp is None or raw is None or self._left > 0:
-            return False
-        extra = False
-        sock = getattr(getattr(fp, "raw", None), "_sock", None)
-        if isinstance(sock, socket.socket):
-            previous = sock.gettimeout()
-            try:
-                sock.settimeout(_CLOSE_WAIT if closing else 0)
-                extra = bool(fp.read1(1) if closing else fp.peek(1))
-            except (BlockingIOError, OSError, ValueError):
-                extra = False
-            finally:
-                with contextlib.suppress(OSError):
-                    sock.settimeout(previous)
-        # Tell http.client the body is consumed, as its own reads would have.
-        raw.length = 0
-        close = getattr(raw, "_close_conn", None)
-        if close is not None:
-            close()
-        return extra
-
-
-def _describe_error(exc: BaseException) -> str:
-    text = str(exc)
-    lowered = text.lower()
-    if "refused" in lowered:
-        return "connection refused"
-    if "timed out" in lowered or "timeout" in lowered:
-        return f"timed out ({type(exc).__name__})"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def download(
