@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from helpers import Counted
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,22 +41,6 @@ def in_flight_bound(workers: int, ordered: bool) -> int:
     per_queue = max(2, 2 * workers)
     reorder = 2 * workers if ordered else 0
     return (2 * per_queue + workers + 3 + reorder) * MAX_CHUNK
-
-
-class Counted:
-    """An iterator over ``source`` that counts how many items were pulled from it."""
-
-    def __init__(self, source: Iterator[int]) -> None:
-        self.source = source
-        self.pulled = 0
-
-    def __iter__(self) -> Iterator[int]:
-        return self
-
-    def __next__(self) -> int:
-        item = next(self.source)
-        self.pulled += 1
-        return item
 
 
 def double(x: int) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import Counted
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -52,22 +53,6 @@ def blocked_on(thread_name_suffix: str) -> str | None:
             state = states.get(thread.ident or -1)
             return None if state is None else state.describe_blocked_on()
     return None
-
-
-class Counted:
-    """An iterator over ``source`` that counts how many items were pulled from it."""
-
-    def __init__(self, source: Iterator[int]) -> None:
-        self.source = source
-        self.pulled = 0
-
-    def __iter__(self) -> Iterator[int]:
-        return self
-
-    def __next__(self) -> int:
-        item = next(self.source)
-        self.pulled += 1
-        return item
 
 
 class Boom(Exception):

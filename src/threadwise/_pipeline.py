@@ -25,7 +25,13 @@ from ._exceptions import Cancelled, QueueClosed
 from ._pool import ChunkSizer, RateLimiter, Workers
 from ._progress import Progress, ProgressArg
 from ._sync import Condition, Lock, Queue
-from ._validate import check_callable, check_name, check_positive_int, check_timeout
+from ._validate import (
+    check_callable,
+    check_name,
+    check_non_negative_int,
+    check_positive_int,
+    check_timeout,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -690,14 +696,6 @@ def _check_rate(value: object) -> float | None:
     return float(value)
 
 
-def _check_retries(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"retries must be an int >= 0, got {value!r}")
-    if value < 0:
-        raise ValueError(f"retries must be an int >= 0, got {value!r}")
-    return value
-
-
 def _check_executor(value: object) -> concurrent.futures.Executor | None:
     if value is None or isinstance(value, concurrent.futures.Executor):
         return value
@@ -753,7 +751,7 @@ class Pipeline(Generic[T]):
             workers=cast(int, check_positive_int(workers, "workers")),
             ordered=bool(ordered),
             rate=_check_rate(rate),
-            retries=_check_retries(retries),
+            retries=check_non_negative_int(retries, "retries"),
             backoff=0.1 if backoff_value is None else backoff_value,
             on_error=_check_on_error(on_error),
             executor=_check_executor(executor),

@@ -19,7 +19,7 @@ from . import _debug
 from ._cancel import CancelMode, Waiter, block
 from ._exceptions import DeadlockError, QueueClosed
 from ._state import ThreadState, Waitable, all_states, current_state, thread_name
-from ._validate import check_name, check_timeout
+from ._validate import check_name, check_non_negative_int, check_timeout
 
 T = TypeVar("T")
 _monotonic = time.monotonic
@@ -481,11 +481,7 @@ class Semaphore(_WithAcquireRelease):
     __slots__ = ("_lot", "_mutex", "_name", "_value")
 
     def __init__(self, value: int = 1, name: str | None = None) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"value must be an int >= 0, got {value!r}")
-        if value < 0:
-            raise ValueError(f"value must be >= 0, got {value!r}")
-        self._value = value
+        self._value = check_non_negative_int(value, "value")
         self._name = check_name(name)
         self._mutex = threading.Lock()
         self._lot = ParkingLot()
@@ -573,11 +569,7 @@ class Queue(Generic[T]):
     __slots__ = ("_closed", "_items", "_maxsize", "_mutex", "_name", "_not_empty", "_not_full")
 
     def __init__(self, maxsize: int = 0, name: str | None = None) -> None:
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
-            raise TypeError(f"maxsize must be an int (0 for unbounded), got {maxsize!r}")
-        if maxsize < 0:
-            raise ValueError(f"maxsize must be >= 0 (0 for unbounded), got {maxsize!r}")
-        self._maxsize = maxsize
+        self._maxsize = check_non_negative_int(maxsize, "maxsize", " (0 for unbounded)")
         self._name = check_name(name)
         self._items: deque[T] = deque()
         self._closed = False

@@ -31,6 +31,15 @@ def check_positive_int(value: object, name: str, *, allow_none: bool = False) ->
     return value
 
 
+def check_non_negative_int(value: object, name: str, note: str = "") -> int:
+    """``value`` as an int >= 0; ``note`` adds what 0 means, e.g. " (0 for unbounded)"."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= 0{note}, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be an int >= 0{note}, got {value!r}")
+    return value
+
+
 def check_callable(fn: object, name: str = "fn") -> None:
     if not callable(fn):
         raise TypeError(

@@ -624,8 +624,7 @@ def download(
     folder = os.fspath(dest)
     workers_n = _validate.check_positive_int(workers, "workers")
     per_host_n = _validate.check_positive_int(per_host, "per_host")
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"retries must be an int >= 0, got {retries!r}")
+    _validate.check_non_negative_int(retries, "retries")
     timeout_s = _validate.check_timeout(timeout)
     backoff_s = _validate.check_timeout(backoff, "backoff")
     os.makedirs(folder, exist_ok=True)
