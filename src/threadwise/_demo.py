@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
+from ._cliargs import number
+
 if TYPE_CHECKING:
     from threadwise.download import DemoServer, DownloadReport
 
@@ -272,31 +274,13 @@ def run(args: argparse.Namespace, output: TextIO | None = None) -> int:
         return 0
 
 
-def _number(
-    kind: Callable[[str], float], what: str, *, zero: bool, maximum: float | None = None
-) -> Callable[[str], float]:
-    """An argparse ``type``: finite values of ``kind``, positive (or >= 0 with ``zero``)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        ok = value >= 0 if zero else value > 0
-        if not (ok and math.isfinite(value)) or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-
-    return parse
-
-
 def _int(what: str, maximum: int) -> Callable[[str], int]:
-    parse = _number(int, what, zero=False, maximum=maximum)
+    parse = number(int, what, minimum=0, inclusive=False, maximum=maximum)
     return lambda text: int(parse(text))
 
 
 def _size(what: str, *, zero: bool, maximum: float | None = None) -> Callable[[str], int]:
-    parse = _number(parse_size, what, zero=zero, maximum=maximum)
+    parse = number(parse_size, what, minimum=0.0, inclusive=zero, maximum=maximum)
 
     def parse_bytes(text: str) -> int:
         value = parse(text)
@@ -334,7 +318,9 @@ def add_parser(
     )
     parser.add_argument(
         "--latency",
-        type=_number(float, "a positive number of seconds", zero=False, maximum=60),
+        type=number(
+            float, "a positive number of seconds", minimum=0.0, inclusive=False, maximum=60
+        ),
         default=DEFAULT_LATENCY,
         metavar="S",
         help=f"seconds before the server answers each request (default: {DEFAULT_LATENCY})",

@@ -17,6 +17,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._cliargs import number
 from ._inspect import ThreadInfo, format_table, threads
 from ._task import State
 
@@ -132,7 +133,10 @@ def add_parser(subparsers: Any) -> None:
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
     parser.add_argument(
-        "--interval", type=_positive, default=0.5, help="seconds between redraws (default 0.5)"
+        "--interval",
+        type=number(float, "a positive number of seconds", minimum=0.0, inclusive=False),
+        default=0.5,
+        help="seconds between redraws (default 0.5)",
     )
     parser.add_argument(
         "--plain", action="store_true", help="print the table as text instead of redrawing"
@@ -141,16 +145,6 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("script", nargs="?", help="the script to run")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
     parser.set_defaults(handler=run)
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

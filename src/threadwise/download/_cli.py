@@ -17,7 +17,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+from .._cliargs import number
 
 if TYPE_CHECKING:
     from ._report import DownloadReport, FileResult
@@ -25,7 +27,6 @@ if TYPE_CHECKING:
 INSTALL_HINT = "pip install 'threadwise[cli]'"
 
 Mode = Literal["live", "lines", "off"]
-Number = TypeVar("Number", int, float)
 
 # Per-file rows of the summary table; larger batches list only the files that did not finish.
 _TABLE_ROWS = 40
@@ -554,27 +555,9 @@ def run_get(args: argparse.Namespace) -> int:
     return code
 
 
-def _number(
-    kind: Callable[[str], Number], what: str, *, minimum: Number, inclusive: bool
-) -> Callable[[str], Number]:
-    """An argparse ``type`` for finite numbers of ``kind`` above (or at) ``minimum``."""
-
-    def parse(text: str) -> Number:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        ok = value >= minimum if inclusive else value > minimum
-        if not (ok and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-
-    return parse
-
-
-positive_int = _number(int, "a positive integer", minimum=0, inclusive=False)
-non_negative_int = _number(int, "an integer >= 0", minimum=0, inclusive=True)
-positive_float = _number(float, "a positive number", minimum=0.0, inclusive=False)
+positive_int = number(int, "a positive integer", minimum=0, inclusive=False)
+non_negative_int = number(int, "an integer >= 0", minimum=0, inclusive=True)
+positive_float = number(float, "a positive number", minimum=0.0, inclusive=False)
 
 
 def add_parser(
