@@ -1,0 +1,514 @@
+"""Executor: a ``concurrent.futures`` executor whose cancel reaches running work.
+
+Each submitted call becomes a threadwise ``Task`` run by one of at most ``max_workers``
+runners. A runner is a loop on a thread borrowed from the thread cache: it takes queued calls
+until the queue is empty, then hands its thread back. So an executor keeps no idle threads of
+its own, and idle threads retire by themselves.
+
+Cancelling a running call cancels its task's scope. Python cannot stop a thread, so that
+works when the call reaches a threadwise checkpoint; a call that never does runs to its end,
+and its future then says so (``CancelledTooLate``) instead of pretending it was cancelled.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import functools
+import itertools
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
+from concurrent.futures.thread import BrokenThreadPool
+from types import TracebackType
+from typing import Any, Literal, ParamSpec, TypeVar
+
+from . import _threads
+from ._cancel import CancelScope
+from ._exceptions import CancelledTooLate
+from ._task import EXIT_GRACE, State, Task, _exiting_on_ctrl_c, abandon, cancel_and_wait
+from ._validate import check_callable, check_name, check_timeout, describe_callable
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_counter = itertools.count(1)
+_monotonic = time.monotonic
+_cf_logger = logging.getLogger("concurrent.futures")  # where the stdlib pool logs, too
+
+
+class Future(concurrent.futures.Future[T]):
+    """A ``concurrent.futures.Future`` whose ``cancel()`` also reaches a running call.
+
+    ``cancel()`` on a running call cancels its threadwise scope and returns True: a
+    threadwise blocking call in it raises ``Cancelled`` and the future ends cancelled. If the
+    call never reaches a checkpoint it runs to its end, and ``result()`` raises
+    ``CancelledTooLate`` (with the value as ``.value``, or the exception as ``__cause__``).
+    """
+
+    _tw_task: Task[T] | None
+    _tw_cancel_requested: bool
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tw_task = None
+        self._tw_cancel_requested = False
+
+    def cancel(self) -> bool:
+        with self._condition:
+            if self._state != RUNNING:
+                task = None
+            else:
+                task = self._tw_task
+                self._tw_cancel_requested = True
+        if task is None:
+            return super().cancel()
+        task.cancel("its future was cancelled")
+        return True
+
+    def _tw_end_cancelled(self) -> None:
+        """RUNNING -> cancelled: the call stopped at a checkpoint after a cancel."""
+        with self._condition:
+            self._state = CANCELLED_AND_NOTIFIED
+            for waiter in self._waiters:
+                waiter.add_cancelled(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
+
+
+class _Item:
+    """One submitted call, queued until a runner takes it."""
+
+    __slots__ = ("call", "deadline", "future", "name")
+
+    def __init__(
+        self, future: Future[Any], call: Callable[[], Any], name: str, deadline: float | None
+    ) -> None:
+        self.future = future
+        self.call = call
+        self.name = name
+        self.deadline = deadline
+
+
+def _default_workers() -> int:
+    count = getattr(os, "process_cpu_count", os.cpu_count)()
+    return min(32, (count or 1) + 4)
+
+
+def _check_max_workers(value: object) -> int:
+    if value is None:
+        return _default_workers()
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"max_workers must be an int >= 1 or None, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"max_workers must be greater than 0, got {value!r}")
+    return value
+
+
+# Executors alive now, for the interpreter-exit hook.
+_executors: weakref.WeakSet[Executor] = weakref.WeakSet()
+_executors_lock = threading.Lock()
+_interpreter_exiting = False
+
+
+class Executor(concurrent.futures.Executor):
+    """A drop-in ``ThreadPoolExecutor`` whose ``Future.cancel()`` reaches running calls.
+
+    * at most ``max_workers`` calls run at once (default ``min(32, cpus + 4)``); threads come
+      from threadwise's thread cache and go back to it when there is no queued work;
+    * each call runs in a copy of the submitter's ``contextvars`` context, as a threadwise
+      task (seen in ``tw.threads()`` in a thread named ``<prefix>_<n>``; the prefix is
+      ``thread_name_prefix`` or the executor's ``name``);
+    * ``shutdown(cancel_futures=True)`` drops queued calls and cancels running ones;
+    * Ctrl-C in the ``with`` block, in its exit or at interpreter exit cancels queued and
+      running calls, waits ``grace`` seconds and reports the calls still stuck by name.
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        name: str | None = None,
+        thread_name_prefix: str = "",
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        grace: float = EXIT_GRACE,
+    ) -> None:
+        self._max_workers = _check_max_workers(max_workers)
+        self._name = check_name(name) or f"Executor-{next(_counter)}"
+        if not isinstance(thread_name_prefix, str):
+            raise TypeError(f"thread_name_prefix must be a str, got {thread_name_prefix!r}")
+        if initializer is not None:
+            check_callable(initializer, "initializer")
+        if not isinstance(initargs, tuple):
+            raise TypeError(f"initargs must be a tuple, got {initargs!r}")
+        grace_value = check_timeout(grace, "grace")
+        self._grace = float("inf") if grace_value is None else grace_value
+        self._prefix = thread_name_prefix or self._name
+        self._initializer = initializer
+        self._initargs = initargs
+        self._lock = threading.Lock()
+        self._drained = threading.Condition(self._lock)
+        self._queue: deque[_Item] = deque()
+        self._taking = 0  # runners still taking queued calls (at most max_workers)
+        self._runners = 0  # runners not finished yet (their last result may be on its way)
+        self._running: set[Task[Any]] = set()
+        self._free_slots: list[int] = []  # numbers for thread names, reused lowest first
+        self._next_slot = 0
+        self._shutdown = False
+        self._broken: str | bool = False
+        self._scope = CancelScope(name=f"Executor {self._name!r}")
+        # The threads that have run calls for this executor (and its initializer); weak, as
+        # the threads belong to the cache and retire by themselves.
+        self._threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+        with _executors_lock:
+            _executors.add(self)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def max_workers(self) -> int:
+        return self._max_workers
+
+    # -- submitting ----------------------------------------------------------------------------
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Schedule ``fn(*args, **kwargs)``; returns its ``Future``."""
+        check_callable(fn)
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return self._submit(call, describe_callable(fn))
+
+    def _submit(self, call: Callable[[], T], what: str, deadline: float | None = None) -> Future[T]:
+        future: Future[T] = Future()
+        item = _Item(future, call, f"{self._name}:{what}", deadline)
+        with self._lock:
+            if self._broken:
+                raise BrokenThreadPool(self._broken)
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if _interpreter_exiting:
+                raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+            self._queue.append(item)
+            if self._taking >= self._max_workers:
+                return future
+            self._taking += 1
+            self._runners += 1
+            slot = self._take_slot()
+        try:
+            _threads.start_thread_soon(
+                functools.partial(self._runner, slot),
+                self._runner_done,
+                name=f"{self._prefix}_{slot}",
+            )
+        except BaseException:
+            with self._lock:
+                self._taking -= 1
+                self._runners -= 1
+                self._free_slots.append(slot)
+            raise
+        return future
+
+    def _take_slot(self) -> int:
+        if self._free_slots:
+            self._free_slots.sort()
+            return self._free_slots.pop(0)
+        slot = self._next_slot
+        self._next_slot += 1
+        return slot
+
+    # -- running -------------------------------------------------------------------------------
+    def _runner(self, slot: int) -> tuple[_Item, Task[Any] | None] | None:
+        """Run queued calls until there are none; the last one is delivered after the thread
+        is idle again (see ``_runner_done``), so the caller's next submit finds it."""
+        me = threading.current_thread()
+        if me not in self._threads:
+            if self._initializer is not None and not self._initialize():
+                self._release(slot)
+                return None
+            self._threads.add(me)
+        lock = self._lock
+        lock.acquire()
+        try:
+            while True:
+                if not self._queue:
+                    self._taking -= 1
+                    self._free_slots.append(slot)
+                    return None
+                item = self._queue.popleft()
+                lock.release()
+                try:
+                    task = self._start(item)
+                    if task is not None:
+                        task._run()
+                finally:
+                    lock.acquire()
+                if not self._queue:
+                    self._taking -= 1
+                    self._free_slots.append(slot)
+                    return item, task
+                lock.release()
+                try:
+                    self._deliver(item, task)
+                finally:
+                    lock.acquire()
+        finally:
+            lock.release()
+
+    def _release(self, slot: int) -> None:
+        with self._lock:
+            self._taking -= 1
+            self._free_slots.append(slot)
+
+    def _runner_done(self, last: tuple[_Item, Task[Any] | None] | None) -> None:
+        try:
+            if last is not None:
+                self._deliver(*last)
+        finally:
+            with self._lock:
+                self._runners -= 1
+                if self._runners == 0:
+                    self._drained.notify_all()
+
+    def _start(self, item: _Item) -> Task[Any] | None:
+        future = item.future
+        task: Task[Any] = Task(item.call, item.name, parent_scope=self._scope)
+        if item.deadline is not None:
+            scope = task._scope
+            if scope._deadline is None or item.deadline < scope._deadline:
+                scope._deadline = item.deadline
+            scope._own_deadline = item.deadline
+        future._tw_task = task
+        if not future.set_running_or_notify_cancel():
+            task._scope._detach()
+            return None
+        with self._lock:
+            self._running.add(task)
+        return task
+
+    def _deliver(self, item: _Item, task: Task[Any] | None) -> None:
+        if task is None:
+            return
+        with self._lock:
+            self._running.discard(task)
+        future = item.future
+        future._tw_task = None
+        state = task._state
+        if state is State.CANCELLED:
+            future._tw_end_cancelled()
+            return
+        exc = task._exception
+        task._retrieved = True  # the future carries it now
+        task._exception = None
+        if future._tw_cancel_requested:
+            late = CancelledTooLate(
+                f"{item.name} was cancelled while running but did not reach a threadwise "
+                "checkpoint; it ran to its end"
+                + (f" and raised {exc!r}" if exc is not None else ""),
+                value=task._result,
+            )
+            late.__cause__ = exc
+            future.set_exception(late)
+        elif exc is not None:
+            try:
+                future.set_exception(exc)
+            finally:
+                del exc
+        else:
+            future.set_result(task._result)
+        task._result = None
+
+    def _initialize(self) -> bool:
+        assert self._initializer is not None
+        try:
+            self._initializer(*self._initargs)
+        except BaseException:
+            _cf_logger.critical("Exception in initializer:", exc_info=True)
+            self._break("A thread initializer failed, the thread pool is not usable anymore")
+            return False
+        return True
+
+    def _break(self, why: str) -> None:
+        with self._lock:
+            self._broken = why
+            queued = list(self._queue)
+            self._queue.clear()
+        for item in queued:
+            if item.future.set_running_or_notify_cancel():  # not if cancelled meanwhile
+                item.future.set_exception(BrokenThreadPool(why))
+
+    # -- map -------------------------------------------------------------------------------
+    def map(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+        buffersize: int | None = None,
+    ) -> Iterator[T]:
+        """``map(fn, *iterables)`` with the calls run concurrently; results in order.
+
+        ``buffersize`` bounds how many calls are submitted ahead of the consumer (Python
+        3.14's ``Executor.map``, on every Python); None submits every call at once, as the
+        stdlib always did. ``chunksize`` is accepted for compatibility and not used by a
+        thread executor. Stopping the iteration early cancels the calls not yet consumed.
+        """
+        check_callable(fn)
+        seconds = check_timeout(timeout)
+        if isinstance(chunksize, bool) or not isinstance(chunksize, int):
+            raise TypeError(f"chunksize must be an int >= 1, got {chunksize!r}")
+        if chunksize < 1:
+            raise ValueError(f"chunksize must be >= 1, got {chunksize!r}")
+        if buffersize is not None:
+            if isinstance(buffersize, bool) or not isinstance(buffersize, int):
+                raise TypeError(f"buffersize must be an int >= 1 or None, got {buffersize!r}")
+            if buffersize < 1:
+                raise ValueError(f"buffersize must be >= 1, got {buffersize!r}")
+        end = None if seconds is None else _monotonic() + seconds
+        args_iter = zip(*iterables, strict=False)
+        if buffersize is None:
+            fs = deque(self.submit(fn, *args) for args in args_iter)
+        else:
+            fs = deque(self.submit(fn, *args) for args in itertools.islice(args_iter, buffersize))
+        return _map_results(fs, weakref.ref(self), fn, args_iter, buffersize, end)
+
+    # -- shutdown --------------------------------------------------------------------------
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """No new calls; ``cancel_futures`` drops queued calls and cancels running ones;
+        ``wait`` waits until every call has ended (Ctrl-C while waiting cancels them all)."""
+        with self._lock:
+            self._shutdown = True
+        if cancel_futures:
+            self._cancel_all("the executor was shut down with cancel_futures=True")
+        if wait:
+            try:
+                self._wait_runners(None)
+            except KeyboardInterrupt:
+                self._interrupt()
+                raise
+
+    def _cancel_all(self, reason: str) -> None:
+        with self._lock:
+            queued = list(self._queue)
+            self._queue.clear()
+        for item in queued:
+            if item.future.cancel():
+                item.future.set_running_or_notify_cancel()  # as_completed/wait see it done
+        self._scope.cancel(reason)
+
+    def _wait_runners(self, timeout: float | None) -> bool:
+        end = None if timeout is None else _monotonic() + timeout
+        with self._lock:
+            while self._runners:
+                if end is None:
+                    self._drained.wait()
+                else:
+                    left = end - _monotonic()
+                    if left <= 0:
+                        return False
+                    self._drained.wait(left)
+        return True
+
+    def _interrupt(self, why: str = "interrupted (Ctrl-C)") -> None:
+        """Ctrl-C: drop queued calls, cancel running ones, give them ``grace`` seconds."""
+        reason = f"executor {self._name!r} was {why}"
+        with self._lock:
+            self._shutdown = True
+            running = list(self._running)
+        self._cancel_all(reason)
+        try:
+            stuck = cancel_and_wait(running, reason, self._grace)
+            if not stuck:
+                self._wait_runners(self._grace)
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting now
+            stuck = [t for t in running if not t.done()]
+        abandon(stuck, reason)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        if isinstance(exc, KeyboardInterrupt):
+            self._interrupt()
+            return False
+        self.shutdown(wait=True)
+        return False
+
+    def __repr__(self) -> str:
+        state = "shut down" if self._shutdown else "running"
+        return (
+            f"<threadwise.Executor {self._name!r} {state} max_workers={self._max_workers} "
+            f"queued={len(self._queue)} running={len(self._running)}>"
+        )
+
+
+def _map_results(
+    fs: deque[Future[T]],
+    executor_ref: weakref.ref[Executor],
+    fn: Callable[..., T],
+    args_iter: Iterator[tuple[Any, ...]],
+    buffersize: int | None,
+    end: float | None,
+) -> Iterator[T]:
+    # A generator outside the executor, holding it weakly: an abandoned iterator does not keep
+    # the executor alive, and leaving the loop cancels the calls not consumed yet.
+    try:
+        while fs:
+            if buffersize is not None:
+                executor = executor_ref()
+                args = next(args_iter, None) if executor is not None else None
+                if executor is not None and args is not None:
+                    fs.append(executor.submit(fn, *args))
+                del executor
+            # No local name for the future: the consumer alone holds the result it gets.
+            yield _result_or_cancel(fs.popleft(), None if end is None else end - _monotonic())
+    finally:
+        for future in fs:
+            future.cancel()
+
+
+def _result_or_cancel(future: Future[T], timeout: float | None) -> T:
+    try:
+        try:
+            return future.result(timeout)
+        finally:
+            future.cancel()
+    finally:
+        del future  # no reference to the result stays in this frame
+
+
+# -- interpreter exit --------------------------------------------------------------------------
+
+
+def _shutdown_at_exit() -> None:
+    """Like the stdlib pool: wait for submitted calls; after Ctrl-C, cancel them instead."""
+    global _interpreter_exiting
+    with _executors_lock:
+        _interpreter_exiting = True
+        executors = list(_executors)
+    if _exiting_on_ctrl_c():
+        for executor in executors:
+            executor._interrupt("interrupted (Ctrl-C) at interpreter exit")
+        return
+    try:
+        for executor in executors:
+            executor.shutdown(wait=True)
+    except KeyboardInterrupt:
+        for executor in executors:
+            executor._interrupt("interrupted (Ctrl-C) at interpreter exit")
+
+
+_register_atexit = getattr(threading, "_register_atexit", None)
+if _register_atexit is not None:  # runs before the interpreter joins non-daemon threads
+    _register_atexit(_shutdown_at_exit)
+else:  # pragma: no cover - every supported CPython has it
+    import atexit
+
+    atexit.register(_shutdown_at_exit)

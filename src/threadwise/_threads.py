@@ -1,0 +1,182 @@
+"""The worker-thread cache under ``spawn``, ``TaskGroup`` and ``Executor``.
+
+Starting an OS thread costs tens of microseconds; many short-lived groups and executors pay
+it again and again. Instead, a finished job leaves its thread parked in this cache, and the
+next job reuses it:
+
+* idle workers are reused newest first, so a steady load keeps a few warm threads busy and
+  the others reach their idle timeout and retire;
+* a worker retires after ``idle_timeout`` seconds without work (``IDLE_TIMEOUT``, 2 s at
+  most), so a program that has finished its work is back to its baseline thread count soon;
+* a worker is marked idle *before* it delivers its job's result, so a caller that submits
+  the next job as soon as it sees the result finds the same thread waiting for it, instead
+  of starting a new one.
+
+Idle workers are daemon threads parked on a lock, and say so in ``tw.threads()``
+(blocked on "idle in the thread cache").
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ._local import close_thread_locals
+from ._state import current_state
+
+T = TypeVar("T")
+
+IDLE_TIMEOUT = 2.0
+_counter = itertools.count(1)
+
+
+class _Idle:
+    """What an idle worker is blocked on, for ``tw.threads()``."""
+
+    __slots__ = ()
+
+    def _describe_wait(self, verb: str) -> str:
+        return verb
+
+
+_IDLE = _Idle()
+_IDLE_WAIT = (_IDLE, "idle in the thread cache")
+
+
+class _Worker:
+    __slots__ = ("__weakref__", "_cache", "_job", "_wake", "thread")
+
+    def __init__(self, cache: ThreadCache) -> None:
+        self._cache = cache
+        self._job: tuple[Callable[[], Any], Callable[[Any], object] | None] | None = None
+        # Held while the worker has nothing to do; released by the thread handing it a job.
+        self._wake = threading.Lock()
+        self._wake.acquire()
+        self.thread = threading.Thread(
+            target=self._work, name=f"threadwise-worker-{next(_counter)}", daemon=True
+        )
+
+    def _work(self) -> None:
+        cache = self._cache
+        state = current_state()
+        try:
+            while True:
+                job = self._job
+                assert job is not None
+                self._job = None
+                fn, deliver = job
+                try:
+                    result = fn()
+                except BaseException as exc:  # jobs catch their own; this is a last resort
+                    self._report(exc)
+                    result = None
+                # Idle before delivering: whoever reacts to the result and hands out the next
+                # job finds this thread ready (trio's thread cache does the same).
+                with cache._lock:
+                    cache._idle[self] = None
+                if deliver is not None:
+                    try:
+                        deliver(result)
+                    except BaseException as exc:
+                        self._report(exc)
+                del job, fn, deliver, result  # an idle thread keeps nothing of its last job alive
+                state.blocked_on = _IDLE_WAIT
+                if not self._wake.acquire(timeout=cache.idle_timeout):
+                    with cache._lock:
+                        retire = self in cache._idle
+                        if retire:
+                            del cache._idle[self]
+                    if retire:
+                        return
+                    # A caller took us off the idle list just as the timeout expired: its job
+                    # is on the way.
+                    self._wake.acquire()
+                state.blocked_on = None
+        finally:
+            state.blocked_on = None
+            close_thread_locals()
+
+    def _report(self, exc: BaseException) -> None:
+        args = threading.ExceptHookArgs((type(exc), exc, exc.__traceback__, self.thread))
+        try:
+            threading.excepthook(args)
+        finally:
+            del args
+
+
+class ThreadCache:
+    """Idle worker threads, handed one job at a time."""
+
+    def __init__(self, idle_timeout: float = IDLE_TIMEOUT) -> None:
+        self.idle_timeout = idle_timeout
+        self._lock = threading.Lock()
+        # Insertion ordered: popitem() gives the worker that went idle last (newest first).
+        self._idle: dict[_Worker, None] = {}
+
+    def start_thread_soon(
+        self,
+        fn: Callable[[], T],
+        deliver: Callable[[T], object] | None = None,
+        *,
+        name: str | None = None,
+    ) -> threading.Thread:
+        """Run ``fn()`` in an idle worker (or a new one); then ``deliver(fn())`` in that thread,
+        after the worker has been marked idle. Returns the thread running it."""
+        with self._lock:
+            try:
+                worker, _ = self._idle.popitem()
+            except KeyError:
+                worker = None
+        if worker is None:
+            worker = _Worker(self)
+            if name is not None:
+                worker.thread.name = name
+            worker._job = (fn, deliver)
+            worker.thread.start()
+            return worker.thread
+        if name is not None:
+            worker.thread.name = name
+        worker._job = (fn, deliver)
+        worker._wake.release()
+        return worker.thread
+
+    def idle_threads(self) -> set[threading.Thread]:
+        """The threads parked in the cache right now."""
+        with self._lock:
+            return {worker.thread for worker in self._idle}
+
+    def is_idle(self, thread: threading.Thread) -> bool:
+        with self._lock:
+            return any(worker.thread is thread for worker in self._idle)
+
+    def _reset_after_fork(self) -> None:
+        # Only the forking thread survives in the child: the idle workers are gone.
+        self._lock = threading.Lock()
+        self._idle = {}
+
+
+cache = ThreadCache()
+start_thread_soon = cache.start_thread_soon
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=cache._reset_after_fork)
+
+
+def idle_threads() -> set[threading.Thread]:
+    """Threads parked idle in threadwise's thread cache (they retire by themselves)."""
+    return cache.idle_threads()
+
+
+def set_idle_timeout(seconds: float) -> float:
+    """Set how long idle workers wait for a job before they retire; returns the old value.
+
+    Workers already waiting keep their current timeout for this wait.
+    """
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise ValueError(f"seconds must be a positive number, got {seconds!r}")
+    old = cache.idle_timeout
+    cache.idle_timeout = float(seconds)
+    return old
