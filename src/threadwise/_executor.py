@@ -161,6 +161,7 @@ class Executor(concurrent.futures.Executor):
         self._free_slots: list[int] = []  # numbers for thread names, reused lowest first
         self._next_slot = 0
         self._shutdown = False
+        self._gave_up = False  # Ctrl-C abandoned stuck calls: nothing more to wait for
         self._broken: str | bool = False
         self._scope = CancelScope(name=f"Executor {self._name!r}")
         # The threads that have run calls for this executor (and its initializer); weak, as
@@ -385,7 +386,7 @@ class Executor(concurrent.futures.Executor):
             self._shutdown = True
         if cancel_futures:
             self._cancel_all("the executor was shut down with cancel_futures=True")
-        if wait:
+        if wait and not self._gave_up:
             try:
                 self._wait_runners(None)
             except KeyboardInterrupt:
@@ -427,6 +428,7 @@ class Executor(concurrent.futures.Executor):
                 self._wait_runners(self._grace)
         except KeyboardInterrupt:  # a second Ctrl-C: stop waiting now
             stuck = [t for t in running if not t.done()]
+        self._gave_up = True
         abandon(stuck, reason)
 
     def __exit__(
@@ -492,7 +494,7 @@ def _shutdown_at_exit() -> None:
     global _interpreter_exiting
     with _executors_lock:
         _interpreter_exiting = True
-        executors = list(_executors)
+        executors = [executor for executor in _executors if not executor._gave_up]
     if _exiting_on_ctrl_c():
         for executor in executors:
             executor._interrupt("interrupted (Ctrl-C) at interpreter exit")
