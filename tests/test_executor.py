@@ -38,9 +38,9 @@ def wait_running(future: cf.Future[Any], task_blocked: bool = True) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         task = getattr(future, "_tw_task", None)
-        if future.running() and task is not None:
-            if not task_blocked or task.state is tw.State.BLOCKED:
-                return
+        started = future.running() and task is not None
+        if started and (not task_blocked or task.state is tw.State.BLOCKED):
+            return
         time.sleep(0.001)
     raise AssertionError("the call did not start")
 
@@ -235,7 +235,7 @@ def test_shutdown_cancel_futures_cancels_running_and_queued_calls() -> None:
     assert all(f.cancelled() for f in running + queued)
     assert took < WAKE  # the goal is 50 ms
     # as_completed / wait see the dropped queued futures as done
-    done, not_done = cf.wait(queued, timeout=1)
+    _done, not_done = cf.wait(queued, timeout=1)
     assert not not_done
 
 
@@ -311,7 +311,8 @@ def test_calls_show_in_threads_with_the_executors_name() -> None:
         assert len(infos) == 1
         assert infos[0].name == "crawler_0"
         assert infos[0].state is tw.State.BLOCKED
-        assert infos[0].task is not None and infos[0].task.startswith("crawler:")
+        assert infos[0].task is not None
+        assert infos[0].task.startswith("crawler:")
         assert "Event.wait" in (infos[0].blocked_on or "")
         gate.set()
     assert ex.name == "crawler"
@@ -483,9 +484,8 @@ def test_non_callable_fn() -> None:
 )
 def test_bad_map_arguments(kwargs: dict[str, Any], error: type[Exception], message: str) -> None:
     source = Counted(iter(range(10)))
-    with tw.Executor(1) as ex:
-        with pytest.raises(error, match=message):
-            ex.map(abs, source, **kwargs)
+    with tw.Executor(1) as ex, pytest.raises(error, match=message):
+        ex.map(abs, source, **kwargs)
     assert source.pulled == 0  # nothing submitted
 
 
@@ -696,7 +696,7 @@ with tw.Executor(4) as ex:
     {body}
 """
         )
-    returncode, out, err, seconds = _run_and_interrupt(tmp_path, script)
+    returncode, _out, err, seconds = _run_and_interrupt(tmp_path, script)
     assert seconds < 1.0 + 1.0, (seconds, err)  # goal: within 1 s; the extra is machine load
     if where == "interpreter exit" and returncode == 0:
         # The program had ended (the usual case): Ctrl-C only cut the wait for its executor
@@ -726,7 +726,7 @@ with tw.Executor(2, grace=0.3) as ex:
     started.wait()
     print("ready", flush=True)
 """
-    returncode, out, err, seconds = _run_and_interrupt(tmp_path, script)
+    _returncode, _out, err, seconds = _run_and_interrupt(tmp_path, script)
     assert seconds < 0.3 + 1.5, (seconds, err)
     abandoned = [line for line in err.splitlines() if "abandoned" in line]
     assert len(abandoned) == 1, err

@@ -81,7 +81,7 @@ class _Wakeup:
 
 
 async def run_sync(
-    fn: Callable[[Unpack[Ts]], T], /, *args: Unpack[Ts], executor: Executor | None = None
+    fn: Callable[[Unpack[Ts]], T], /, *args: *Ts, executor: Executor | None = None
 ) -> T:
     """Run ``fn(*args)`` in a worker thread (of ``executor``, or threadwise's thread cache)
     and return its result. Cancelling the await cancels the thread's scope and waits for
@@ -148,9 +148,7 @@ class _Coroutine:
         return f"{verb} {self._name}"
 
 
-def run(
-    coro_fn: Callable[P, Coroutine[Any, Any, T]], /, *args: P.args, **kwargs: P.kwargs
-) -> T:
+def run(coro_fn: Callable[P, Coroutine[Any, Any, T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """From a thread started by ``run_sync``: run ``coro_fn(*args)`` on the event loop that
     awaits this thread and return its result. Cancelling this thread's scope (for instance
     the asyncio task awaiting ``run_sync`` being cancelled) cancels the coroutine."""
