@@ -26,7 +26,7 @@ from . import _threads
 from ._cancel import Waiter, block, current_scope
 from ._exceptions import Cancelled
 from ._executor import Executor
-from ._task import State, Task, _new_name
+from ._task import Task, _new_name
 from ._validate import check_callable, describe_callable
 
 P = ParamSpec("P")
@@ -109,33 +109,34 @@ async def run_sync(
         cancel: Callable[[], object] = functools.partial(
             task.cancel, "the awaiting asyncio task was cancelled"
         )
+        done, cancelled, outcome = task.done, task.cancelled, task.result
     else:
         future = executor._submit(call, describe_callable(fn), deadline)
         future.add_done_callback(finished)
-        cancel = future.cancel
+        cancel, done, cancelled, outcome = (
+            future.cancel,
+            future.done,
+            future.cancelled,
+            future.result,
+        )
     try:
         await wakeup.future
     except asyncio.CancelledError:
         cancel()
         # Wait for the thread to leave fn; a repeated cancel does not stop that wait.
-        while not (task.done() if executor is None else future.done()):
+        while not done():
             wakeup.future = loop.create_future()
             try:
                 await wakeup.future
             except asyncio.CancelledError:
                 continue
         raise
-    if executor is not None:
-        return future.result()
-    if task._state is State.CANCELLED:
+    if cancelled() and deadline is not None:
         # The thread saw the asyncio deadline pass before the loop's timer fired: let the
         # timer cancel us, so asyncio.timeout turns it into its TimeoutError.
         while True:
-            left = None if deadline is None else deadline - time.monotonic()
-            await asyncio.sleep(max(0.0, left or 0.0) + 0.001)
-            if deadline is None:  # pragma: no cover - only a deadline cancels this task
-                raise asyncio.CancelledError
-    return task.result()
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()) + 0.001)
+    return outcome()
 
 
 class _Coroutine:
