@@ -306,7 +306,7 @@ def test_bad_input() -> None:
     async def main() -> None:
         with pytest.raises(TypeError, match="fn must be callable, got 3"):
             await tw.aio.run_sync(3)  # type: ignore[call-overload]
-        with pytest.raises(TypeError, match="executor must be a threadwise.Executor or None"):
+        with pytest.raises(TypeError, match=r"executor must be a threadwise\.Executor or None"):
             await tw.aio.run_sync(int, executor="pool")  # type: ignore[arg-type]
 
     run(main())
