@@ -29,8 +29,8 @@ from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from . import _threads
-from ._cancel import CancelScope
 from ._exceptions import CancelledTooLate
+from ._state import current_state
 from ._task import EXIT_GRACE, State, Task, _exiting_on_ctrl_c, abandon, cancel_and_wait
 from ._validate import check_callable, check_name, check_timeout, describe_callable
 
@@ -39,6 +39,7 @@ T = TypeVar("T")
 
 _counter = itertools.count(1)
 _monotonic = time.monotonic
+_allocate_lock = threading.Lock
 _cf_logger = logging.getLogger("concurrent.futures")  # where the stdlib pool logs, too
 
 
@@ -53,16 +54,20 @@ class Future(concurrent.futures.Future[T]):
 
     _tw_task: Task[T] | None
     _tw_cancel_requested: bool
+    _tw_delivering: bool
 
     def __init__(self) -> None:
         super().__init__()
         self._tw_task = None
         self._tw_cancel_requested = False
+        self._tw_delivering = False  # the call has returned; its result is being set
 
     def cancel(self) -> bool:
         with self._condition:
             if self._state != RUNNING:
                 task = None
+            elif self._tw_delivering:
+                return False  # it has finished: too late, and nothing was asked of it
             else:
                 task = self._tw_task
                 self._tw_cancel_requested = True
@@ -84,7 +89,7 @@ class Future(concurrent.futures.Future[T]):
 class _Item:
     """One submitted call, queued until a runner takes it."""
 
-    __slots__ = ("call", "deadline", "future", "name")
+    __slots__ = ("call", "counted", "deadline", "future", "name")
 
     def __init__(
         self, future: Future[Any], call: Callable[[], Any], name: str, deadline: float | None
@@ -93,6 +98,7 @@ class _Item:
         self.call = call
         self.name = name
         self.deadline = deadline
+        self.counted = False  # its runner is counted in Executor._finishing
 
 
 def _default_workers() -> int:
@@ -157,18 +163,23 @@ class Executor(concurrent.futures.Executor):
         self._queue: deque[_Item] = deque()
         self._taking = 0  # runners still taking queued calls (at most max_workers)
         self._runners = 0  # runners not finished yet (their last result may be on its way)
+        self._finishing = 0  # runners past a call's result, about to take the next one
         self._running: set[Task[Any]] = set()
+        # Idle runners (their wake-up lock and thread), the one that went idle last at the end.
+        self._parked: list[tuple[threading.Lock, threading.Thread]] = []
+        self._idle_wait = (_threads.IDLE, f"idle in executor {self._name!r}")
         self._free_slots: list[int] = []  # numbers for thread names, reused lowest first
         self._next_slot = 0
         self._shutdown = False
         self._gave_up = False  # Ctrl-C abandoned stuck calls: nothing more to wait for
         self._broken: str | bool = False
-        self._scope = CancelScope(name=f"Executor {self._name!r}")
+        self._cancelling: str | None = None  # why every call is being cancelled, once it is
         # The threads that have run calls for this executor (and its initializer); weak, as
         # the threads belong to the cache and retire by themselves.
         self._threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
         with _executors_lock:
             _executors.add(self)
+        _threads.add_idle_source(self)
 
     @property
     def name(self) -> str:
@@ -196,7 +207,10 @@ class Executor(concurrent.futures.Executor):
             if _interpreter_exiting:
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
             self._queue.append(item)
-            if self._taking >= self._max_workers:
+            if self._parked:
+                self._parked.pop()[0].release()  # the runner that went idle last
+                return future
+            if self._finishing >= len(self._queue) or self._taking >= self._max_workers:
                 return future
             self._taking += 1
             self._runners += 1
@@ -225,8 +239,10 @@ class Executor(concurrent.futures.Executor):
 
     # -- running -------------------------------------------------------------------------------
     def _runner(self, slot: int) -> tuple[_Item, Task[Any] | None] | None:
-        """Run queued calls until there are none; the last one is delivered after the thread
-        is idle again (see ``_runner_done``), so the caller's next submit finds it."""
+        """Run queued calls. With none left, wait up to the thread cache's idle timeout for
+        more (parked on the executor, so a submit wakes it directly), then hand the thread
+        back to the cache. A result is delivered after the runner is parked or gone, so the
+        caller's next submit finds it ready."""
         me = threading.current_thread()
         if me not in self._threads:
             if self._initializer is not None and not self._initialize():
@@ -234,30 +250,58 @@ class Executor(concurrent.futures.Executor):
                 return None
             self._threads.add(me)
         lock = self._lock
+        previous: tuple[_Item, Task[Any] | None] | None = None
+        state = current_state()
+        wake = _allocate_lock()  # released by the submit that has work for this runner
+        wake.acquire()
+        parked = (wake, me)
         lock.acquire()
         try:
             while True:
                 if not self._queue:
-                    self._taking -= 1
-                    self._free_slots.append(slot)
-                    return None
+                    if self._shutdown:
+                        break
+                    self._parked.append(parked)
+                    lock.release()
+                    try:
+                        if previous is not None:
+                            self._deliver(*previous)
+                            previous = None
+                        state.blocked_on = self._idle_wait
+                        woken = wake.acquire(timeout=_threads.cache.idle_timeout)
+                        state.blocked_on = None
+                    finally:
+                        lock.acquire()
+                    if not woken:
+                        try:
+                            self._parked.remove(parked)
+                        except ValueError:
+                            wake.acquire()  # a submit took it off the list as the wait ended
+                            continue
+                        _threads.retire_after_this_job()  # it has idled long enough
+                        break
+                    continue
+                # Registered as running under the same lock hold that takes it off the queue,
+                # so a shutdown(cancel_futures=True) sees every call either queued or running.
                 item = self._queue.popleft()
+                task = self._start(item)
                 lock.release()
                 try:
-                    task = self._start(item)
+                    if previous is not None:
+                        self._deliver(*previous)
                     if task is not None:
                         task._run()
                 finally:
                     lock.acquire()
-                if not self._queue:
-                    self._taking -= 1
-                    self._free_slots.append(slot)
-                    return item, task
-                lock.release()
-                try:
-                    self._deliver(item, task)
-                finally:
-                    lock.acquire()
+                if task is not None:
+                    self._running.discard(task)
+                if item.counted:
+                    self._finishing -= 1
+                previous = item, task
+                del item, task
+            self._taking -= 1
+            self._free_slots.append(slot)
+            return previous
         finally:
             lock.release()
 
@@ -277,28 +321,43 @@ class Executor(concurrent.futures.Executor):
                     self._drained.notify_all()
 
     def _start(self, item: _Item) -> Task[Any] | None:
+        """The task for ``item``, marked running; None if its future was cancelled. Called
+        with the executor's lock held."""
         future = item.future
-        task: Task[Any] = Task(item.call, item.name, parent_scope=self._scope)
+        task: Task[Any] = Task(functools.partial(self._call, item), item.name)
         if item.deadline is not None:
-            scope = task._scope
-            if scope._deadline is None or item.deadline < scope._deadline:
-                scope._deadline = item.deadline
-            scope._own_deadline = item.deadline
+            task._scope._deadline = task._scope._own_deadline = item.deadline
+        if self._cancelling is not None:
+            task._scope.cancel(self._cancelling)  # it never starts
         future._tw_task = task
         if not future.set_running_or_notify_cancel():
-            task._scope._detach()
             return None
-        with self._lock:
-            self._running.add(task)
+        self._running.add(task)
         return task
+
+    def _call(self, item: _Item) -> Any:
+        """Run the call; hand a value to its future at once (the rest waits for the task)."""
+        value = item.call()
+        # This runner comes back for the next queued call in a moment: a submit reacting to
+        # this result must not start another thread for it.
+        with self._lock:
+            self._finishing += 1
+            item.counted = True
+        future = item.future
+        with future._condition:
+            early = future._tw_delivering = not future._tw_cancel_requested
+        if early:
+            future.set_result(value)
+        return value
 
     def _deliver(self, item: _Item, task: Task[Any] | None) -> None:
         if task is None:
             return
-        with self._lock:
-            self._running.discard(task)
         future = item.future
         future._tw_task = None
+        if future._tw_delivering:
+            task._result = None
+            return
         state = task._state
         if state is State.CANCELLED:
             future._tw_end_cancelled()
@@ -382,8 +441,7 @@ class Executor(concurrent.futures.Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """No new calls; ``cancel_futures`` drops queued calls and cancels running ones;
         ``wait`` waits until every call has ended (Ctrl-C while waiting cancels them all)."""
-        with self._lock:
-            self._shutdown = True
+        self._stop_taking()
         if cancel_futures:
             self._cancel_all("the executor was shut down with cancel_futures=True")
         if wait and not self._gave_up:
@@ -393,14 +451,30 @@ class Executor(concurrent.futures.Executor):
                 self._interrupt()
                 raise
 
+    def _stop_taking(self) -> None:
+        """No new calls; idle runners leave."""
+        with self._lock:
+            self._shutdown = True
+            parked, self._parked = self._parked, []
+        for wake, _ in parked:
+            wake.release()
+
+    def _idle_threads(self) -> set[threading.Thread]:
+        with self._lock:
+            return {thread for _, thread in self._parked}
+
     def _cancel_all(self, reason: str) -> None:
         with self._lock:
             queued = list(self._queue)
             self._queue.clear()
+            if self._cancelling is None:
+                self._cancelling = reason
+            running = list(self._running)
         for item in queued:
             if item.future.cancel():
                 item.future.set_running_or_notify_cancel()  # as_completed/wait see it done
-        self._scope.cancel(reason)
+        for task in running:
+            task.cancel(reason)
 
     def _wait_runners(self, timeout: float | None) -> bool:
         end = None if timeout is None else _monotonic() + timeout
@@ -418,8 +492,8 @@ class Executor(concurrent.futures.Executor):
     def _interrupt(self, why: str = "interrupted (Ctrl-C)") -> None:
         """Ctrl-C: drop queued calls, cancel running ones, give them ``grace`` seconds."""
         reason = f"executor {self._name!r} was {why}"
+        self._stop_taking()
         with self._lock:
-            self._shutdown = True
             running = list(self._running)
         self._cancel_all(reason)
         try:

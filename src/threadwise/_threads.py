@@ -21,8 +21,9 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import weakref
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ._local import close_thread_locals
 from ._state import current_state
@@ -42,15 +43,19 @@ class _Idle:
         return verb
 
 
-_IDLE = _Idle()
-_IDLE_WAIT = (_IDLE, "idle in the thread cache")
+IDLE = _Idle()
+_IDLE_WAIT = (IDLE, "idle in the thread cache")
+
+
+_current = threading.local()  # .worker: the _Worker running in this thread
 
 
 class _Worker:
-    __slots__ = ("__weakref__", "_cache", "_job", "_wake", "thread")
+    __slots__ = ("__weakref__", "_cache", "_job", "_retire", "_wake", "thread")
 
     def __init__(self, cache: ThreadCache) -> None:
         self._cache = cache
+        self._retire = False  # set by the job: end the thread after it instead of idling
         self._job: tuple[Callable[[], Any], Callable[[Any], object] | None] | None = None
         # Held while the worker has nothing to do; released by the thread handing it a job.
         self._wake = threading.Lock()
@@ -62,6 +67,7 @@ class _Worker:
     def _work(self) -> None:
         cache = self._cache
         state = current_state()
+        _current.worker = self
         try:
             while True:
                 job = self._job
@@ -75,13 +81,17 @@ class _Worker:
                     result = None
                 # Idle before delivering: whoever reacts to the result and hands out the next
                 # job finds this thread ready (trio's thread cache does the same).
-                with cache._lock:
-                    cache._idle[self] = None
+                retire = self._retire
+                if not retire:
+                    with cache._lock:
+                        cache._idle[self] = None
                 if deliver is not None:
                     try:
                         deliver(result)
                     except BaseException as exc:
                         self._report(exc)
+                if retire:
+                    return
                 del job, fn, deliver, result  # an idle thread keeps nothing of its last job alive
                 state.blocked_on = _IDLE_WAIT
                 if not self._wake.acquire(timeout=cache.idle_timeout):
@@ -165,9 +175,37 @@ if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
     os.register_at_fork(after_in_child=cache._reset_after_fork)
 
 
+def retire_after_this_job() -> None:
+    """Called by a job: its worker thread ends after the job instead of going idle."""
+    worker = getattr(_current, "worker", None)
+    if worker is not None:
+        worker._retire = True
+
+
+class IdleSource(Protocol):
+    def _idle_threads(self) -> set[threading.Thread]: ...
+
+
+# Holders of cache threads that keep some of them parked for a while waiting for work of
+# their own (an executor's idle runners); their idle threads are idle threads too.
+_idle_sources: weakref.WeakSet[IdleSource] = weakref.WeakSet()
+_idle_sources_lock = threading.Lock()
+
+
+def add_idle_source(source: IdleSource) -> None:
+    with _idle_sources_lock:
+        _idle_sources.add(source)
+
+
 def idle_threads() -> set[threading.Thread]:
-    """Threads parked idle in threadwise's thread cache (they retire by themselves)."""
-    return cache.idle_threads()
+    """Threads parked idle in threadwise's thread cache or in an executor (they retire by
+    themselves)."""
+    with _idle_sources_lock:
+        sources = list(_idle_sources)
+    idle = cache.idle_threads()
+    for source in sources:
+        idle |= source._idle_threads()
+    return idle
 
 
 def set_idle_timeout(seconds: float) -> float:
