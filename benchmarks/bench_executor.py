@@ -120,12 +120,12 @@ def cancel_latency(trials: int) -> list[float]:
             future = ex.submit(tw.sleep, 60)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
-                task = future._tw_task
+                task = future._tw_call
                 if task is not None and task.state is tw.State.BLOCKED:
                     break
                 time.sleep(0.0005)
             done = threading.Event()
-            future.add_done_callback(lambda _: done.set())
+            future.add_done_callback(lambda _, done=done: done.set())
             start = time.perf_counter()
             future.cancel()
             done.wait()
@@ -252,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print("1. submit + result, per call (max_workers=8)")
     ratio_rt = row("   one at a time: tw.Executor", "rt_tw", "rt_std", "ThreadPoolExecutor")
-    ratio_batch = row("   batch of N:    tw.Executor", "batch_tw", "batch_std", "ThreadPoolExecutor")
+    ratio_batch = row(
+        "   batch of N:    tw.Executor", "batch_tw", "batch_std", "ThreadPoolExecutor"
+    )
     print(f"\n2. {groups} groups x 4 trivial tasks, per group")
     ratio_groups = row(
         "   with tw.TaskGroup(): 4 x spawn", "groups_tw", "groups_std", "shared TPE(4)"
@@ -260,9 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n3. asyncio bridge, per awaited call")
     ratio_aio = row("   await tw.aio.run_sync(fn)", "aio_tw", "aio_std", "asyncio.to_thread")
     if anyio_ok:
-        print(
-            f"   await anyio.to_thread.run_sync(fn)          {figures['aio_anyio'] * us:8.1f} us"
-        )
+        print(f"   await anyio.to_thread.run_sync(fn)          {figures['aio_anyio'] * us:8.1f} us")
 
     trials = 10 if quick else 50
     latencies = cancel_latency(trials)

@@ -37,7 +37,7 @@ def wait_running(future: cf.Future[Any], task_blocked: bool = True) -> None:
     """Wait until the future's call is running (and blocked in a threadwise wait)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        task = getattr(future, "_tw_task", None)
+        task = getattr(future, "_tw_call", None)
         started = future.running() and task is not None
         if started and (not task_blocked or task.state is tw.State.BLOCKED):
             return

@@ -1,9 +1,9 @@
 """Executor: a ``concurrent.futures`` executor whose cancel reaches running work.
 
-Each submitted call becomes a threadwise ``Task`` run by one of at most ``max_workers``
-runners. A runner is a loop on a thread borrowed from the thread cache: it takes queued calls
-until the queue is empty, then hands its thread back. So an executor keeps no idle threads of
-its own, and idle threads retire by themselves.
+Each submitted call runs under its own cancel scope in one of at most ``max_workers``
+runners. A runner is a loop on a thread borrowed from the thread cache: it takes queued calls;
+with none left it waits a while for more, then hands its thread back, so idle threads retire
+by themselves.
 
 Cancelling a running call cancels its task's scope. Python cannot stop a thread, so that
 works when the call reaches a threadwise checkpoint; a call that never does runs to its end,
@@ -29,9 +29,10 @@ from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from . import _threads
-from ._exceptions import CancelledTooLate
-from ._state import current_state
-from ._task import EXIT_GRACE, State, Task, _exiting_on_ctrl_c, abandon, cancel_and_wait
+from ._cancel import CancelScope
+from ._exceptions import Cancelled, CancelledTooLate
+from ._state import ThreadState, current_state
+from ._task import EXIT_GRACE, State, _exiting_on_ctrl_c
 from ._validate import check_callable, check_name, check_timeout, describe_callable
 
 P = ParamSpec("P")
@@ -41,6 +42,7 @@ _counter = itertools.count(1)
 _monotonic = time.monotonic
 _allocate_lock = threading.Lock
 _cf_logger = logging.getLogger("concurrent.futures")  # where the stdlib pool logs, too
+logger = logging.getLogger("threadwise")
 
 
 class Future(concurrent.futures.Future[T]):
@@ -52,28 +54,24 @@ class Future(concurrent.futures.Future[T]):
     ``CancelledTooLate`` (with the value as ``.value``, or the exception as ``__cause__``).
     """
 
-    _tw_task: Task[T] | None
+    _tw_call: _Call | None
     _tw_cancel_requested: bool
-    _tw_delivering: bool
 
     def __init__(self) -> None:
         super().__init__()
-        self._tw_task = None
+        self._tw_call = None  # set while the call runs
         self._tw_cancel_requested = False
-        self._tw_delivering = False  # the call has returned; its result is being set
 
     def cancel(self) -> bool:
         with self._condition:
             if self._state != RUNNING:
-                task = None
-            elif self._tw_delivering:
-                return False  # it has finished: too late, and nothing was asked of it
+                call = None
             else:
-                task = self._tw_task
+                call = self._tw_call
                 self._tw_cancel_requested = True
-        if task is None:
+        if call is None:
             return super().cancel()
-        task.cancel("its future was cancelled")
+        call.cancel("its future was cancelled")
         return True
 
     def _tw_end_cancelled(self) -> None:
@@ -86,19 +84,87 @@ class Future(concurrent.futures.Future[T]):
         self._invoke_callbacks()  # type: ignore[attr-defined]
 
 
-class _Item:
-    """One submitted call, queued until a runner takes it."""
+class _Call:
+    """One submitted call: queued, then run by a runner under its own cancel scope.
 
-    __slots__ = ("call", "counted", "deadline", "future", "name")
+    While it runs, the thread's state points at it the way it points at a ``Task``, so
+    ``tw.threads()`` shows its name and whether it is RUNNING or BLOCKED (and on what).
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "deadline",
+        "exception",
+        "executor",
+        "fn",
+        "future",
+        "result",
+        "scope",
+        "state",
+        "what",
+    )
+
+    group = None  # read by tw.threads(): an executor's call belongs to no TaskGroup
 
     def __init__(
-        self, future: Future[Any], call: Callable[[], Any], name: str, deadline: float | None
+        self,
+        future: Future[Any],
+        fn: Callable[[], Any],
+        executor: str,
+        what: object,
+        deadline: float | None,
     ) -> None:
         self.future = future
-        self.call = call
-        self.name = name
+        self.fn = fn
+        # The name is made only when someone looks (most calls are never looked at).
+        self.executor = executor
+        self.what = what
         self.deadline = deadline
-        self.counted = False  # its runner is counted in Executor._finishing
+        self.state = State.CREATED
+        self.scope: CancelScope | None = None
+        self.result: Any = None
+        self.exception: BaseException | None = None
+
+    @property
+    def name(self) -> str:
+        """``<executor name>:<function name>``."""
+        what = self.what
+        return f"{self.executor}:{what if isinstance(what, str) else describe_callable(what)}"  # type: ignore[arg-type]
+
+    def _set_blocked(self, blocked: bool) -> None:  # called by threadwise's waits
+        if self.state is State.RUNNING or self.state is State.BLOCKED:
+            self.state = State.BLOCKED if blocked else State.RUNNING
+
+    def cancel(self, reason: str) -> None:
+        scope = self.scope
+        if scope is not None:
+            scope.cancel(reason)
+
+    def run(self, state: ThreadState) -> None:
+        """Run in the calling (runner) thread; the outcome is left on the call."""
+        scope = self.scope
+        assert scope is not None
+        if scope._is_cancelled():
+            self.state = State.CANCELLED  # cancelled before it could start
+            return
+        self.state = State.RUNNING
+        state.task, state.scope = self, scope  # type: ignore[assignment]
+        state.since = _monotonic()
+        try:
+            self.result = self.fn()
+        except Cancelled as exc:
+            if scope._is_cancelled():
+                self.state = State.CANCELLED
+            else:  # raised by hand, not by a cancelled scope: that is a failure
+                self.exception = exc
+                self.state = State.FAILED
+        except BaseException as exc:
+            self.exception = exc
+            self.state = State.FAILED
+        else:
+            self.state = State.DONE
+        finally:
+            state.task = state.scope = None
 
 
 def _default_workers() -> int:
@@ -160,11 +226,11 @@ class Executor(concurrent.futures.Executor):
         self._initargs = initargs
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)
-        self._queue: deque[_Item] = deque()
+        self._queue: deque[_Call] = deque()
         self._taking = 0  # runners still taking queued calls (at most max_workers)
         self._runners = 0  # runners not finished yet (their last result may be on its way)
-        self._finishing = 0  # runners past a call's result, about to take the next one
-        self._running: set[Task[Any]] = set()
+        self._running: set[_Call] = set()
+        self._watching_running = 0  # threads waiting for running calls to end
         # Idle runners (their wake-up lock and thread), the one that went idle last at the end.
         self._parked: list[tuple[threading.Lock, threading.Thread]] = []
         self._idle_wait = (_threads.IDLE, f"idle in executor {self._name!r}")
@@ -194,11 +260,14 @@ class Executor(concurrent.futures.Executor):
         """Schedule ``fn(*args, **kwargs)``; returns its ``Future``."""
         check_callable(fn)
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        return self._submit(call, describe_callable(fn))
+        return self._submit(call, fn)
 
-    def _submit(self, call: Callable[[], T], what: str, deadline: float | None = None) -> Future[T]:
+    def _submit(
+        self, call: Callable[[], T], what: object, deadline: float | None = None
+    ) -> Future[T]:
+        """Queue ``call``; ``what`` names it (a str, or the function whose name to use)."""
         future: Future[T] = Future()
-        item = _Item(future, call, f"{self._name}:{what}", deadline)
+        item = _Call(future, call, self._name, what, deadline)
         with self._lock:
             if self._broken:
                 raise BrokenThreadPool(self._broken)
@@ -210,7 +279,7 @@ class Executor(concurrent.futures.Executor):
             if self._parked:
                 self._parked.pop()[0].release()  # the runner that went idle last
                 return future
-            if self._finishing >= len(self._queue) or self._taking >= self._max_workers:
+            if self._taking >= self._max_workers:
                 return future
             self._taking += 1
             self._runners += 1
@@ -238,11 +307,11 @@ class Executor(concurrent.futures.Executor):
         return slot
 
     # -- running -------------------------------------------------------------------------------
-    def _runner(self, slot: int) -> tuple[_Item, Task[Any] | None] | None:
+    def _runner(self, slot: int) -> _Call | None:
         """Run queued calls. With none left, wait up to the thread cache's idle timeout for
         more (parked on the executor, so a submit wakes it directly), then hand the thread
-        back to the cache. A result is delivered after the runner is parked or gone, so the
-        caller's next submit finds it ready."""
+        back to the cache. A result is delivered once the runner is parked or gone, so the
+        caller's next submit finds it ready instead of starting another thread."""
         me = threading.current_thread()
         if me not in self._threads:
             if self._initializer is not None and not self._initialize():
@@ -250,7 +319,7 @@ class Executor(concurrent.futures.Executor):
                 return None
             self._threads.add(me)
         lock = self._lock
-        previous: tuple[_Item, Task[Any] | None] | None = None
+        previous: _Call | None = None
         state = current_state()
         wake = _allocate_lock()  # released by the submit that has work for this runner
         wake.acquire()
@@ -265,7 +334,7 @@ class Executor(concurrent.futures.Executor):
                     lock.release()
                     try:
                         if previous is not None:
-                            self._deliver(*previous)
+                            self._deliver(previous)
                             previous = None
                         state.blocked_on = self._idle_wait
                         woken = wake.acquire(timeout=_threads.cache.idle_timeout)
@@ -283,22 +352,24 @@ class Executor(concurrent.futures.Executor):
                     continue
                 # Registered as running under the same lock hold that takes it off the queue,
                 # so a shutdown(cancel_futures=True) sees every call either queued or running.
-                item = self._queue.popleft()
-                task = self._start(item)
+                call = self._queue.popleft()
+                started = self._start(call)
                 lock.release()
                 try:
                     if previous is not None:
-                        self._deliver(*previous)
-                    if task is not None:
-                        task._run()
+                        self._deliver(previous)
+                    if started:
+                        call.run(state)
                 finally:
                     lock.acquire()
-                if task is not None:
-                    self._running.discard(task)
-                if item.counted:
-                    self._finishing -= 1
-                previous = item, task
-                del item, task
+                if started:
+                    self._running.discard(call)
+                    if self._watching_running:
+                        self._drained.notify_all()
+                    previous = call
+                else:
+                    previous = None
+                del call
             self._taking -= 1
             self._free_slots.append(slot)
             return previous
@@ -310,67 +381,47 @@ class Executor(concurrent.futures.Executor):
             self._taking -= 1
             self._free_slots.append(slot)
 
-    def _runner_done(self, last: tuple[_Item, Task[Any] | None] | None) -> None:
+    def _runner_done(self, last: _Call | None) -> None:
         try:
             if last is not None:
-                self._deliver(*last)
+                self._deliver(last)
         finally:
             with self._lock:
                 self._runners -= 1
                 if self._runners == 0:
                     self._drained.notify_all()
 
-    def _start(self, item: _Item) -> Task[Any] | None:
-        """The task for ``item``, marked running; None if its future was cancelled. Called
-        with the executor's lock held."""
-        future = item.future
-        task: Task[Any] = Task(functools.partial(self._call, item), item.name)
-        if item.deadline is not None:
-            task._scope._deadline = task._scope._own_deadline = item.deadline
+    def _start(self, call: _Call) -> bool:
+        """Give ``call`` its scope and mark it running; False if its future was cancelled.
+        Called with the executor's lock held."""
+        future = call.future
+        deadline = call.deadline
+        scope = call.scope = CancelScope(
+            deadline=deadline, name=None if deadline is None else call.name
+        )
         if self._cancelling is not None:
-            task._scope.cancel(self._cancelling)  # it never starts
-        future._tw_task = task
+            scope.cancel(self._cancelling)  # it never starts
+        future._tw_call = call
         if not future.set_running_or_notify_cancel():
-            return None
-        self._running.add(task)
-        return task
+            return False
+        self._running.add(call)
+        return True
 
-    def _call(self, item: _Item) -> Any:
-        """Run the call; hand a value to its future at once (the rest waits for the task)."""
-        value = item.call()
-        # This runner comes back for the next queued call in a moment: a submit reacting to
-        # this result must not start another thread for it.
-        with self._lock:
-            self._finishing += 1
-            item.counted = True
-        future = item.future
-        with future._condition:
-            early = future._tw_delivering = not future._tw_cancel_requested
-        if early:
-            future.set_result(value)
-        return value
-
-    def _deliver(self, item: _Item, task: Task[Any] | None) -> None:
-        if task is None:
-            return
-        future = item.future
-        future._tw_task = None
-        if future._tw_delivering:
-            task._result = None
-            return
-        state = task._state
+    def _deliver(self, call: _Call) -> None:
+        future = call.future
+        future._tw_call = None
+        state = call.state
         if state is State.CANCELLED:
             future._tw_end_cancelled()
             return
-        exc = task._exception
-        task._retrieved = True  # the future carries it now
-        task._exception = None
+        exc = call.exception
+        call.exception = None
         if future._tw_cancel_requested:
             late = CancelledTooLate(
-                f"{item.name} was cancelled while running but did not reach a threadwise "
+                f"{call.name} was cancelled while running but did not reach a threadwise "
                 "checkpoint; it ran to its end"
                 + (f" and raised {exc!r}" if exc is not None else ""),
-                value=task._result,
+                value=call.result,
             )
             late.__cause__ = exc
             future.set_exception(late)
@@ -380,8 +431,8 @@ class Executor(concurrent.futures.Executor):
             finally:
                 del exc
         else:
-            future.set_result(task._result)
-        task._result = None
+            future.set_result(call.result)
+        call.result = None
 
     def _initialize(self) -> bool:
         assert self._initializer is not None
@@ -473,8 +524,8 @@ class Executor(concurrent.futures.Executor):
         for item in queued:
             if item.future.cancel():
                 item.future.set_running_or_notify_cancel()  # as_completed/wait see it done
-        for task in running:
-            task.cancel(reason)
+        for call in running:
+            call.cancel(reason)
 
     def _wait_runners(self, timeout: float | None) -> bool:
         end = None if timeout is None else _monotonic() + timeout
@@ -490,20 +541,34 @@ class Executor(concurrent.futures.Executor):
         return True
 
     def _interrupt(self, why: str = "interrupted (Ctrl-C)") -> None:
-        """Ctrl-C: drop queued calls, cancel running ones, give them ``grace`` seconds."""
+        """Ctrl-C: drop queued calls, cancel running ones, give them ``grace`` seconds; the
+        calls still running then are reported by name and left to their daemon threads."""
         reason = f"executor {self._name!r} was {why}"
         self._stop_taking()
-        with self._lock:
-            running = list(self._running)
         self._cancel_all(reason)
+        end = _monotonic() + self._grace
         try:
-            stuck = cancel_and_wait(running, reason, self._grace)
-            if not stuck:
-                self._wait_runners(self._grace)
+            with self._lock:
+                self._watching_running += 1
+                try:
+                    while self._running and (left := end - _monotonic()) > 0:
+                        self._drained.wait(left)
+                finally:
+                    self._watching_running -= 1
+            self._wait_runners(max(0.0, end - _monotonic()))
         except KeyboardInterrupt:  # a second Ctrl-C: stop waiting now
-            stuck = [t for t in running if not t.done()]
+            pass
+        with self._lock:
+            stuck = sorted(call.name for call in self._running)
         self._gave_up = True
-        abandon(stuck, reason)
+        if stuck:
+            logger.warning(
+                "%s; abandoned %d call(s) still running in code that cannot be cancelled "
+                "(their daemon threads will not keep the process alive): %s",
+                reason,
+                len(stuck),
+                ", ".join(repr(name) for name in stuck),
+            )
 
     def __exit__(
         self,

@@ -111,7 +111,7 @@ async def run_sync(
         )
         done, cancelled, outcome = task.done, task.cancelled, task.result
     else:
-        future = executor._submit(call, describe_callable(fn), deadline)
+        future = executor._submit(call, fn, deadline)
         future.add_done_callback(finished)
         cancel, done, cancelled, outcome = (
             future.cancel,
