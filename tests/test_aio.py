@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import re
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -319,3 +323,25 @@ def test_no_timeout_means_no_deadline() -> None:
         return await tw.aio.run_sync(tw.remaining)
 
     assert run(main()) is None
+
+
+# -- the how-to page's examples run as shown ------------------------------------------------------
+
+DOCS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "asyncio-and-futures.md"
+
+
+def _page_blocks() -> list[tuple[int, str]]:
+    text = DOCS_PAGE.read_text(encoding="utf-8")
+    return [
+        (text.count("\n", 0, match.start()) + 1, match.group(1))
+        for match in re.finditer(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    ]
+
+
+@pytest.mark.parametrize(("line", "code"), _page_blocks(), ids=lambda v: str(v)[:20])
+def test_docs_page_example_runs(line: int, code: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, f"{DOCS_PAGE.name}:{line} failed:\n{result.stderr[-2000:]}"
+    assert result.stdout.strip()  # every example prints what it shows
