@@ -749,3 +749,86 @@ def test_interpreter_exit_waits_for_submitted_work(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["done 0", "done 1", "done 2"]
     assert not proc.stderr
+
+
+def test_idle_runners_parked_on_the_executor_show_as_idle() -> None:
+    with tw.Executor(1, name="parker") as ex:
+        thread = ex.submit(threading.current_thread).result()
+        deadline = time.monotonic() + 5
+        while thread not in _threads.idle_threads() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert thread in _threads.idle_threads()
+        info = next(i for i in tw.threads() if i.ident == thread.ident)
+        assert info.blocked_on == "idle in executor 'parker'"
+        assert info.task is None
+        # the next call goes to the parked runner, not to a new thread
+        assert ex.submit(threading.current_thread).result() is thread
+
+
+def test_idle_runner_retires_after_the_idle_timeout() -> None:
+    old = _threads.set_idle_timeout(0.05)
+    try:
+        ex = tw.Executor(1)
+        thread = ex.submit(threading.current_thread).result()
+        thread.join(5)  # parked 0.05 s in the executor, then the thread ends
+        assert not thread.is_alive()
+        ex.shutdown()
+    finally:
+        _threads.set_idle_timeout(old)
+
+
+def test_fork_child_starts_with_an_empty_cache(tmp_path: Path) -> None:
+    script = tmp_path / "fork.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, warnings
+            import threadwise as tw
+            from threadwise import _threads
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads alive
+            with tw.Executor(1) as ex:
+                ex.submit(int).result()
+            assert _threads.cache.idle_threads()
+            pid = os.fork()
+            if pid == 0:
+                ok = not _threads.cache.idle_threads()
+                with tw.Executor(1) as ex:  # and it still works
+                    ok = ok and ex.submit(pow, 2, 3).result() == 8
+                os._exit(0 if ok else 1)
+            _, status = os.waitpid(pid, 0)
+            print("child", os.waitstatus_to_exitcode(status))
+            """
+        )
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "child 0"
+
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_executor.py"
+
+
+def test_bench_executor_quick_prints_every_figure(tmp_path: Path) -> None:
+    """A smoke run: the script works and reports each comparison (no timing asserted)."""
+    out_file = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--json", str(out_file)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for needle in [
+        "submit + result",
+        "groups x 4 trivial tasks",
+        "await tw.aio.run_sync(fn)",
+        "future.cancel()",
+        "shutdown(cancel_futures=True)",
+    ]:
+        assert needle in proc.stdout
+    import json
+
+    data = json.loads(out_file.read_text())
+    assert set(data["ratios"]) == {"round_trip", "batch", "groups", "aio"}
+    assert all(ratio > 0 for ratio in data["ratios"].values())
