@@ -168,6 +168,61 @@ class ThreadCache:
         self._idle = {}
 
 
+class Job(threading.Thread):
+    """A job running on a cached worker, seen as a thread that ends with the job.
+
+    ``join()`` returns (and ``is_alive()`` turns False) once the job has returned and its
+    worker is idle again; ``ident``, ``native_id`` and ``name`` are the worker's. Code that
+    keeps the thread of a task and joins it at the end (a group, ``Task.join``) so works
+    unchanged, while the OS thread goes back to the cache. Nothing else of ``Thread`` works
+    on it: it is never started, the worker is.
+    """
+
+    def __init__(self, name: str) -> None:  # no Thread.__init__: nothing of it is used
+        self._job_name = name
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._worker: threading.Thread | None = None
+
+    def _finished(self, _: object = None) -> None:
+        self._done.release()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._done.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            self._done.release()
+
+    def is_alive(self) -> bool:
+        return self._done.locked()
+
+    @property
+    def ident(self) -> int | None:
+        return None if self._worker is None else self._worker.ident
+
+    @property
+    def native_id(self) -> int | None:
+        return None if self._worker is None else self._worker.native_id
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self._job_name
+
+    @property
+    def daemon(self) -> bool:  # type: ignore[override]
+        return True
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_alive() else "done"
+        return f"<threadwise job {self._job_name!r} on {self._worker!r}, {state}>"
+
+
+def start_job(fn: Callable[[], object], *, name: str) -> Job:
+    """Run ``fn()`` on a cached worker thread, named ``name`` while it runs; the returned
+    ``Job`` is joined like the thread of ``fn`` would be."""
+    job = Job(name)
+    job._worker = cache.start_thread_soon(fn, job._finished, name=name)
+    return job
+
+
 cache = ThreadCache()
 start_thread_soon = cache.start_thread_soon
 
