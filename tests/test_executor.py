@@ -832,3 +832,40 @@ def test_bench_executor_quick_prints_every_figure(tmp_path: Path) -> None:
     data = json.loads(out_file.read_text())
     assert set(data["ratios"]) == {"round_trip", "batch", "groups", "aio"}
     assert all(ratio > 0 for ratio in data["ratios"].values())
+
+
+def test_job_is_joined_like_the_thread_of_its_function() -> None:
+    gate = threading.Event()
+    inside: list[threading.Thread] = []
+
+    def work() -> None:
+        inside.append(threading.current_thread())
+        job.join()  # from inside its own job: returns at once instead of hanging
+        gate.wait()
+
+    job = _threads.start_job(work, name="job-under-test")
+    job.join(timeout=0.01)
+    assert job.is_alive()
+    assert job.name == "job-under-test"
+    assert job.daemon
+    assert "running" in repr(job)
+    assert inside
+    assert inside[0].name == "job-under-test"
+    assert job.ident == inside[0].ident
+    assert job.native_id == inside[0].native_id
+    gate.set()
+    job.join()
+    assert not job.is_alive()
+    assert "done" in repr(job)
+    # the OS thread lives on, idle in the cache and renamed so
+    assert inside[0] in _threads.idle_threads()
+    assert inside[0].name.startswith("threadwise-idle-")
+
+
+def test_busy_threads_leaves_out_idle_cached_threads() -> None:
+    from threadwise.testing import busy_threads
+
+    before = len(busy_threads())
+    with tw.Executor(2) as ex:
+        list(ex.map(abs, range(10)))
+    assert len(busy_threads()) == before

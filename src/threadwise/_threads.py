@@ -67,6 +67,8 @@ class _Worker:
     def _work(self) -> None:
         cache = self._cache
         state = current_state()
+        thread = self.thread
+        idle_name = f"threadwise-idle-{next(_counter)}"
         _current.worker = self
         try:
             while True:
@@ -94,6 +96,7 @@ class _Worker:
                     return
                 del job, fn, deliver, result  # an idle thread keeps nothing of its last job alive
                 state.blocked_on = _IDLE_WAIT
+                thread.name = idle_name  # not the name of a job that has ended
                 if not self._wake.acquire(timeout=cache.idle_timeout):
                     with cache._lock:
                         retire = self in cache._idle
@@ -188,6 +191,8 @@ class Job(threading.Thread):
         self._done.release()
 
     def join(self, timeout: float | None = None) -> None:
+        if self._worker is threading.current_thread() and self._done.locked():
+            return  # joined from inside the job: it cannot end while we wait for it
         if self._done.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
             self._done.release()
 

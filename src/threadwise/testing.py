@@ -24,6 +24,7 @@ __all__ = [
     "ThreadLeakError",
     "assert_no_thread_leaks",
     "baseline_threads",
+    "busy_threads",
     "leaked_threads",
     "tiny_switch_interval",
 ]
@@ -41,6 +42,13 @@ def _describe(threads: list[threading.Thread]) -> str:
         stack = "".join(traceback.format_stack(frame)) if frame is not None else "  (no stack)\n"
         parts.append(f"{thread.name} (daemon={thread.daemon}, ident={thread.ident}):\n{stack}")
     return "\n".join(parts)
+
+
+def busy_threads() -> list[threading.Thread]:
+    """Live threads, less the ones parked idle in threadwise's thread cache: compare its
+    length before and after a block instead of ``threading.active_count()``."""
+    idle = idle_threads()  # first: a thread that retires meanwhile was idle, not busy
+    return [t for t in threading.enumerate() if t not in idle and t.is_alive()]
 
 
 def baseline_threads() -> set[threading.Thread]:
