@@ -836,14 +836,19 @@ def test_bench_executor_quick_prints_every_figure(tmp_path: Path) -> None:
 
 def test_job_is_joined_like_the_thread_of_its_function() -> None:
     gate = threading.Event()
+    assigned = threading.Event()
     inside: list[threading.Thread] = []
+    jobs: list[_threads.Job] = []
 
     def work() -> None:
         inside.append(threading.current_thread())
-        job.join()  # from inside its own job: returns at once instead of hanging
+        assigned.wait()
+        jobs[0].join()  # from inside its own job: returns at once instead of hanging
         gate.wait()
 
     job = _threads.start_job(work, name="job-under-test")
+    jobs.append(job)
+    assigned.set()
     job.join(timeout=0.01)
     assert job.is_alive()
     assert job.name == "job-under-test"
