@@ -830,7 +830,7 @@ def test_bench_executor_quick_prints_every_figure(tmp_path: Path) -> None:
     import json
 
     data = json.loads(out_file.read_text())
-    assert set(data["ratios"]) == {"round_trip", "batch", "groups", "aio"}
+    assert set(data["ratios"]) == {"round_trip_1", "round_trip", "batch", "groups", "aio"}
     assert all(ratio > 0 for ratio in data["ratios"].values())
 
 
