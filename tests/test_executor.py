@@ -874,3 +874,35 @@ def test_busy_threads_leaves_out_idle_cached_threads() -> None:
     with tw.Executor(2) as ex:
         list(ex.map(abs, range(10)))
     assert len(busy_threads()) == before
+
+
+def test_a_thread_that_cannot_start_fails_the_submit_and_nothing_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_threads(*args: object, **kwargs: object) -> threading.Thread:
+        raise RuntimeError("can't start new thread")
+
+    with tw.Executor(1) as ex:
+        monkeypatch.setattr(_threads, "start_thread_soon", no_threads)
+        with pytest.raises(RuntimeError, match="can't start new thread"):
+            ex.submit(int)
+        monkeypatch.undo()
+        # the executor is still usable, its first thread still named _0
+        assert ex.submit(lambda: threading.current_thread().name).result().endswith("_0")
+
+
+def test_thread_names_reuse_freed_numbers() -> None:
+    old = _threads.set_idle_timeout(0.02)
+    try:
+        with tw.Executor(2, name="slots") as ex:
+            gate = threading.Event()
+            first = [ex.submit(gate.wait) for _ in range(2)]
+            gate.set()
+            for future in first:
+                assert future.result() is True
+            for thread in list(ex._threads):
+                thread.join(5)  # they idle 0.02 s, then retire and free their numbers
+            name = ex.submit(lambda: threading.current_thread().name).result()
+        assert name == "slots_0"
+    finally:
+        _threads.set_idle_timeout(old)
