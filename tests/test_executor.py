@@ -882,13 +882,15 @@ def test_a_thread_that_cannot_start_fails_the_submit_and_nothing_else(
     def no_threads(*args: object, **kwargs: object) -> threading.Thread:
         raise RuntimeError("can't start new thread")
 
+    ran: list[str] = []
     with tw.Executor(1) as ex:
         monkeypatch.setattr(_threads, "start_thread_soon", no_threads)
         with pytest.raises(RuntimeError, match="can't start new thread"):
-            ex.submit(int)
+            ex.submit(ran.append, "the failed submit")
         monkeypatch.undo()
         # the executor is still usable, its first thread still named _0
         assert ex.submit(lambda: threading.current_thread().name).result().endswith("_0")
+    assert ran == []  # what failed to submit never runs
 
 
 def test_thread_names_reuse_freed_numbers() -> None:

@@ -193,9 +193,9 @@ class Executor(concurrent.futures.Executor):
 
     * at most ``max_workers`` calls run at once (default ``min(32, cpus + 4)``); threads come
       from threadwise's thread cache and go back to it when there is no queued work;
-    * each call runs in a copy of the submitter's ``contextvars`` context, as a threadwise
-      task (seen in ``tw.threads()`` in a thread named ``<prefix>_<n>``; the prefix is
-      ``thread_name_prefix`` or the executor's ``name``);
+    * each call runs in a copy of the submitter's ``contextvars`` context under its own
+      cancel scope, and shows in ``tw.threads()`` like a task, named ``<name>:<function>``,
+      in a thread named ``<prefix>_<n>`` (``thread_name_prefix``, or else ``name``);
     * ``shutdown(cancel_futures=True)`` drops queued calls and cancels running ones;
     * Ctrl-C in the ``with`` block, in its exit or at interpreter exit cancels queued and
       running calls, waits ``grace`` seconds and reports the calls still stuck by name.
@@ -295,6 +295,10 @@ class Executor(concurrent.futures.Executor):
                 self._taking -= 1
                 self._runners -= 1
                 self._free_slots.append(slot)
+                try:
+                    self._queue.remove(item)  # the caller sees the error: it must not run
+                except ValueError:  # pragma: no cover - another runner took it already
+                    pass
             raise
         return future
 
