@@ -41,6 +41,9 @@ T = TypeVar("T")
 _counter = itertools.count(1)
 _monotonic = time.monotonic
 _allocate_lock = threading.Lock
+# Enum member lookups cost a little on every call: look them up once.
+_CREATED, _RUNNING, _BLOCKED = State.CREATED, State.RUNNING, State.BLOCKED
+_DONE, _FAILED, _CANCELLED = State.DONE, State.FAILED, State.CANCELLED
 _cf_logger = logging.getLogger("concurrent.futures")  # where the stdlib pool logs, too
 logger = logging.getLogger("threadwise")
 
@@ -120,7 +123,7 @@ class _Call:
         self.executor = executor
         self.what = what
         self.deadline = deadline
-        self.state = State.CREATED
+        self.state = _CREATED
         self.scope: CancelScope | None = None
         self.result: Any = None
         self.exception: BaseException | None = None
@@ -132,8 +135,8 @@ class _Call:
         return f"{self.executor}:{what if isinstance(what, str) else describe_callable(what)}"  # type: ignore[arg-type]
 
     def _set_blocked(self, blocked: bool) -> None:  # called by threadwise's waits
-        if self.state is State.RUNNING or self.state is State.BLOCKED:
-            self.state = State.BLOCKED if blocked else State.RUNNING
+        if self.state is _RUNNING or self.state is _BLOCKED:
+            self.state = _BLOCKED if blocked else _RUNNING
 
     def cancel(self, reason: str) -> None:
         scope = self.scope
@@ -145,24 +148,24 @@ class _Call:
         scope = self.scope
         assert scope is not None
         if scope._is_cancelled():
-            self.state = State.CANCELLED  # cancelled before it could start
+            self.state = _CANCELLED  # cancelled before it could start
             return
-        self.state = State.RUNNING
+        self.state = _RUNNING
         state.task, state.scope = self, scope  # type: ignore[assignment]
         state.since = _monotonic()
         try:
             self.result = self.fn()
         except Cancelled as exc:
             if scope._is_cancelled():
-                self.state = State.CANCELLED
+                self.state = _CANCELLED
             else:  # raised by hand, not by a cancelled scope: that is a failure
                 self.exception = exc
-                self.state = State.FAILED
+                self.state = _FAILED
         except BaseException as exc:
             self.exception = exc
-            self.state = State.FAILED
+            self.state = _FAILED
         else:
-            self.state = State.DONE
+            self.state = _DONE
         finally:
             state.task = state.scope = None
 
@@ -415,7 +418,7 @@ class Executor(concurrent.futures.Executor):
         future = call.future
         future._tw_call = None
         state = call.state
-        if state is State.CANCELLED:
+        if state is _CANCELLED:
             future._tw_end_cancelled()
             return
         exc = call.exception
