@@ -908,3 +908,28 @@ def test_thread_names_reuse_freed_numbers() -> None:
         assert name == "slots_0"
     finally:
         _threads.set_idle_timeout(old)
+
+
+def test_a_worker_handed_a_job_while_delivering_runs_it_under_its_name() -> None:
+    cache = _threads.ThreadCache(idle_timeout=1)
+    second_handed = threading.Event()
+    names: list[str] = []
+    done = threading.Event()
+
+    def slow_deliver(_: object) -> None:
+        second_handed.wait(5)  # the worker is already idle: the next job comes meanwhile
+
+    first = cache.start_thread_soon(lambda: None, slow_deliver, name="first")
+    deadline = time.monotonic() + 5
+    while not cache.is_idle(first) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    second = cache.start_thread_soon(
+        lambda: names.append(threading.current_thread().name), lambda _: done.set(), name="second"
+    )
+    second_handed.set()
+    done.wait(5)
+    assert second is first
+    assert names == ["second"]
+    cache.idle_timeout = 0.01
+    cache.start_thread_soon(lambda: None)
+    first.join(5)

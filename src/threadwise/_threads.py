@@ -56,7 +56,8 @@ class _Worker:
     def __init__(self, cache: ThreadCache) -> None:
         self._cache = cache
         self._retire = False  # set by the job: end the thread after it instead of idling
-        self._job: tuple[Callable[[], Any], Callable[[Any], object] | None] | None = None
+        self._job: tuple[Callable[[], Any], Callable[[Any], object] | None, str | None] | None
+        self._job = None
         # Held while the worker has nothing to do; released by the thread handing it a job.
         self._wake = threading.Lock()
         self._wake.acquire()
@@ -75,7 +76,11 @@ class _Worker:
                 job = self._job
                 assert job is not None
                 self._job = None
-                fn, deliver = job
+                fn, deliver, name = job
+                if name is not None:
+                    # Named here, not by the caller: this thread may still be renaming
+                    # itself idle after delivering its previous job.
+                    thread.name = name
                 try:
                     result = fn()
                 except BaseException as exc:  # jobs catch their own; this is a last resort
@@ -145,14 +150,10 @@ class ThreadCache:
                 worker = None
         if worker is None:
             worker = _Worker(self)
-            if name is not None:
-                worker.thread.name = name
-            worker._job = (fn, deliver)
+            worker._job = (fn, deliver, name)
             worker.thread.start()
             return worker.thread
-        if name is not None:
-            worker.thread.name = name
-        worker._job = (fn, deliver)
+        worker._job = (fn, deliver, name)
         worker._wake.release()
         return worker.thread
 
