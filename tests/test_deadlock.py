@@ -208,7 +208,8 @@ def test_a_cycle_through_plain_locks_is_not_an_error(debug_off: None) -> None:
         thread.join(PROMPT)
     assert not any(t.is_alive() for t in threads)
     assert errors == []
-    assert not a.locked() and not b.locked()
+    assert not a.locked()
+    assert not b.locked()
 
 
 def test_a_lasting_cycle_through_a_plain_lock_is_logged_with_the_stacks(

@@ -4,7 +4,7 @@
      └── Cancelled           the scope you run in was cancelled, or its deadline passed
     Exception
      ├── TaskCancelled       (concurrent.futures.CancelledError) result() of a cancelled task
-     ├── QueueClosed         (queue.ShutDown on 3.13+) put() after shutdown/close; get() once drained
+     ├── QueueClosed         (queue.ShutDown, 3.13+) put() after shutdown; get() once drained
      └── DeadlockError       (RuntimeError) acquiring a Lock would wait forever on a cycle
 
 Timeouts raise the builtin ``TimeoutError``; a group's failures are raised as the builtin

@@ -45,7 +45,9 @@ def _number(value: object, name: str) -> float:
     if isinstance(value, float) and math.isnan(value):
         raise ValueError(f"{name} must be a number of seconds, got {value!r}")
     if value > _TIMEOUT_MAX and value != math.inf:
-        raise OverflowError(f"{name} is too large: {value!r} (threading.TIMEOUT_MAX is {_TIMEOUT_MAX})")
+        raise OverflowError(
+            f"{name} is too large: {value!r} (threading.TIMEOUT_MAX is {_TIMEOUT_MAX})"
+        )
     return float(value)
 
 
@@ -72,7 +74,9 @@ def strict_timeout(value: object, name: str = "timeout") -> float | None:
 def _lock_timeout(blocking: bool, timeout: object) -> float | None:
     """``Lock.acquire``'s arguments as ``_thread.lock`` checks them; -1 means no limit."""
     if not blocking:
-        raise ValueError(f"can't specify a timeout for a non-blocking acquire (timeout={timeout!r})")
+        raise ValueError(
+            f"can't specify a timeout for a non-blocking acquire (timeout={timeout!r})"
+        )
     seconds = _number(timeout, "timeout")
     if seconds < 0:
         raise ValueError(f"timeout must be a non-negative number or -1, got {timeout!r}")
@@ -573,7 +577,9 @@ class Condition:
     def __init__(self, lock: Any = None, name: str | None = None) -> None:
         if lock is None:
             lock = RLock(name)
-        elif not (callable(getattr(lock, "acquire", None)) and callable(getattr(lock, "release", None))):
+        elif not (
+            callable(getattr(lock, "acquire", None)) and callable(getattr(lock, "release", None))
+        ):
             raise TypeError(f"lock must be a lock (with acquire() and release()), got {lock!r}")
         self._lock = lock
         self._name = check_name(name)
@@ -714,7 +720,9 @@ class Semaphore(_WithAcquireRelease):
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         if not blocking and timeout is not None:
-            raise ValueError(f"can't specify a timeout for a non-blocking acquire (timeout={timeout!r})")
+            raise ValueError(
+                f"can't specify a timeout for a non-blocking acquire (timeout={timeout!r})"
+            )
         end = _end_of(wait_timeout(timeout))
         with self._mutex:
             while self._value == 0:
@@ -839,7 +847,16 @@ class Barrier:
     the barrier, so the others get ``threading.BrokenBarrierError`` instead of waiting forever.
     """
 
-    __slots__ = ("__weakref__", "_action", "_cond", "_count", "_name", "_parties", "_state", "_timeout")
+    __slots__ = (
+        "__weakref__",
+        "_action",
+        "_cond",
+        "_count",
+        "_name",
+        "_parties",
+        "_state",
+        "_timeout",
+    )
 
     def __init__(
         self,

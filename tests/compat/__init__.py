@@ -17,4 +17,6 @@ def cpython_test(name: str) -> ModuleType:
     try:
         return importlib.import_module(f"test.{name}")
     except ImportError:
-        pytest.skip(f"this Python ships without its test package (test.{name})", allow_module_level=True)
+        pytest.skip(
+            f"this Python ships without its test package (test.{name})", allow_module_level=True
+        )

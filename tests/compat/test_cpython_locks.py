@@ -6,7 +6,6 @@ from __future__ import annotations
 import unittest
 
 import threadwise as tw
-
 from compat import cpython_test
 
 lock_tests = cpython_test("lock_tests")
@@ -29,7 +28,9 @@ class ConditionAsRLockTests(lock_tests.RLockTests):
     locktype = staticmethod(tw.Condition)
 
     def test_recursion_count(self) -> None:
-        raise unittest.SkipTest("Condition does not expose _recursion_count() (nor does threading's)")
+        raise unittest.SkipTest(
+            "Condition does not expose _recursion_count() (nor does threading's)"
+        )
 
 
 class ConditionTests(lock_tests.ConditionTests):

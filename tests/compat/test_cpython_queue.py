@@ -8,7 +8,6 @@ import types
 import unittest
 
 import threadwise as tw
-
 from compat import cpython_test
 
 test_queue = cpython_test("test_queue")
