@@ -558,9 +558,16 @@ def test_rlock_waiter_blocks_until_fully_released() -> None:
 # -- Condition -----------------------------------------------------------------------------
 
 
-def test_condition_rejects_a_foreign_lock() -> None:
+def test_condition_rejects_something_that_is_not_a_lock() -> None:
     with pytest.raises(TypeError, match="lock"):
-        tw.Condition(threading.Lock())  # type: ignore[arg-type]
+        tw.Condition(object())
+
+
+def test_condition_accepts_a_threading_lock_like_threading_condition() -> None:
+    cond = tw.Condition(threading.Lock())
+    with cond:
+        assert cond.wait(0.01) is False
+        cond.notify()
 
 
 def test_condition_wait_and_notify_need_the_lock() -> None:
@@ -899,7 +906,7 @@ def test_queue_consumers_drain_then_stop() -> None:
         assert got == sorted(got)  # one consumer sees items in queue order
 
 
-@pytest.mark.parametrize(("maxsize", "error"), [(-2, ValueError), (1.5, TypeError)])
+@pytest.mark.parametrize(("maxsize", "error"), [("2", TypeError), (1.5, TypeError)])
 def test_queue_rejects_a_bad_maxsize(maxsize: Any, error: type[Exception]) -> None:
     with pytest.raises(error, match="maxsize"):
         tw.Queue(maxsize=maxsize)

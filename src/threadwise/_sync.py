@@ -17,7 +17,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from . import _debug, _ki
 from ._cancel import CancelMode, Waiter, block
@@ -271,24 +271,6 @@ def _warn_suspected(text: str, lock: Lock) -> None:
 # -- locks -------------------------------------------------------------------------------------
 
 
-class _WithAcquireRelease:
-    """``with x:`` calls ``x.acquire()`` and ``x.release()``."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> bool:
-        acquired: bool = cast(Any, self).acquire()
-        return acquired
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        cast(Any, self).release()
-
-
 class Lock:
     """A mutual-exclusion lock whose blocking ``acquire`` is cancellable and shows its holder.
 
@@ -505,7 +487,7 @@ class Lock:
         )
 
 
-class RLock(_WithAcquireRelease, Lock):
+class RLock(Lock):
     """A re-entrant lock: the holding thread may acquire it again; release as often."""
 
     __slots__ = ("_count",)
@@ -549,6 +531,18 @@ class RLock(_WithAcquireRelease, Lock):
         finally:
             if self._owner == _get_ident():
                 self._count = saved
+
+    # Not Lock's inlined fast paths: re-entry and the count need acquire()/release().
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
 
     def _recursion_count(self) -> int:
         """How many times the calling thread holds the lock (0 if it does not)."""
@@ -703,7 +697,7 @@ class Condition:
 # -- semaphores ----------------------------------------------------------------------------------
 
 
-class Semaphore(_WithAcquireRelease):
+class Semaphore:
     """A counter of available slots; ``acquire`` waits (cancellably) for a free one."""
 
     __slots__ = ("__weakref__", "_lot", "_mutex", "_name", "_value")
@@ -738,6 +732,17 @@ class Semaphore(_WithAcquireRelease):
             raise ValueError(f"n must be an int >= 1, got {n!r}")
         with self._mutex:
             self._add(n)
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
 
     def _add(self, n: int) -> None:
         self._value += n
