@@ -50,6 +50,10 @@ class State(enum.Enum):
 _FINISHED = frozenset({State.DONE, State.FAILED, State.CANCELLED})
 
 
+def _no_call() -> Any:
+    return None
+
+
 class NameCounter:
     """``next()`` gives 1, 2, 3...; safe from many threads without relying on the GIL."""
 
@@ -206,6 +210,9 @@ class Task(Generic[T]):
             outcome = State.DONE
         finally:
             state.task, state.scope = previous_task, previous_scope
+            # Drop the function and its arguments: a finished task must not keep them alive
+            # (nor a cycle through a Thread whose target refers back to it).
+            self._call = _no_call
         self._finish(outcome, result, error)
 
     def _finish(self, outcome: State, result: T | None, error: BaseException | None) -> None:
@@ -504,6 +511,14 @@ class _ThreadTask(Task[Any]):
         # The stdlib ends a thread quietly on SystemExit (sys.exit() in a thread); so do we.
         return not isinstance(error, SystemExit)
 
+    def _finish(self, outcome: State, result: Any, error: BaseException | None) -> None:
+        if isinstance(error, SystemExit):
+            # A quiet exit keeps no frames alive (the stdlib keeps nothing at all): the
+            # SystemExit stays available to exception() without its traceback.
+            error.__traceback__ = None
+            error.__context__ = None
+        super()._finish(outcome, result, error)
+
     def __del__(self) -> None:
         pass  # the Thread reports (its own __del__), so the hook gets the Thread object
 
@@ -521,10 +536,6 @@ class _ThreadTask(Task[Any]):
             sys.excepthook(*sys.exc_info())
         finally:
             del args, exc
-
-
-def _no_call() -> None:
-    return None
 
 
 class Thread(threading.Thread):
