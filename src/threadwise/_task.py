@@ -522,12 +522,13 @@ class _ThreadTask(Task[Any]):
     def __del__(self) -> None:
         pass  # the Thread reports (its own __del__), so the hook gets the Thread object
 
-    def _report_unretrieved(self) -> None:
+    def _report_unretrieved(self, owner: Thread | None = None) -> None:
         self._retrieved = True
         exc = self._exception
         if exc is None or isinstance(exc, SystemExit):
             return
-        owner = self._owner() if self._owner is not None else None
+        if owner is None and self._owner is not None:
+            owner = self._owner()
         args = threading.ExceptHookArgs((type(exc), exc, exc.__traceback__, owner))
         try:
             threading.excepthook(args)
@@ -626,7 +627,8 @@ class Thread(threading.Thread):
     def __del__(self) -> None:
         task = self.__dict__.get("_tw_task")
         if task is not None and task._exception is not None and not task._retrieved:
-            task._report_unretrieved()
+            # Weak references die before finalizers run in a collected cycle: pass self.
+            task._report_unretrieved(self)
 
 
 _MISSING: Any = object()
