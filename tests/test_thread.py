@@ -459,7 +459,8 @@ def test_unretrieved_failure_goes_to_threading_excepthook_on_collection(
     args = calls[0]
     assert args.exc_type is LookupError
     assert str(args.exc_value) == "nobody looks"
-    assert args.thread is not None and args.thread.name == "forgotten"
+    assert args.thread is not None
+    assert args.thread.name == "forgotten"
     assert any(f.name == "fails" for f in traceback.extract_tb(args.exc_traceback))
 
 
