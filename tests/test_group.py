@@ -8,6 +8,8 @@ from __future__ import annotations
 import _thread
 import contextlib
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -844,3 +846,59 @@ def test_ctrl_c_while_joining_threads_leaves_no_scope_behind() -> None:
         release.set()
         assert task._thread is not None
         task._thread.join(WAIT)
+
+
+_ULIMIT_SCRIPT = """
+import resource, sys, threading
+import threadwise as tw
+
+def vm_size():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmSize")
+
+# As `ulimit -v`: room for the interpreter and a few thread stacks, not for many.
+limit = vm_size() + 64 * 2**20
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+bounded = sys.argv[1] == "bounded"
+gate = tw.Event()
+ran = []
+lock = threading.Lock()
+
+def work(i):
+    with lock:
+        ran.append(i)
+    gate.wait()
+
+spawned = 0
+with tw.TaskGroup(name="many", max_workers=100000 if bounded else None, grace=5) as g:
+    try:
+        for i in range(100000):
+            g.spawn(work, i)
+            spawned += 1
+    except RuntimeError as exc:
+        print("refused:", exc, flush=True)
+    gate.set()
+print("exited", spawned > 0, sorted(ran) == list(range(spawned)), flush=True)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; RLIMIT_AS")
+@pytest.mark.parametrize("mode", ["unbounded", "bounded"])
+def test_real_thread_start_failure_under_a_memory_limit(mode: str) -> None:
+    # Before: the unbounded group's exit waited forever for the task that never started; the
+    # bounded group ran the refused task later anyway (sorted(ran) != the spawned ones).
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _ULIMIT_SCRIPT, mode],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the group's exit hung after a failed thread start")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "refused: can't start new thread\nexited True True\n", proc.stderr
