@@ -124,6 +124,7 @@ class Task(Generic[T]):
         "_abandoned",
         "_call",
         "_callbacks",
+        "_closed",
         "_done",
         "_exception",
         "_finished",
@@ -171,6 +172,7 @@ class Task(Generic[T]):
         self._started_at: float | None = None
         self._thread: threading.Thread | None = None
         self._own_thread = False  # True when the thread exists for this task alone
+        self._closed = False  # its own thread has closed its ThreadLocal instances
 
     # -- running ---------------------------------------------------------------------------
     def _run(self) -> None:
@@ -278,6 +280,7 @@ class Task(Generic[T]):
             self._run()
         finally:
             close_thread_locals()  # the thread ends here: release its per-thread resources
+            self._closed = True
 
     def _start_thread(self, *, register_live: bool) -> None:
         """Run the task in a new daemon thread: the one place a task's thread is started.
@@ -370,9 +373,14 @@ class Task(Generic[T]):
             return False
         thread = self._thread
         if self._own_thread and thread is not None and thread is not threading.current_thread():
-            left = EXIT_GRACE if end is None else max(0.0, end - time.monotonic())
-            if not _join_thread(thread, left):
-                _abandon_thread(thread, f"task {self._name!r} finished")
+            if self._closed:
+                # Past its ThreadLocal close hooks, the last user code it runs: the thread is
+                # ending now. (An untimed join is markedly cheaper than a timed one.)
+                thread.join()
+            else:
+                left = EXIT_GRACE if end is None else max(0.0, end - time.monotonic())
+                if not _join_thread(thread, left):
+                    _abandon_thread(thread, f"task {self._name!r} finished")
         return True
 
     def _wait_for_sibling_or_self(self, seconds: float | None) -> bool:
@@ -456,8 +464,8 @@ class Task(Generic[T]):
 
 def _join_thread(thread: threading.Thread, timeout: float) -> bool:
     """Join ``thread`` for at most ``timeout`` seconds; True if it has ended."""
-    if thread.ident is None:
-        return True  # never started
+    if thread.ident is None or not thread.is_alive():
+        return True  # never started, or ended (the cheap check: a timed join costs more)
     thread.join(min(timeout, threading.TIMEOUT_MAX))
     return not thread.is_alive()
 
@@ -532,9 +540,9 @@ class _ThreadTask(Task[Any]):
         args = threading.ExceptHookArgs((type(exc), exc, exc.__traceback__, owner))
         try:
             threading.excepthook(args)
-        except Exception:
-            # As the stdlib does when a custom hook fails: fall back to the default one.
-            sys.excepthook(*sys.exc_info())
+        except Exception as hook_error:
+            # As the stdlib does when a custom hook fails: fall back to sys.excepthook.
+            sys.excepthook(type(hook_error), hook_error, hook_error.__traceback__)
         finally:
             del args, exc
 
