@@ -500,3 +500,26 @@ def test_a_forked_child_exits_at_once_without_a_false_abandoned_warning(tmp_path
     assert float(lines[1].rsplit(" ", 1)[1]) < 3.0
     assert lines[2] == "parent running=True stop=True"
     assert "abandoned" not in proc.stderr
+
+
+def test_a_start_interrupted_after_the_thread_began_does_not_leave_it_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_start = threading.Thread.start
+    calls = [0]
+
+    def start_then_ctrl_c(self: threading.Thread) -> None:
+        real_start(self)  # the thread runs...
+        raise KeyboardInterrupt  # ...but Ctrl-C lands before start() returns
+
+    def tick() -> None:
+        calls[0] += 1
+
+    monkeypatch.setattr(threading.Thread, "start", start_then_ctrl_c)
+    svc = tw.Service(tick, interval=0.001, name="interrupted-start")
+    with pytest.raises(KeyboardInterrupt):
+        svc.start()
+    monkeypatch.undo()
+    wait_until(lambda: not service_threads("interrupted-start"))
+    assert not svc.running
+    assert svc not in _running

@@ -113,7 +113,13 @@ class Service:
         try:
             task._start_thread(register_live=False)
         except BaseException:
-            # No thread (e.g. "can't start new thread"): nothing to stop at exit.
+            # No thread ("can't start new thread"), or a Ctrl-C while Thread.start() waited
+            # for a thread that did start: either way the caller was told the start failed,
+            # so the service must not run on behind its back.
+            with self._lock:
+                self._stopping = True
+                self._idle.cancel(f"service {self.name!r} failed to start")
+            task.cancel(f"service {self.name!r} failed to start")
             with _running_lock:
                 _running.discard(self)
             raise
