@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 R = TypeVar("R")
 
-__all__ = ["Pipeline", "PipelineReport", "StageReport", "check_source", "check_workers", "map"]
+__all__ = ["Pipeline", "PipelineReport", "StageReport", "check_source", "check_workers"]
 
 _ON_ERROR = ("raise", "skip")
 # Threads per stage, at most: far more than any machine runs well, and it turns a typo such
@@ -290,4 +290,10 @@ class Pipeline(Generic[T]):
         return generate(run, seconds, reporter)
 
 
-from ._map import map  # noqa: E402  (map lived here once: still importable from here)
+def __getattr__(name: str) -> Any:
+    # map lived here once: still importable from here (lazily, as _map imports this module).
+    if name == "map":
+        from ._map import map
+
+        return map
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

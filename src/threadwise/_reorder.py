@@ -44,15 +44,15 @@ class Emitter:
         sizer: ChunkSizer | None,
         sent: Callable[[int], None],
         *,
-        max_items: int = WINDOW_ITEMS,
-        max_bytes: int = WINDOW_BYTES,
+        max_items: int | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         self.ordered = ordered
         self.inbox = inbox
         self.sizer = sizer
         self.sent = sent
-        self.max_items = max_items
-        self.max_bytes = max_bytes
+        self.max_items = WINDOW_ITEMS if max_items is None else max_items
+        self.max_bytes = WINDOW_BYTES if max_bytes is None else max_bytes
         self.lock = Lock()
         self.ahead = Condition(self.lock)
         self.buffer: dict[int, tuple[list[Any], int]] = {}  # seq -> (outputs, weight)
