@@ -362,3 +362,89 @@ def test_counts_add_up_when_many_workers_are_cancelled_at_once(
         assert report.accounted, report
         assert report.abandoned == []
         assert report.stages[0].discarded >= 64  # the window held outputs when it was cancelled
+
+
+# -- the pieces, directly --------------------------------------------------------------------------
+
+
+def test_rescue_leaves_items_when_the_receiver_is_full_or_closed() -> None:
+    from threadwise._feed import Feeder
+    from threadwise._report import PipelineReport
+
+    report = PipelineReport("p", [])
+    inbox: tw.Queue[tuple[int, list[int]]] = tw.Queue(1)
+    sent: list[tuple[int, list[int]]] = []
+
+    def deliver(seq: int, chunk: list[int]) -> None:
+        inbox.put_nowait((seq, chunk))
+        sent.append((seq, chunk))
+
+    feeder = Feeder(iter([]), report, deliver, receiver=None, receiver_full=inbox.full)
+    assert not feeder.rescue()  # nothing held
+    feeder.fresh.extend([1, 2])
+    assert feeder.rescue()
+    assert sent == [(0, [1, 2])]
+    feeder.fresh.extend([3])
+    assert not feeder.rescue()  # the receiver is full: the items stay with the feeder
+    assert list(feeder.fresh) == [3]
+    inbox.get_nowait()
+    inbox.close()
+    assert not feeder.rescue()  # the run is stopping: counted as read but unsent
+    assert (report.source_read, report.source_unsent) == (3, 1)
+
+
+def test_weight_of_results() -> None:
+    from threadwise._reorder import _weight
+
+    class NoSize:
+        def __sizeof__(self) -> int:
+            raise RuntimeError("no size")
+
+    assert _weight([]) == 0
+    assert _weight([NoSize(), NoSize()]) == 2 * (64 + 8)
+    assert _weight([b"x" * 1000]) > 1000
+
+
+def test_filter_verdict_that_is_not_a_bool_fails_its_item() -> None:
+    class Ambiguous:
+        def __bool__(self) -> bool:
+            raise ValueError("truth value is ambiguous")
+
+    def verdict(x: int) -> object:
+        return Ambiguous() if x == 5 else x % 2 == 0
+
+    with pytest.raises(ValueError, match="ambiguous") as info:
+        list(tw.Pipeline(range(10)).filter(verdict))
+    assert "for item 5" in "\n".join(getattr(info.value, "__notes__", []))
+
+
+def test_progress_info_is_read_only_and_compares_by_value() -> None:
+    info = tw.ProgressInfo("d", 1, 10, 0.5, 2.0, 4.5)
+    same = tw.ProgressInfo("d", 1, 10, 0.5, 2.0, 4.5, False)
+    assert info == same
+    assert hash(info) == hash(same)
+    assert info != tw.ProgressInfo("d", 2, 10, 0.5, 2.0, 4.5)
+    assert info != "d"
+    assert repr(info).startswith("ProgressInfo(description='d', done=1, total=10")
+    with pytest.raises(AttributeError, match="read-only"):
+        info.done = 2  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="read-only"):
+        del info.done  # type: ignore[misc]
+
+
+def test_reports_print_their_counts() -> None:
+    pipeline = tw.Pipeline(range(5), name="shown").map(double)
+    report = pipeline.run()
+    assert "StageReport(name='map#1', kind='map', workers=1, items_in=5" in repr(report.stages[0])
+    assert repr(report).startswith("PipelineReport(name='shown', source_read=5, delivered=5")
+    report.abandoned = ["shown-map#1-1"]
+    assert "abandoned threads: shown-map#1-1" in str(report)
+    assert tw.Pipeline(range(3)).run().bottleneck is None
+
+
+def test_map_is_still_importable_from_its_old_module() -> None:
+    from threadwise import _pipeline
+
+    assert _pipeline.map is tw.map
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _pipeline.no_such_name  # noqa: B018
