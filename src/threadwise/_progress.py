@@ -134,11 +134,25 @@ class Progress:
         )
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 1.0) -> None:
+        """Stop sampling and publish the final sample. A callback stuck in the sampler thread
+        is waited for ``grace`` seconds, then left behind (a daemon thread) with a warning."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        thread = self._thread
+        if thread is not None:
+            thread.join(grace)
             self._thread = None
+            if thread.is_alive():
+                import logging
+
+                logging.getLogger("threadwise").warning(
+                    "progress %r: the callback did not return within %g s; its thread %r "
+                    "is abandoned",
+                    self.description,
+                    grace,
+                    thread.name,
+                )
+                return  # no final sample: the callback is still busy with the last one
         self._publish(finished=True)
         if self._drawer is not None:
             self._drawer.close()

@@ -247,7 +247,7 @@ def generate(
             run.shutdown(reason)
         finally:
             if reporter is not None:
-                reporter.stop()
+                reporter.stop(run.workers.grace)
     if run.failure is not None:
         failure = run.failure
         try:
