@@ -374,9 +374,14 @@ def test_rescue_leaves_items_when_the_receiver_is_full_or_closed() -> None:
     report = PipelineReport("p", [])
     inbox: tw.Queue[tuple[int, list[int]]] = tw.Queue(1)
     sent: list[tuple[int, list[int]]] = []
+    refused: list[int] = []
 
     def deliver(seq: int, chunk: list[int]) -> None:
-        inbox.put_nowait((seq, chunk))
+        try:
+            inbox.put_nowait((seq, chunk))
+        except tw.QueueClosed:
+            refused.extend(chunk)  # the receiver accounts for what it refuses
+            raise
         sent.append((seq, chunk))
 
     feeder = Feeder(iter([]), report, deliver, receiver=None, receiver_full=inbox.full)
@@ -389,8 +394,21 @@ def test_rescue_leaves_items_when_the_receiver_is_full_or_closed() -> None:
     assert list(feeder.fresh) == [3]
     inbox.get_nowait()
     inbox.close()
-    assert not feeder.rescue()  # the run is stopping: counted as read but unsent
-    assert (report.source_read, report.source_unsent) == (3, 1)
+    assert not feeder.rescue()  # the run is stopping
+    assert refused == [3]
+    assert report.source_read == 3
+
+
+def test_a_put_refused_at_shutdown_counts_its_items_as_not_run() -> None:
+    from threadwise._run import Run
+    from threadwise._stage import StageSpec
+
+    run = Run("p", iter(range(10)), [StageSpec("map", double, "m")], None, 1.0)
+    run.stages[0].inbox.close()
+    with pytest.raises(tw.QueueClosed):
+        run._to_first_stage(0, [1, 2, 3])
+    assert (run.report.stages[0].items_in, run.report.stages[0].not_started) == (3, 3)
+    run.shutdown(None)
 
 
 def test_weight_of_results() -> None:

@@ -106,14 +106,10 @@ class Feeder:
             self._count_leftovers()
 
     def _send(self, chunk: list[Any]) -> None:
-        """Hand ``chunk`` on (the caller holds ``lock``)."""
-        report = self.report
-        report.source_read += len(chunk)
-        try:
-            self.deliver(self.seq, chunk)
-        except BaseException:
-            report.source_unsent += len(chunk)
-            raise
+        """Hand ``chunk`` on (the caller holds ``lock``). ``deliver`` accounts for the chunk
+        even when it raises (the receiver counts it in first)."""
+        self.report.source_read += len(chunk)
+        self.deliver(self.seq, chunk)
         self.seq += 1
 
     def rescue(self) -> bool:
@@ -132,7 +128,7 @@ class Feeder:
             self.rescued += len(chunk)
             try:
                 self._send(chunk)
-            except Exception:  # the run is stopping (its queue closed): counted as unsent
+            except Exception:  # the run is stopping (its queue closed): counted as not run
                 return False
             return True
         finally:

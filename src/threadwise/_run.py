@@ -74,9 +74,17 @@ class Run:
         self.finished = False
 
     def _to_first_stage(self, seq: int, chunk: list[Any]) -> None:
+        # Counted in before the put, so that no instant exists (a Ctrl-C in the caller's
+        # rescue, say) where the items are queued but not counted; a put that fails counts
+        # them as not started.
         stage = self.stages[0]
-        stage.inbox.put((seq, chunk))
         stage.received(len(chunk))
+        try:
+            stage.inbox.put((seq, chunk))
+        except BaseException:
+            with stage.lock:
+                stage.report.not_started += len(chunk)
+            raise
 
     def start(self) -> None:
         """Start every thread. If this raises (Ctrl-C, a thread that cannot start), the threads
