@@ -291,6 +291,8 @@ def test_pipeline_names_are_unique_across_threads() -> None:
     names: list[str] = []
     lock = threading.Lock()
 
+    # Like the shutdown test below, this holds with the GIL even without the lock (next() on
+    # itertools.count is one C call); the lock is for free-threaded builds.
     def make() -> None:
         mine = [tw.Pipeline(range(1))._name for _ in range(2000)]
         with lock:
@@ -306,6 +308,9 @@ def test_pipeline_names_are_unique_across_threads() -> None:
 
 @pytest.mark.usefixtures("tiny_switch_interval")
 def test_shutdown_from_two_threads_runs_once() -> None:
+    # Shutdown's check-and-set of "finished" is under a lock now. With the GIL, CPython 3.11-3.13
+    # never switches threads between the check and the set (no eval-breaker point in between),
+    # so this cannot fail on them even without the lock: it guards free-threaded builds.
     for _ in range(50):
         pipeline = tw.Pipeline(range(10**9)).map(double, workers=2)
         it = pipeline.iterate()
