@@ -23,14 +23,29 @@ from ._executor import Executor
 from ._group import TaskGroup
 from ._inspect import ThreadInfo, Watchdog, dump, dump_on_signal, threads, watchdog
 from ._local import ThreadLocal
-from ._pipeline import Pipeline, PipelineReport, StageReport, map
+from ._map import map
+from ._pipeline import Pipeline
 from ._progress import ProgressInfo
+from ._report import PipelineReport, StageReport
 from ._service import Service
-from ._sync import Condition, Event, Lock, Queue, RLock, Semaphore
+from ._sync import (
+    Barrier,
+    BoundedSemaphore,
+    Condition,
+    Event,
+    LifoQueue,
+    Lock,
+    PriorityQueue,
+    Queue,
+    RLock,
+    Semaphore,
+)
 from ._task import State, Task, Thread, spawn
 from ._version import __version__
 
 __all__ = [
+    "Barrier",
+    "BoundedSemaphore",
     "CancelScope",
     "Cancelled",
     "CancelledTooLate",
@@ -38,10 +53,12 @@ __all__ = [
     "DeadlockError",
     "Event",
     "Executor",
+    "LifoQueue",
     "Lock",
     "LockOrderViolation",
     "Pipeline",
     "PipelineReport",
+    "PriorityQueue",
     "ProgressInfo",
     "Queue",
     "QueueClosed",

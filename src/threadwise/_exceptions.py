@@ -6,7 +6,7 @@
      ├── TaskCancelled       (concurrent.futures.CancelledError) result() of a cancelled task
      ├── CancelledTooLate    (concurrent.futures.CancelledError) an Executor future was
      │                       cancelled while running, but its call ran to its end
-     ├── QueueClosed         put() on a closed Queue; get() on a closed, drained Queue
+     ├── QueueClosed         (queue.ShutDown, 3.13+) put() after shutdown; get() once drained
      └── DeadlockError       (RuntimeError) acquiring a Lock would wait forever on a cycle
 
 Timeouts raise the builtin ``TimeoutError``; a group's failures are raised as the builtin
@@ -16,6 +16,14 @@ Timeouts raise the builtin ``TimeoutError``; a group's failures are raised as th
 from __future__ import annotations
 
 import concurrent.futures
+import sys
+
+if sys.version_info >= (3, 13):
+    from queue import ShutDown as _ShutDown
+else:
+
+    class _ShutDown(Exception):
+        """Stands in for ``queue.ShutDown``, which Python 3.13 added."""
 
 
 class Cancelled(BaseException):
@@ -48,8 +56,12 @@ class CancelledTooLate(concurrent.futures.CancelledError):
         self.value = value
 
 
-class QueueClosed(Exception):
-    """``put()`` on a closed queue, or ``get()`` on a queue that is closed and empty."""
+class QueueClosed(_ShutDown):
+    """``put()`` on a shut-down queue, or ``get()`` on one that is shut down and drained.
+
+    On Python 3.13+ it is also a ``queue.ShutDown``, so code written for the standard
+    library's ``Queue.shutdown()`` catches it.
+    """
 
 
 class DeadlockError(RuntimeError):
