@@ -7,9 +7,10 @@ print(report)
 
 from __future__ import annotations
 
-from ._download import DownloadInterrupted, download
+from ._download import DownloadInterrupted, InsecureWarning, download
 from ._files import load_checksums
 from ._report import DownloadReport, FileResult
+from ._request import Request
 from ._server import DemoServer, ServedFile
 
 __all__ = [
@@ -17,6 +18,8 @@ __all__ = [
     "DownloadInterrupted",
     "DownloadReport",
     "FileResult",
+    "InsecureWarning",
+    "Request",
     "ServedFile",
     "download",
     "load_checksums",

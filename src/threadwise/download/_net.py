@@ -1,0 +1,225 @@
+"""Who a request goes through and what it carries: proxies (the environment's by default),
+TLS settings, default headers, basic auth and .netrc, cookies from a Netscape cookie file."""
+
+from __future__ import annotations
+
+import base64
+import http.cookiejar
+import netrc as netrc_module
+import os
+import threading
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+_SCHEME_PORTS = {"http": 80, "https": 443}
+
+
+def basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+def load_cookie_jar(source: object) -> http.cookiejar.CookieJar | None:
+    """A cookie jar from a Netscape ``cookies.txt`` path (what wget, curl and browsers' export
+    tools write), or the jar given."""
+    if source is None:
+        return None
+    if isinstance(source, http.cookiejar.CookieJar):
+        return source
+    if isinstance(source, str | os.PathLike):
+        jar = http.cookiejar.MozillaCookieJar()
+        try:
+            jar.load(os.fspath(source), ignore_discard=True, ignore_expires=False)
+        except http.cookiejar.LoadError as exc:
+            raise ValueError(f"cookies: {os.fspath(source)!r} is not a Netscape cookie file: {exc}")
+        return jar
+    raise TypeError(f"cookies must be a cookie file path, a CookieJar or None, got {source!r}")
+
+
+def _bypass(host: str, port: int | None, no_proxy: str) -> bool:
+    """curl's no_proxy rules: ``*``, exact hosts, domain suffixes (``.example.com`` or
+    ``example.com`` both match ``a.example.com``), ``host:port``."""
+    host = host.lower().strip("[]")
+    for entry in no_proxy.replace(" ", ",").split(","):
+        entry = entry.strip().lower()
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        name, _, entry_port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        if entry_port and (not entry_port.isdigit() or int(entry_port) != port):
+            continue
+        name = name.lstrip(".").strip("[]")
+        if host == name or host.endswith("." + name):
+            return True
+    return False
+
+
+class Network:
+    """The pools, proxy choice and per-request headers of one batch."""
+
+    def __init__(
+        self,
+        *,
+        urllib3: Any,
+        workers: int,
+        per_host: int,
+        timeout: float,
+        headers: Mapping[str, str],
+        auth: tuple[str, str] | None,
+        netrc: bool | str | os.PathLike[str],
+        cookies: http.cookiejar.CookieJar | None,
+        proxy: str | bool | None,
+        no_proxy: str | None,
+        verify: bool,
+        ca_certificate: str | None,
+    ) -> None:
+        self._urllib3 = urllib3
+        self.headers = dict(headers)
+        self.auth = basic_auth(*auth) if auth is not None else None
+        self.cookies = cookies
+        self._netrc_source = netrc
+        self._netrc: netrc_module.netrc | None = None
+        self._netrc_lock = threading.Lock()
+        self._pool_args: dict[str, Any] = {
+            "num_pools": max(16, workers),
+            "maxsize": per_host,
+            "retries": False,
+            "timeout": urllib3.Timeout(connect=timeout, read=timeout),
+        }
+        if not verify:
+            self._pool_args["cert_reqs"] = "CERT_NONE"
+            self._pool_args["assert_hostname"] = False
+        elif ca_certificate is not None:
+            self._pool_args["ca_certs"] = ca_certificate
+        self.direct = urllib3.PoolManager(**self._pool_args)
+        # Proxies: explicit, or the environment's (http_proxy, https_proxy, all_proxy, no_proxy).
+        self._proxies: dict[str, str] = {}
+        if proxy is None:
+            self._proxies = {
+                k: v
+                for k, v in urllib.request.getproxies_environment().items()
+                if k in ("http", "https", "all") and v
+            }
+        elif isinstance(proxy, str) and proxy:
+            self._proxies = {"all": proxy}
+        elif proxy is not False and proxy != "":
+            raise TypeError(f"proxy must be a proxy URL, False or None, got {proxy!r}")
+        if no_proxy is None:
+            no_proxy = os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""
+        self.no_proxy = no_proxy
+        self._managers: dict[str, Any] = {}
+        self._managers_lock = threading.Lock()
+
+    def proxy_for(self, url: str) -> str | None:
+        if not self._proxies:
+            return None
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        proxy = self._proxies.get(scheme) or self._proxies.get("all")
+        if not proxy:
+            return None
+        if self.no_proxy and _bypass(parts.hostname or "", parts.port, self.no_proxy):
+            return None
+        return proxy if "://" in proxy else "http://" + proxy
+
+    def manager(self, url: str) -> Any:
+        """The PoolManager (direct) or ProxyManager ``url`` goes through."""
+        proxy = self.proxy_for(url)
+        if proxy is None:
+            return self.direct
+        with self._managers_lock:
+            manager = self._managers.get(proxy)
+            if manager is None:
+                parts = urlsplit(proxy)
+                proxy_headers = None
+                if parts.username is not None:
+                    proxy_headers = {
+                        "Proxy-Authorization": basic_auth(
+                            unquote(parts.username), unquote(parts.password or "")
+                        )
+                    }
+                manager = self._urllib3.ProxyManager(
+                    proxy, proxy_headers=proxy_headers, **self._pool_args
+                )
+                self._managers[proxy] = manager
+            return manager
+
+    def request_headers(
+        self, url: str, extra: Mapping[str, str] | None, first_host: str | None
+    ) -> dict[str, str]:
+        """The headers of one request: defaults, the batch's and the URL's own, credentials
+        (only for the host the download started at, or from .netrc) and cookies."""
+        headers = dict(self.headers)
+        if extra:
+            headers.update(extra)
+        if not any(k.lower() == "authorization" for k in headers):
+            auth = self._auth_for(url, first_host)
+            if auth is not None:
+                headers["Authorization"] = auth
+        if self.cookies is not None:
+            # Through urllib's Request so the jar applies its domain, path and secure rules.
+            probe = urllib.request.Request(_strip_userinfo(url))
+            self.cookies.add_cookie_header(probe)
+            cookie = probe.get_header("Cookie")
+            if cookie:
+                headers["Cookie"] = cookie
+        return headers
+
+    def _auth_for(self, url: str, first_host: str | None) -> str | None:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if parts.username is not None:
+            return basic_auth(unquote(parts.username), unquote(parts.password or ""))
+        if self.auth is not None and host == first_host:
+            return self.auth  # never sent on to another host a redirect points at
+        if self._netrc_source is not False:
+            entry = self._netrc_entry(host)
+            if entry is not None:
+                return entry
+        return None
+
+    def _netrc_entry(self, host: str) -> str | None:
+        with self._netrc_lock:
+            if self._netrc is None:
+                source = self._netrc_source
+                path = (
+                    os.fspath(source)
+                    if not isinstance(source, bool)
+                    else os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
+                )
+                try:
+                    self._netrc = netrc_module.netrc(path)
+                except FileNotFoundError:
+                    if not isinstance(source, bool):
+                        raise ValueError(f"netrc: no such file: {path!r}") from None
+                    self._netrc = netrc_module.netrc.__new__(netrc_module.netrc)
+                    self._netrc.hosts = {}
+                    self._netrc.macros = {}
+                except netrc_module.NetrcParseError as exc:
+                    raise ValueError(f"netrc: cannot parse {path!r}: {exc}") from None
+            found = self._netrc.authenticators(host)
+        if found is None:
+            return None
+        login, _, password = found
+        return basic_auth(login or "", password or "")
+
+    def clear(self) -> None:
+        self.direct.clear()
+        with self._managers_lock:
+            for manager in self._managers.values():
+                manager.clear()
+
+
+def _strip_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=netloc).geturl()
+
+
+def strip_userinfo(url: str) -> str:
+    """``url`` without ``user:password@`` (sent as an Authorization header instead)."""
+    return _strip_userinfo(url)
