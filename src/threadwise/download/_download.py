@@ -651,13 +651,19 @@ class Downloader:
             meta["segments"] = [segment]
             job.meta = meta
         fd = self._open_part(job, part, total, fresh=True)
+        keep = total is not None and total >= _RESUME_MIN and validator is not None
         try:
-            if total is not None and total >= _RESUME_MIN and validator is not None:
+            if keep:
                 self._save(job, part, meta, force=True)
             hasher = hashlib.new(job.expected[0]) if job.expected else None
-            end = self._stream(job, response, fd, 0, None, hasher, result, segment)
+            end = self._stream(
+                job, response, fd, 0, None, hasher, result, segment, part if keep else None
+            )
         finally:
             os.close(fd)
+            if keep and job.meta is not None and segment[2] < segment[1]:
+                with contextlib.suppress(_Fatal):
+                    self._save(job, part, meta, force=True)  # what arrived, for a resume
         if total is not None and end < total:
             raise _Retryable(f"the body ended after {end} of {total} bytes")
         if total is None:
@@ -935,18 +941,36 @@ class Downloader:
         left = sum(1 for s in segments if s[0] + s[2] < s[1])
         result.size = meta["size"]
         with self.slot(job.host):
+            first = None
+            if len(segments) == 1:
+                # One stream: a 200 (the file changed, or Range is ignored) is used as it is.
+                first = self._open_segment(job, segments[0], meta)
+                if first.status == 200:
+                    ok = False
+                    try:
+                        self._restart(job, part)
+                        hashed = self._first_response(job, final, part, result, first)
+                        ok = True
+                    finally:
+                        _release(first, reuse=ok)
+                    if hashed is not False:
+                        self._finish(job, final, part, result, hashed=hashed)
+                    return
             extra = self.try_extra_slots(job.host, max(0, left - 1))
             try:
                 try:
                     fd = os.open(part, os.O_WRONLY | getattr(os, "O_BINARY", 0))
                 except FileNotFoundError:
-                    job.meta = None
-                    _discard(part)
+                    if first is not None:
+                        _release(first, reuse=False)
+                    self._restart(job, part)
                     raise _Retryable("the .part file disappeared; starting over") from None
                 try:
                     with job.lock:
                         result.resumed_from = sum(s[2] for s in segments)
-                    self._run_segments(job, part, fd, result, meta, first=None, workers=1 + extra)
+                    self._run_segments(
+                        job, part, fd, result, meta, first=first, workers=1 + extra, ranged=True
+                    )
                 finally:
                     os.close(fd)
             finally:
@@ -963,7 +987,10 @@ class Downloader:
         meta: dict[str, Any],
         first: Any,
         workers: int | None = None,
+        ranged: bool = False,
     ) -> None:
+        """Download the unfinished segments in parallel. ``first``: a response already open
+        for the first of them (``ranged``: to a Range request)."""
         segments: list[list[int]] = meta["segments"]
         pending = [
             (index, segment)
@@ -971,13 +998,23 @@ class Downloader:
             if segment[0] + segment[2] < segment[1]
         ]
         try:
-            if len(pending) == 1 and first is None:
-                self._segment(job, part, fd, pending[0][1], meta, None, result)
+            if len(pending) == 1:
+                self._segment(job, part, fd, pending[0][1], meta, first, result, ranged)
             else:
                 with TaskGroup(name=f"segments of {job.name}", max_workers=workers) as group:
-                    for index, segment in pending:
-                        response = first if index == 0 else None
-                        group.spawn(self._segment, job, part, fd, segment, meta, response, result)
+                    for n, (_, segment) in enumerate(pending):
+                        response = first if n == 0 else None
+                        group.spawn(
+                            self._segment,
+                            job,
+                            part,
+                            fd,
+                            segment,
+                            meta,
+                            response,
+                            result,
+                            ranged or response is None,
+                        )
         except BaseExceptionGroup as group_error:
             for kind in (_DiskFull, _Fatal, _Retryable):
                 found = [e for e in group_error.exceptions if isinstance(e, kind)]
@@ -989,6 +1026,14 @@ class Downloader:
                 with contextlib.suppress(_Fatal):
                     self._save(job, part, meta, force=True)  # every segment's progress
 
+    def _open_segment(self, job: _Job, segment: list[int], meta: Mapping[str, Any]) -> Any:
+        position = segment[0] + segment[2]
+        headers = {"Range": f"bytes={position}-{segment[1] - 1}"}
+        validator = _validator(meta)
+        if validator:
+            headers["If-Range"] = validator
+        return self.open(job, headers)
+
     def _segment(
         self,
         job: _Job,
@@ -998,17 +1043,13 @@ class Downloader:
         meta: dict[str, Any],
         response: Any,
         result: FileResult,
+        ranged: bool,
     ) -> None:
         start, end = segment[0], segment[1]
         position = start + segment[2]
         ok = False
-        ranged = response is None
-        if ranged:
-            validator = _validator(meta)
-            headers = {"Range": f"bytes={position}-{end - 1}"}
-            if validator:
-                headers["If-Range"] = validator
-            response = self.open(job, headers)
+        if response is None:
+            response = self._open_segment(job, segment, meta)
         try:
             if ranged and response.status in (200, 416):
                 # A changed file (If-Range failed), a server that ignores Range, or one that
