@@ -165,8 +165,8 @@ def _validator(meta: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _plural(n: int, word: str) -> str:
-    return plural(n, word)
+def _plural(n: int, word: str, many: str | None = None) -> str:
+    return plural(n, word, many)
 
 
 class Downloader:
@@ -291,8 +291,9 @@ class Downloader:
             shown = ", ".join(repr(e) for e in unmatched[:5])
             more = f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else ""
             self.warnings.append(
-                f"checksums: {_plural(len(unmatched), 'entry', 'entries')} match no download "
-                f"and verify nothing: {shown}{more}"
+                f"checksums: {_plural(len(unmatched), 'entry', 'entries')} "
+                f"{'matches' if len(unmatched) == 1 else 'match'} no download and "
+                f"{'verifies' if len(unmatched) == 1 else 'verify'} nothing: {shown}{more}"
             )
 
     # -- connection slots --------------------------------------------------------------------------

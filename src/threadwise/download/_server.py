@@ -40,6 +40,7 @@ class ServedFile:
     reset_after: int | None = None  # send this many body bytes, then a TCP reset ...
     reset_times: int = 1  # ... for the first N requests
     drip: float | None = None  # bytes per second for this file (a slow drip)
+    gzip: bool = False  # send the body gzip-compressed to clients that accept it
     etag: str = ""
     last_modified: float = 1_700_000_000.0  # sent as Last-Modified
     requests: int = 0
@@ -267,6 +268,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._plain(served.fail_status, b"try again later\n", headers)
             return
         data = served.data
+        encoded = served.gzip and "gzip" in self.headers.get("Accept-Encoding", "")
+        if encoded:
+            import gzip
+
+            data = gzip.compress(data, mtime=0)
         start, end, status = 0, len(data), 200
         since = self.headers.get("If-Modified-Since")
         if since is not None and since == served.http_date:
@@ -295,6 +301,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(end - start))
         self.send_header("ETag", served.etag)
         self.send_header("Last-Modified", served.http_date)
+        if encoded:
+            self.send_header("Content-Encoding", "gzip")
         if served.accept_ranges and not served.ignore_range:
             self.send_header("Accept-Ranges", "bytes")
         if status == 206:
@@ -319,6 +327,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(body[: served.reset_after])
             self.wfile.flush()
             # SO_LINGER with a zero timeout: close() sends RST, not FIN.
+            time.sleep(0.05)  # let the client read what was sent: the RST discards the rest
             self.connection.setsockopt(
                 socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
             )
