@@ -446,15 +446,13 @@ class Downloader:
                 with self.slot(job.host):
                     response = self.open(job, None, method="HEAD")
                     _release(response, reuse=True)
+                if response.status >= 400:
+                    raise self._status_error(response)
                 break
             except _Retryable as exc:
                 if exc.refused or result.attempts > self.o.retries:
                     raise _Fatal(self._after(exc, result)) from exc
                 sleep(self._delay(exc, result))
-        if response.status >= 400:
-            raise self._status_error(response) if response.status not in _RETRY_STATUSES else _Fatal(
-                f"HTTP {response.status} {response.reason}"
-            )
         result.size = _total_size(response)
         result.status = "done"
 

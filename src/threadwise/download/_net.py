@@ -8,6 +8,7 @@ import http.cookiejar
 import netrc as netrc_module
 import os
 import threading
+import time
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
@@ -28,13 +29,54 @@ def load_cookie_jar(source: object) -> http.cookiejar.CookieJar | None:
     if isinstance(source, http.cookiejar.CookieJar):
         return source
     if isinstance(source, str | os.PathLike):
-        jar = http.cookiejar.MozillaCookieJar()
-        try:
-            jar.load(os.fspath(source), ignore_discard=True, ignore_expires=False)
-        except http.cookiejar.LoadError as exc:
-            raise ValueError(f"cookies: {os.fspath(source)!r} is not a Netscape cookie file: {exc}")
-        return jar
+        path = os.fspath(source)
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return _parse_netscape(f.read().splitlines(), path)
     raise TypeError(f"cookies must be a cookie file path, a CookieJar or None, got {source!r}")
+
+
+def _parse_netscape(lines: list[str], path: str) -> http.cookiejar.CookieJar:
+    """Our own reader: http.cookiejar's MozillaCookieJar drops the expiry 0 that curl and wget
+    write for session cookies, and rejects ``#HttpOnly_`` lines."""
+    jar = http.cookiejar.CookieJar()
+    now = time.time()
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if line.startswith("#HttpOnly_"):
+            line = line[len("#HttpOnly_") :]
+        elif not line or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 7:
+            raise ValueError(
+                f"cookies: line {number} of {path!r} is not a Netscape cookie file line "
+                "(7 fields separated by tabs)"
+            )
+        domain, _, cookie_path, secure, expires, name, value = fields
+        expiry = int(expires) if expires.strip().isdigit() else 0
+        if expiry and expiry < now:
+            continue
+        jar.set_cookie(
+            http.cookiejar.Cookie(
+                version=0,
+                name=name,
+                value=value,
+                port=None,
+                port_specified=False,
+                domain=domain,
+                domain_specified=domain.startswith("."),
+                domain_initial_dot=domain.startswith("."),
+                path=cookie_path,
+                path_specified=True,
+                secure=secure.upper() == "TRUE",
+                expires=expiry or None,
+                discard=not expiry,
+                comment=None,
+                comment_url=None,
+                rest={},
+            )
+        )
+    return jar
 
 
 def _bypass(host: str, port: int | None, no_proxy: str) -> bool:
@@ -82,6 +124,8 @@ class Network:
         self._netrc_source = netrc
         self._netrc: netrc_module.netrc | None = None
         self._netrc_lock = threading.Lock()
+        if netrc is not False:
+            self._netrc_entry("")  # a missing or broken file is an error now, not per request
         self._pool_args: dict[str, Any] = {
             "num_pools": max(16, workers),
             "maxsize": per_host,
