@@ -82,7 +82,8 @@ def test_a_server_ignoring_range_after_a_reset_gets_the_file_whole(
     result = only(download([hostile.url("r.bin")], tmp_path, retries=2, backoff=0))
 
     assert result.status == "done", result.error
-    assert served.requests == 2 and served.range_requests == 0
+    assert served.requests == 2
+    assert served.range_requests == 0
     assert sha256_of(tmp_path / "r.bin") == served.sha256  # no duplicated prefix
 
 
@@ -131,7 +132,9 @@ def test_a_manifest_of_paths_is_applied_and_unmatched_entries_warned(
     )
     a, b = report.files
     assert a.status == "done"
-    assert b.status == "failed" and b.error is not None and "sha256 mismatch" in b.error
+    assert b.status == "failed"
+    assert b.error is not None
+    assert "sha256 mismatch" in b.error
     assert report.warnings == [
         "checksums: 1 entry matches no download and verifies nothing: 'downloads/c.bin'"
     ]

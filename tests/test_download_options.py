@@ -86,15 +86,16 @@ def test_per_url_headers_name_dir_and_checksum(hostile: HostileServer, tmp_path:
     assert a.request_headers[0]["X-All"] == "yes"
     assert "X-Per" not in b.request_headers[0]
     assert second.status == "failed"
-    assert second.error is not None and second.error.startswith("sha256 mismatch")
+    assert second.error is not None
+    assert second.error.startswith("sha256 mismatch")
 
 
 def test_a_request_name_is_a_plain_file_name() -> None:
-    with pytest.raises(ValueError, match="Request.name"):
+    with pytest.raises(ValueError, match=r"Request\.name"):
         Request("http://x/a", name="../a")
     with pytest.raises(ValueError, match="checksum"):
         Request("http://x/a", checksum="md7:00")
-    with pytest.raises(TypeError, match="Request.url"):
+    with pytest.raises(TypeError, match=r"Request\.url"):
         Request(42)  # type: ignore[arg-type]
 
 
@@ -220,9 +221,10 @@ def test_no_proxy_and_proxy_false_go_direct(
         assert only(download([hostile.url("a.bin")], tmp_path / "1")).status == "done"
         monkeypatch.delenv("NO_PROXY")
         assert only(download([hostile.url("a.bin")], tmp_path / "2", proxy=False)).status == "done"
-        assert only(
-            download([hostile.url("a.bin")], tmp_path / "3", no_proxy=".0.0.1")
-        ).status == "done"
+        assert (
+            only(download([hostile.url("a.bin")], tmp_path / "3", no_proxy=".0.0.1")).status
+            == "done"
+        )
         assert proxy.seen == []
 
 
@@ -253,9 +255,7 @@ def test_limit_rate_for_the_batch(hostile: HostileServer, tmp_path: Path) -> Non
     for name in ("a.bin", "b.bin"):
         hostile.add(name, 100 * KiB)
     started = time.monotonic()
-    report = download(
-        [hostile.url("a.bin"), hostile.url("b.bin")], tmp_path, limit_rate=200 * KiB
-    )
+    report = download([hostile.url("a.bin"), hostile.url("b.bin")], tmp_path, limit_rate=200 * KiB)
     elapsed = time.monotonic() - started
     assert report.ok
     assert elapsed >= 0.8  # 200 KiB at 200 KiB/s, less one burst of a tenth of a second
@@ -309,7 +309,8 @@ def test_lowest_speed_limit_abandons_a_slow_transfer(
     )
     assert time.monotonic() - started < 10
     assert result.status == "failed"
-    assert result.error is not None and result.error.startswith("slower than 51200 B/s")
+    assert result.error is not None
+    assert result.error.startswith("slower than 51200 B/s")
 
 
 def test_retry_wait_is_a_fixed_pause(hostile: HostileServer, tmp_path: Path) -> None:
@@ -317,7 +318,8 @@ def test_retry_wait_is_a_fixed_pause(hostile: HostileServer, tmp_path: Path) -> 
     started = time.monotonic()
     result = only(download([hostile.url("a.bin")], tmp_path, retry_wait=0.3, backoff=30))
     elapsed = time.monotonic() - started
-    assert result.status == "done" and result.attempts == 3
+    assert result.status == "done"
+    assert result.attempts == 3
     assert 0.55 <= elapsed < 10
 
 
@@ -398,7 +400,8 @@ def test_tls_verify_ca_certificate_and_no_check(
 
     refused = only(download([url], tmp_path / "a", retries=0))
     assert refused.status == "failed"
-    assert refused.error is not None and "CERTIFICATE_VERIFY_FAILED" in refused.error
+    assert refused.error is not None
+    assert "CERTIFICATE_VERIFY_FAILED" in refused.error
 
     trusted = only(download([url], tmp_path / "b", ca_certificate=cert))
     assert trusted.status == "done", trusted.error

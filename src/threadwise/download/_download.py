@@ -179,7 +179,7 @@ class Downloader:
         network: Network,
         checksums: dict[str, tuple[str, str]],
         total_limit: RateLimit | None,
-        log: Callable[[str], None] | None,
+        log: Callable[[str], object] | None,
     ) -> None:
         self.dest = dest
         self.o = options
@@ -269,24 +269,26 @@ class Downloader:
         keys: dict[str, _Job] = {}
         names: dict[str, list[_Job]] = {}
         for job in jobs:
-            relative = os.path.normpath(os.path.relpath(os.path.join(job.folder, job.name), self.dest))
+            relative = os.path.normpath(
+                os.path.relpath(os.path.join(job.folder, job.name), self.dest)
+            )
             here = os.path.normpath(os.path.join(job.folder, job.name))
             for key in (job.url, relative, here, os.path.abspath(here)):
                 keys.setdefault(key, job)
             names.setdefault(job.name, []).append(job)
         unmatched: list[str] = []
         for entry, digest in self.checksums.items():
-            job = keys.get(entry)
-            if job is None and "://" not in entry:
+            found = keys.get(entry)
+            if found is None and "://" not in entry:
                 normal = os.path.normpath(entry)
-                job = keys.get(normal) or keys.get(os.path.abspath(normal))
-                if job is None and os.sep not in normal and "/" not in normal:
+                found = keys.get(normal) or keys.get(os.path.abspath(normal))
+                if found is None and os.sep not in normal and "/" not in normal:
                     candidates = names.get(normal, [])
-                    job = candidates[0] if len(candidates) == 1 else None
-            if job is None:
+                    found = candidates[0] if len(candidates) == 1 else None
+            if found is None:
                 unmatched.append(entry)
-            elif job.expected is None:
-                job.expected = digest
+            elif found.expected is None:
+                found.expected = digest
         if unmatched:
             shown = ", ".join(repr(e) for e in unmatched[:5])
             more = f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else ""
@@ -330,9 +332,7 @@ class Downloader:
             self.connections.release()
 
     # -- HTTP ----------------------------------------------------------------------------------
-    def open(
-        self, job: _Job, headers: Mapping[str, str] | None, method: str = "GET"
-    ) -> Any:
+    def open(self, job: _Job, headers: Mapping[str, str] | None, method: str = "GET") -> Any:
         """Send a request for ``job``, following redirects ourselves so loops and odd schemes
         fail clearly."""
         url = job.url
@@ -465,7 +465,7 @@ class Downloader:
         if self.o.retry_wait is not None:
             return self.o.retry_wait
         # Exponential backoff with jitter, so retries from many files spread out.
-        return self.o.backoff * 2 ** (result.attempts - 1) * (0.5 + random.random())
+        return float(self.o.backoff * 2 ** (result.attempts - 1) * (0.5 + random.random()))
 
     def _fetch(self, job: _Job, result: FileResult) -> None:
         final = inside(job.root, job.name)
@@ -569,7 +569,12 @@ class Downloader:
             result.size = size
             self._log(f"{job.url}: {final} is current, skipped")
             raise _Skip
-        if status == 200 and "If-Range" not in headers and total == size and not self.o.timestamping:
+        if (
+            status == 200
+            and "If-Range" not in headers
+            and total == size
+            and not self.o.timestamping
+        ):
             result.size = size
             raise _Skip
         self._log(f"{job.url}: {final} is out of date (HTTP {status}), downloading again")
@@ -593,18 +598,18 @@ class Downloader:
             response = self.open(job, None)
             ok = False
             try:
-                hashed = self._first_response(job, final, part, result, response)
+                finished, hashed = self._first_response(job, final, part, result, response)
                 ok = True
             finally:
                 _release(response, reuse=ok)
-        if hashed is not False:
+        if not finished:
             self._finish(job, final, part, result, hashed=hashed)
 
     def _first_response(
         self, job: _Job, final: str, part: str, result: FileResult, response: Any
-    ) -> str | None | bool:
-        """Handle the response to a plain GET; returns the body's digest (if computed), or
-        False when the file was finished already (segments)."""
+    ) -> tuple[bool, str | None]:
+        """Handle the response to a plain GET; returns (finished already, the body's digest
+        if it was computed on the way)."""
         status = response.status
         if status != 200:
             raise self._status_error(response)
@@ -626,7 +631,7 @@ class Downloader:
         result.resumed_from = 0
         if encoded:
             job.meta = meta
-            return self._stream_decoded(job, part, result, response)
+            return False, self._stream_decoded(job, part, result, response)
         validator = _validator(meta)
         can_range = headers.get("Accept-Ranges", "").lower() == "bytes" and validator is not None
         extra = 0
@@ -644,7 +649,7 @@ class Downloader:
             finally:
                 self.release_slots(job.host, extra)
             self._finish(job, final, part, result, hashed=None)
-            return False
+            return True, None
         segment = [0, total if total is not None else 0, 0]
         if total is not None and validator is not None:
             meta["segments"] = [segment]
@@ -667,7 +672,7 @@ class Downloader:
             raise _Retryable(f"the body ended after {end} of {total} bytes")
         if total is None:
             result.size = end
-        return hasher.hexdigest() if hasher is not None else None
+        return False, (hasher.hexdigest() if hasher is not None else None)
 
     def _open_part(self, job: _Job, part: str, total: int | None, *, fresh: bool) -> int:
         flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0)
@@ -702,7 +707,9 @@ class Downloader:
             return _Fatal(f"cannot write {exc.filename or job.name}: {exc.strerror or exc}")
         return exc
 
-    def _stream_decoded(self, job: _Job, part: str, result: FileResult, response: Any) -> str | None:
+    def _stream_decoded(
+        self, job: _Job, part: str, result: FileResult, response: Any
+    ) -> str | None:
         """A compressed body: decoded as it arrives, written in order, never resumed."""
         fd = self._open_part(job, part, None, fresh=True)
         hasher = hashlib.new(job.expected[0]) if job.expected else None
@@ -847,7 +854,9 @@ class Downloader:
             except OSError as exc:
                 raise self._disk_error(exc, job) from exc
 
-    def _finish(self, job: _Job, final: str, part: str, result: FileResult, hashed: str | None) -> None:
+    def _finish(
+        self, job: _Job, final: str, part: str, result: FileResult, hashed: str | None
+    ) -> None:
         meta = job.meta or {}
         expected_size = meta.get("size") if meta.get("segments") else None
         if expected_size is not None:
@@ -948,11 +957,11 @@ class Downloader:
                     ok = False
                     try:
                         self._restart(job, part)
-                        hashed = self._first_response(job, final, part, result, first)
+                        finished, hashed = self._first_response(job, final, part, result, first)
                         ok = True
                     finally:
                         _release(first, reuse=ok)
-                    if hashed is not False:
+                    if not finished:
                         self._finish(job, final, part, result, hashed=hashed)
                     return
             extra = self.try_extra_slots(job.host, max(0, left - 1))
@@ -1118,11 +1127,11 @@ def _numbered(name: str, n: int) -> str:
     return f"{stem} ({n}).{ext}" if dot and stem else f"{name} ({n})"
 
 
-def _make_log(log: object) -> Callable[[str], None] | None:
+def _make_log(log: object) -> Callable[[str], object] | None:
     if log is None:
         return None
     if callable(log):
-        return log  # type: ignore[no-any-return]
+        return log
     write = getattr(log, "write", None)
     if write is None:
         raise TypeError(f"log must be a callable, a text file or None, got {log!r}")
@@ -1327,6 +1336,8 @@ def _accept_encoding() -> str:
             __import__(module)
             encodings.append(token)
     return ", ".join(encodings)
+
+
 def _start_progress(
     progress: object, report: DownloadReport, started: float
 ) -> Callable[[], None] | None:

@@ -328,9 +328,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             # SO_LINGER with a zero timeout: close() sends RST, not FIN.
             time.sleep(0.05)  # let the client read what was sent: the RST discards the rest
-            self.connection.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             self.connection.close()
             return
