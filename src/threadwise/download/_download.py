@@ -13,6 +13,7 @@ import http.cookiejar
 import math
 import os
 import random
+import socket
 import threading
 import time
 import warnings
@@ -29,6 +30,7 @@ from .._local import ThreadLocal
 from .._pipeline import map as tw_map
 from .._sync import Semaphore
 from .._version import __version__
+from . import _fast
 from ._files import (
     CHUNK,
     _discard,
@@ -197,6 +199,16 @@ class Downloader:
         self.warnings: list[str] = []
         self.disk_full = threading.Event()
         self._roots: dict[str, str] = {}
+        self._fast_ok = _fast.AVAILABLE and not options.compressed
+        self._fast_pools: dict[tuple[str, int], _fast.Pool] = {}
+        self._slow_hosts: set[str] = set()
+        self._plain_block = "".join(f"{k}: {v}\r\n" for k, v in network.headers.items())
+
+    def close(self) -> None:
+        with self._hosts_lock:
+            pools = list(self._fast_pools.values())
+        for pool in pools:
+            pool.clear()
 
     def _log(self, message: str) -> None:
         if self.log is not None:
@@ -338,31 +350,21 @@ class Downloader:
         url = job.url
         seen = [url]
         for _ in range(_MAX_REDIRECTS + 1):
-            sent = self.net.request_headers(url, job.headers, job.host)
-            if headers:
-                sent.update(headers)
-            target_url = strip_userinfo(url)
             if self.o.verbose:
                 extra = "".join(f", {k}: {v}" for k, v in (headers or {}).items())
-                self._log(f"{method} {target_url}{extra}")
-            try:
-                response = self.net.manager(url).urlopen(
-                    method,
-                    target_url,
-                    headers=sent,
-                    redirect=False,
-                    preload_content=False,
-                    decode_content=self.o.compressed,
-                )
-            except NameResolutionError as exc:
-                raise _Fatal(f"cannot resolve host {urlsplit(url).hostname!r}") from exc
-            except (_Urllib3Error, OSError) as exc:
-                checkpoint()
-                raise self._connection_error(url, exc) from exc
-            with self._hosts_lock:
-                self._answered.add((urlsplit(url).hostname or "").lower())
+                self._log(f"{method} {strip_userinfo(url)}{extra}")
+            response = None
+            parts = urlsplit(url)
+            if self._fast_ok and parts.scheme == "http":
+                response = self._open_fast(job, url, parts, headers, method)
+            if response is None:
+                response = self._open_urllib3(job, url, headers, method)
+            host = (parts.hostname or "").lower()
+            if host not in self._answered:
+                with self._hosts_lock:
+                    self._answered.add(host)
             if self.o.verbose:
-                self._log(f"HTTP {response.status} {response.reason} from {target_url}")
+                self._log(f"HTTP {response.status} {response.reason} from {strip_userinfo(url)}")
             location = response.headers.get("Location")
             if response.status in (301, 302, 303, 307, 308) and location:
                 _release(response, reuse=True)
@@ -377,6 +379,75 @@ class Downloader:
                 continue
             return response
         raise _Fatal(f"too many redirects (more than {_MAX_REDIRECTS}) from {seen[0]}")
+
+    def _open_urllib3(
+        self, job: _Job, url: str, headers: Mapping[str, str] | None, method: str
+    ) -> Any:
+        sent = self.net.request_headers(url, job.headers, job.host)
+        if headers:
+            sent.update(headers)
+        try:
+            return self.net.manager(url).urlopen(
+                method,
+                strip_userinfo(url),
+                headers=sent,
+                redirect=False,
+                preload_content=False,
+                decode_content=self.o.compressed,
+            )
+        except NameResolutionError as exc:
+            raise _Fatal(f"cannot resolve host {urlsplit(url).hostname!r}") from exc
+        except (_Urllib3Error, OSError) as exc:
+            checkpoint()
+            raise self._connection_error(url, exc) from exc
+
+    def _open_fast(
+        self,
+        job: _Job,
+        url: str,
+        parts: Any,
+        headers: Mapping[str, str] | None,
+        method: str,
+    ) -> Any:
+        """The lean client (plain http, no proxy); None when this URL needs urllib3."""
+        host = parts.hostname or ""
+        try:
+            port = parts.port or 80
+        except ValueError:
+            return None
+        key = (host, port)
+        pool = self._fast_pools.get(key)
+        if pool is None:
+            if host.lower() in self._slow_hosts or self.net.proxy_for(url) is not None:
+                return None
+            with self._hosts_lock:
+                pool = self._fast_pools.get(key)
+                if pool is None:
+                    pool = _fast.Pool(host, port, self.o.timeout, self.o.per_host)
+                    self._fast_pools[key] = pool
+        if self.net.plain and not job.headers and parts.username is None:
+            block = self._plain_block
+        else:
+            sent = self.net.request_headers(url, job.headers, job.host)
+            block = "".join(f"{k}: {v}\r\n" for k, v in sent.items())
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items()) if headers else ""
+        head = f"{method} {target} HTTP/1.1\r\nHost: {pool.host_header}\r\n{block}{extra}\r\n"
+        try:
+            return _fast.request(pool, head.encode("latin-1"), head_only=method == "HEAD")
+        except _fast.Fallback:
+            with self._hosts_lock:
+                self._slow_hosts.add(host.lower())
+                self._fast_pools.pop(key, None)
+            pool.clear()
+            return None
+        except socket.gaierror as exc:
+            raise _Fatal(f"cannot resolve host {host!r}") from exc
+        except (OSError, ValueError, UnicodeError) as exc:
+            checkpoint()
+            raise self._connection_error(url, exc) from exc
 
     def _connection_error(self, url: str, exc: BaseException) -> _Retryable:
         parts = urlsplit(url)
@@ -777,7 +848,7 @@ class Downloader:
         limits = self._limits()
         if limits:
             view = view[: min(limit.chunk() for limit in limits)]
-        body = _Body(response)
+        body = response if isinstance(response, _fast.Response) else _Body(response)
         position = offset
         remaining = limit
         lock = job.lock
@@ -950,7 +1021,9 @@ class Downloader:
         result.size = meta["size"]
         with self.slot(job.host):
             first = None
-            if len(segments) == 1:
+            if left == 0:
+                pass  # everything arrived before: only the checks of _finish are left
+            elif len(segments) == 1:
                 # One stream: a 200 (the file changed, or Range is ignored) is used as it is.
                 first = self._open_segment(job, segments[0], meta)
                 if first.status == 200:
@@ -1005,6 +1078,8 @@ class Downloader:
             for index, segment in enumerate(segments)
             if segment[0] + segment[2] < segment[1]
         ]
+        if not pending and first is not None:
+            _release(first, reuse=False)
         try:
             if len(pending) == 1:
                 self._segment(job, part, fd, pending[0][1], meta, first, result, ranged)
@@ -1075,17 +1150,26 @@ class Downloader:
                     raise _Retryable(f"the server sent another range than bytes={position}-")
                 raise self._status_error(response)
             self._stream(job, response, fd, position, end - position, None, result, segment, part)
-            fp = getattr(response, "_fp", None)
-            ok = start + segment[2] >= end and (fp is None or fp.isclosed())
+            ok = start + segment[2] >= end and _consumed(response)
         finally:
             _release(response, reuse=ok)  # a half-read connection is never reused
         if start + segment[2] < end:
             raise _Retryable(f"a segment ended at {start + segment[2]} of {end}")
 
 
+def _consumed(response: Any) -> bool:
+    if isinstance(response, _fast.Response):
+        return response.consumed
+    fp = getattr(response, "_fp", None)
+    return fp is None or bool(fp.isclosed())
+
+
 def _release(response: Any, *, reuse: bool) -> None:
     """Give the connection back to the pool only after a clean, complete exchange; any error
     closes it (a half-read connection would fail every request that reuses it)."""
+    if isinstance(response, _fast.Response):
+        response.release(reuse=reuse)
+        return
     if reuse:
         fp = getattr(response, "_fp", None)
         try:
@@ -1325,6 +1409,7 @@ def download(
         if reporter is not None:
             reporter()
         network.clear()
+        loader.close()
         loader.buffers.close_all()
     return report
 

@@ -54,6 +54,9 @@ def _range_start(response: Any) -> int | None:
 
 
 def _socket_of(response: Any) -> socket.socket | None:
+    own = getattr(response, "sock", None)  # our own client's responses
+    if isinstance(own, socket.socket):
+        return own
     connection = getattr(response, "connection", None) or getattr(response, "_connection", None)
     sock = getattr(connection, "sock", None)
     return sock if isinstance(sock, socket.socket) else None

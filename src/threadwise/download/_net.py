@@ -190,6 +190,11 @@ class Network:
                 self._managers[proxy] = manager
             return manager
 
+    @property
+    def plain(self) -> bool:
+        """No credentials or cookies to add: every request of a URL carries the same headers."""
+        return self.auth is None and self.cookies is None and self._netrc_source is False
+
     def request_headers(
         self, url: str, extra: Mapping[str, str] | None, first_host: str | None
     ) -> dict[str, str]:
