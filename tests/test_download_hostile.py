@@ -271,7 +271,9 @@ def test_a_full_disk_stops_the_batch_and_leaves_no_empty_parts(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(download_module, "_FALLOCATE", no_space)
-    urls = [hostile.url(name) for name in _names(hostile, 10)]
+    for i in range(10):
+        hostile.add(f"f{i}.bin", 2 * MiB)  # large enough to be reserved before writing
+    urls = [hostile.url(f"f{i}.bin") for i in range(10)]
     report = download(urls, tmp_path, workers=1)
     first, *rest = report.files
     assert first.error == "the disk is full (ENOSPC) writing f0.bin"
@@ -279,6 +281,19 @@ def test_a_full_disk_stops_the_batch_and_leaves_no_empty_parts(
     assert os.listdir(tmp_path) == []  # no empty .part files left behind
     assert "the disk is full: the files not started yet were not tried" in report.warnings
     assert hostile.stats.requests == 1
+
+
+def test_a_full_disk_on_small_files_stops_the_batch_too(
+    hostile: HostileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_space(fd: int, data: memoryview, offset: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(download_module, "_write_all", no_space)
+    report = download([hostile.url(n) for n in _names(hostile, 5)], tmp_path, workers=1)
+    assert report.files[0].error == "the disk is full (ENOSPC) writing f0.bin"
+    assert {f.error for f in report.files[1:]} == {"not started: the disk is full"}
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_full_disk_while_writing_keeps_a_resumable_part(

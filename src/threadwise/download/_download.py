@@ -4,6 +4,7 @@ bandwidth limits and parallel segments for large files."""
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import email.utils
 import errno
@@ -27,7 +28,6 @@ from .._cancel import checkpoint, on_cancel, sleep
 from .._exceptions import Cancelled
 from .._group import TaskGroup
 from .._local import ThreadLocal
-from .._pipeline import map as tw_map
 from .._sync import Semaphore
 from .._version import __version__
 from . import _fast
@@ -199,10 +199,30 @@ class Downloader:
         self.warnings: list[str] = []
         self.disk_full = threading.Event()
         self._roots: dict[str, str] = {}
+        self._listings: dict[str, frozenset[str]] = {}
         self._fast_ok = _fast.AVAILABLE and not options.compressed
         self._fast_pools: dict[tuple[str, int], _fast.Pool] = {}
         self._slow_hosts: set[str] = set()
         self._plain_block = "".join(f"{k}: {v}\r\n" for k, v in network.headers.items())
+
+    def run(self, jobs: list[_Job]) -> None:
+        """Download ``jobs``: ``workers`` threads, each taking the next job when it is free.
+        (Not ``threadwise.map``: no result goes back to this thread, so no hand-over and no
+        wake-up of it per file.) Ctrl-C here cancels the group: every worker stops."""
+        feed = iter(jobs)
+        lock = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with lock:
+                    job = next(feed, None)
+                if job is None:
+                    return
+                self.fetch(job)
+
+        with TaskGroup(name="download") as group:
+            for _ in range(min(self.o.workers, len(jobs))):
+                group.spawn(work)
 
     def close(self) -> None:
         with self._hosts_lock:
@@ -271,6 +291,11 @@ class Downloader:
         self._match_checksums(jobs)
         for job in jobs:
             job.root = self._root(job.folder) if create else os.path.realpath(job.folder)
+            if job.root not in self._listings:
+                try:
+                    self._listings[job.root] = frozenset(os.listdir(job.root))
+                except OSError:
+                    self._listings[job.root] = frozenset()
         return jobs
 
     def _match_checksums(self, jobs: list[_Job]) -> None:
@@ -539,13 +564,21 @@ class Downloader:
         return float(self.o.backoff * 2 ** (result.attempts - 1) * (0.5 + random.random()))
 
     def _fetch(self, job: _Job, result: FileResult) -> None:
-        final = inside(job.root, job.name)
+        # What the folder held when the batch started (one listdir, not two stats a file).
+        listing = self._listings.get(job.root, ())
+        has_part = job.name + ".part" in listing
+        has_final = job.name in listing
+        if has_part or has_final:
+            final = inside(job.root, job.name)  # also refuses to write through a symlink
+        else:
+            final = os.path.join(job.root, job.name)
         part = final + ".part"
         if not self.o.resume:
-            _discard(part)
-        elif os.path.exists(part):
+            if has_part or job.name + ".part.json" in listing:
+                _discard(part)
+        elif has_part:
             job.sidecar = True  # maybe: removed at the end either way
-        else:
+        elif has_final:
             try:
                 stat = os.stat(final)
             except FileNotFoundError:
@@ -753,7 +786,7 @@ class Downloader:
             fd = os.open(part, flags, 0o644)
         except OSError as exc:
             raise self._disk_error(exc, job) from exc
-        if fresh and total:
+        if fresh and total and total >= _RESUME_MIN:
             try:
                 # Reserve the space now: a full disk shows at once, not after 24 MiB of a
                 # sparse file and 30 more files failing one by one.
@@ -964,9 +997,10 @@ class Downloader:
         before skipping the file."""
         last_modified = meta.get("last_modified")
         if self.o.remote_time and last_modified:
-            with contextlib.suppress(TypeError, ValueError, OSError, OverflowError):
-                when = email.utils.parsedate_to_datetime(last_modified).timestamp()
-                os.utime(final, (when, when))
+            when = _http_date(last_modified)
+            if when is not None:
+                with contextlib.suppress(OSError, OverflowError):
+                    os.utime(final, (when, when))
         etag = meta.get("etag")
         if _XATTRS and etag:
             with contextlib.suppress(OSError):
@@ -1155,6 +1189,34 @@ class Downloader:
             _release(response, reuse=ok)  # a half-read connection is never reused
         if start + segment[2] < end:
             raise _Retryable(f"a segment ended at {start + segment[2]} of {end}")
+
+
+_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+_dates: dict[str, float | None] = {}
+
+
+def _http_date(text: str) -> float | None:
+    """Seconds since the epoch of an HTTP date; the usual IMF-fixdate form is parsed here,
+    fast, and the rest by the email package."""
+    when = _dates.get(text)
+    if when is not None or text in _dates:
+        return when
+    parts = text.split()
+    try:
+        if len(parts) == 6 and parts[5] == "GMT" and parts[2] in _MONTHS:
+            hour, minute, second = (int(x) for x in parts[4].split(":"))
+            when = float(
+                calendar.timegm(
+                    (int(parts[3]), _MONTHS[parts[2]], int(parts[1]), hour, minute, second)
+                )
+            )
+        else:
+            when = email.utils.parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        when = None
+    if len(_dates) < 1024:  # a batch's files mostly share a handful of dates
+        _dates[text] = when
+    return when
 
 
 def _consumed(response: Any) -> bool:
@@ -1396,8 +1458,7 @@ def download(
     started = time.monotonic()
     reporter = _start_progress(progress, report, started)
     try:
-        for _ in tw_map(loader.fetch, jobs, workers=workers_n, ordered=False, chunk_size=1):
-            pass
+        loader.run(jobs)
     except KeyboardInterrupt:
         report.interrupted = True
         report.elapsed = time.monotonic() - started
