@@ -1,16 +1,12 @@
-"""The parallel downloader: ``threadwise.map`` workers (one file each at a time), urllib3's
-connection pools, ``.part`` files that resume, retries, per-host limits, safe names, checksums,
-bandwidth limits and parallel segments for large files."""
+"""The parallel downloader: worker threads (one file each at a time), a lean HTTP client for
+plain http and urllib3 for the rest, ``.part`` files that resume, retries, per-host limits,
+safe names, checksums, bandwidth limits and parallel segments for large files."""
 
 from __future__ import annotations
 
 import calendar
 import contextlib
-import email.utils
 import errno
-import hashlib
-import http.client
-import http.cookiejar
 import math
 import os
 import random
@@ -20,7 +16,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from .. import _validate
@@ -56,15 +52,27 @@ from ._rate import RateLimit
 from ._report import DownloadReport, FileResult, plural
 from ._request import Request, parse_checksum_option, url_problem
 
-try:
-    import urllib3
-    from urllib3.exceptions import HTTPError as _Urllib3Error
-    from urllib3.exceptions import NameResolutionError
-except ImportError:  # pragma: no cover - the cli extra installs it
-    urllib3 = None  # type: ignore[assignment]
-    # Stand-ins so the except clauses below stay valid without urllib3.
-    _Urllib3Error = type("_Urllib3Error", (Exception,), {})  # type: ignore[misc,assignment]
-    NameResolutionError = type("NameResolutionError", (_Urllib3Error,), {})  # type: ignore[misc,assignment]
+if TYPE_CHECKING:
+    import http.cookiejar
+
+_loaded_errors: list[tuple[type[BaseException], ...]] = []
+
+
+def _client_errors() -> tuple[type[BaseException], ...]:
+    """What reading a response can raise besides OSError: looked up when it happens, so a
+    download that never needs urllib3 never imports it (nor http.client)."""
+    if not _loaded_errors:
+        import http.client
+
+        errors: tuple[type[BaseException], ...] = (ValueError, http.client.HTTPException)
+        try:
+            from urllib3.exceptions import HTTPError
+        except ImportError:  # pragma: no cover - the cli extra installs it
+            pass
+        else:
+            errors += (HTTPError,)
+        _loaded_errors.append(errors)
+    return _loaded_errors[0]
 
 
 _MAX_REDIRECTS = 10
@@ -420,9 +428,13 @@ class Downloader:
                 preload_content=False,
                 decode_content=self.o.compressed,
             )
-        except NameResolutionError as exc:
-            raise _Fatal(f"cannot resolve host {urlsplit(url).hostname!r}") from exc
-        except (_Urllib3Error, OSError) as exc:
+        except Exception as exc:
+            from urllib3.exceptions import HTTPError, NameResolutionError
+
+            if isinstance(exc, NameResolutionError):
+                raise _Fatal(f"cannot resolve host {urlsplit(url).hostname!r}") from exc
+            if not isinstance(exc, HTTPError | OSError):
+                raise
             checkpoint()
             raise self._connection_error(url, exc) from exc
 
@@ -650,14 +662,14 @@ class Downloader:
             return  # wrong content: download again
         headers: dict[str, str] = {}
         if self.o.timestamping:
-            headers["If-Modified-Since"] = email.utils.formatdate(stat.st_mtime, usegmt=True)
+            headers["If-Modified-Since"] = _format_date(stat.st_mtime)
         else:
             # One ranged GET, no HEAD: 416 means nothing past our size. If-Range with the
             # validator recorded at download time makes a changed file come back whole (200).
             headers["Range"] = f"bytes={size}-"
             validator = _stored_etag(final)
             if validator is None and self.o.remote_time:
-                validator = email.utils.formatdate(stat.st_mtime, usegmt=True)
+                validator = _format_date(stat.st_mtime)
             if validator is not None:
                 headers["If-Range"] = validator
         result.attempts += 1
@@ -763,7 +775,7 @@ class Downloader:
         try:
             if keep:
                 self._save(job, part, meta, force=True)
-            hasher = hashlib.new(job.expected[0]) if job.expected else None
+            hasher = _hasher(job.expected[0]) if job.expected else None
             end = self._stream(
                 job, response, fd, 0, None, hasher, result, segment, part if keep else None
             )
@@ -816,7 +828,7 @@ class Downloader:
     ) -> str | None:
         """A compressed body: decoded as it arrives, written in order, never resumed."""
         fd = self._open_part(job, part, None, fresh=True)
-        hasher = hashlib.new(job.expected[0]) if job.expected else None
+        hasher = _hasher(job.expected[0]) if job.expected else None
         position = 0
         limits = self._limits()
         try:
@@ -837,7 +849,7 @@ class Downloader:
                         raise self._disk_error(exc, job) from exc
                     checkpoint()
                     raise self._read_error(exc, position) from exc
-                except (_Urllib3Error, http.client.HTTPException) as exc:
+                except _client_errors() as exc:
                     checkpoint()
                     raise self._read_error(exc, position) from exc
         finally:
@@ -926,7 +938,7 @@ class Downloader:
                     raise self._disk_error(exc, job) from exc
                 checkpoint()  # a socket shut down by a cancel: raise Cancelled instead
                 raise self._read_error(exc, position) from exc
-            except (_Urllib3Error, ValueError, http.client.HTTPException) as exc:
+            except _client_errors() as exc:
                 checkpoint()
                 raise self._read_error(exc, position) from exc
         if body.short:
@@ -1191,7 +1203,8 @@ class Downloader:
             raise _Retryable(f"a segment ended at {start + segment[2]} of {end}")
 
 
-_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
 _dates: dict[str, float | None] = {}
 
 
@@ -1211,12 +1224,26 @@ def _http_date(text: str) -> float | None:
                 )
             )
         else:
+            import email.utils
+
             when = email.utils.parsedate_to_datetime(text).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
         when = None
     if len(_dates) < 1024:  # a batch's files mostly share a handful of dates
         _dates[text] = when
     return when
+
+
+def _format_date(when: float) -> str:
+    import email.utils
+
+    return email.utils.formatdate(when, usegmt=True)
+
+
+def _hasher(algorithm: str) -> Any:
+    import hashlib
+
+    return hashlib.new(algorithm)
 
 
 def _consumed(response: Any) -> bool:
@@ -1384,8 +1411,6 @@ def download(
         raise TypeError(f"user_agent must be a string or None, got {user_agent!r}")
     if not isinstance(netrc, bool | str | os.PathLike):
         raise TypeError(f"netrc must be a bool or a path, got {netrc!r}")
-    if urllib3 is None:  # pragma: no cover
-        raise ImportError("threadwise.download needs urllib3: pip install 'threadwise[cli]'")
     logger = _make_log(log)
     default_headers = {
         "User-Agent": user_agent if user_agent is not None else f"threadwise/{__version__}",
@@ -1399,7 +1424,6 @@ def download(
                 del default_headers[existing]
             default_headers[key] = value
     network = Network(
-        urllib3=urllib3,
         workers=workers_n,
         per_host=per_host_n,
         timeout=timeout_s if timeout_s is not None else 30.0,

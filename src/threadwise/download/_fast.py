@@ -28,7 +28,7 @@ class Fallback(Exception):
 class Headers(dict[str, str]):
     """Response headers, looked up by lower-case name."""
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return dict.get(self, key.lower(), default)
 
 
@@ -39,8 +39,8 @@ class Response:
         "_extra",
         "_left",
         "_pool",
-        "_reusable",
         "_rest",
+        "_reusable",
         "headers",
         "reason",
         "short",

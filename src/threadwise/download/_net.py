@@ -3,21 +3,28 @@ TLS settings, default headers, basic auth and .netrc, cookies from a Netscape co
 
 from __future__ import annotations
 
-import base64
-import http.cookiejar
-import netrc as netrc_module
 import os
+import sys
 import threading
 import time
-import urllib.request
+import typing
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
+
+if TYPE_CHECKING:
+    import http.cookiejar
+    import netrc as netrc_module
+
+# Modules are imported where they are needed: a plain download imports none of urllib3,
+# http.client, http.cookiejar or urllib.request (tens of milliseconds of start-up).
 
 _SCHEME_PORTS = {"http": 80, "https": 443}
 
 
 def basic_auth(user: str, password: str) -> str:
+    import base64
+
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
@@ -26,8 +33,9 @@ def load_cookie_jar(source: object) -> http.cookiejar.CookieJar | None:
     tools write), or the jar given."""
     if source is None:
         return None
-    if isinstance(source, http.cookiejar.CookieJar):
-        return source
+    cookiejar = sys.modules.get("http.cookiejar")  # a jar given means it is imported
+    if cookiejar is not None and isinstance(source, cookiejar.CookieJar):
+        return typing.cast("http.cookiejar.CookieJar", source)
     if isinstance(source, str | os.PathLike):
         path = os.fspath(source)
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -38,6 +46,8 @@ def load_cookie_jar(source: object) -> http.cookiejar.CookieJar | None:
 def _parse_netscape(lines: list[str], path: str) -> http.cookiejar.CookieJar:
     """Our own reader: http.cookiejar's MozillaCookieJar drops the expiry 0 that curl and wget
     write for session cookies, and rejects ``#HttpOnly_`` lines."""
+    import http.cookiejar
+
     jar = http.cookiejar.CookieJar()
     now = time.time()
     for number, raw in enumerate(lines, 1):
@@ -104,7 +114,6 @@ class Network:
     def __init__(
         self,
         *,
-        urllib3: Any,
         workers: int,
         per_host: int,
         timeout: float,
@@ -117,12 +126,12 @@ class Network:
         verify: bool,
         ca_certificate: str | None,
     ) -> None:
-        self._urllib3 = urllib3
         self.headers = dict(headers)
         self.auth = basic_auth(*auth) if auth is not None else None
         self.cookies = cookies
         self._netrc_source = netrc
         self._netrc: netrc_module.netrc | None = None
+        self._direct: Any = None
         self._netrc_lock = threading.Lock()
         if netrc is not False:
             self._netrc_entry("")  # a missing or broken file is an error now, not per request
@@ -130,22 +139,17 @@ class Network:
             "num_pools": max(16, workers),
             "maxsize": per_host,
             "retries": False,
-            "timeout": urllib3.Timeout(connect=timeout, read=timeout),
+            "timeout": timeout,
         }
         if not verify:
             self._pool_args["cert_reqs"] = "CERT_NONE"
             self._pool_args["assert_hostname"] = False
         elif ca_certificate is not None:
             self._pool_args["ca_certs"] = ca_certificate
-        self.direct = urllib3.PoolManager(**self._pool_args)
         # Proxies: explicit, or the environment's (http_proxy, https_proxy, all_proxy, no_proxy).
         self._proxies: dict[str, str] = {}
         if proxy is None:
-            self._proxies = {
-                k: v
-                for k, v in urllib.request.getproxies_environment().items()
-                if k in ("http", "https", "all") and v
-            }
+            self._proxies = _environment_proxies()
         elif isinstance(proxy, str) and proxy:
             self._proxies = {"all": proxy}
         elif proxy is not False and proxy != "":
@@ -155,6 +159,16 @@ class Network:
         self.no_proxy = no_proxy
         self._managers: dict[str, Any] = {}
         self._managers_lock = threading.Lock()
+
+    @property
+    def direct(self) -> Any:
+        """urllib3's PoolManager, made (and urllib3 imported) on first use."""
+        with self._managers_lock:
+            if self._direct is None:
+                import urllib3
+
+                self._direct = urllib3.PoolManager(**self._pool_args)
+            return self._direct
 
     def proxy_for(self, url: str) -> str | None:
         if not self._proxies:
@@ -184,7 +198,9 @@ class Network:
                             unquote(parts.username), unquote(parts.password or "")
                         )
                     }
-                manager = self._urllib3.ProxyManager(
+                import urllib3
+
+                manager = urllib3.ProxyManager(
                     proxy, proxy_headers=proxy_headers, **self._pool_args
                 )
                 self._managers[proxy] = manager
@@ -209,6 +225,8 @@ class Network:
                 headers["Authorization"] = auth
         if self.cookies is not None:
             # Through urllib's Request so the jar applies its domain, path and secure rules.
+            import urllib.request
+
             probe = urllib.request.Request(_strip_userinfo(url))
             self.cookies.add_cookie_header(probe)
             cookie = probe.get_header("Cookie")
@@ -230,6 +248,8 @@ class Network:
         return None
 
     def _netrc_entry(self, host: str) -> str | None:
+        import netrc as netrc_module
+
         with self._netrc_lock:
             if self._netrc is None:
                 source = self._netrc_source
@@ -255,10 +275,28 @@ class Network:
         return basic_auth(login or "", password or "")
 
     def clear(self) -> None:
-        self.direct.clear()
         with self._managers_lock:
+            if self._direct is not None:
+                self._direct.clear()
             for manager in self._managers.values():
                 manager.clear()
+
+
+def _environment_proxies() -> dict[str, str]:
+    """``http_proxy``, ``https_proxy`` and ``all_proxy`` (lower case wins, as in curl and
+    urllib); ``HTTP_PROXY`` is ignored in a CGI script, where a request header can set it."""
+    found: dict[str, str] = {}
+    for upper in (True, False):  # lower case last: it wins
+        for scheme in ("http", "https", "all"):
+            name = f"{scheme}_proxy"
+            if upper:
+                if scheme == "http" and "REQUEST_METHOD" in os.environ:
+                    continue
+                name = name.upper()
+            value = os.environ.get(name)
+            if value:
+                found[scheme] = value
+    return found
 
 
 def _strip_userinfo(url: str) -> str:
