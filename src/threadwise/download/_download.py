@@ -56,11 +56,17 @@ if TYPE_CHECKING:
     import http.cookiejar
 
 _loaded_errors: list[tuple[type[BaseException], ...]] = []
+_loaded_lock = threading.Lock()
 
 
 def _client_errors() -> tuple[type[BaseException], ...]:
     """What reading a response can raise besides OSError: looked up when it happens, so a
     download that never needs urllib3 never imports it (nor http.client)."""
+    with _loaded_lock:
+        return _client_errors_locked()
+
+
+def _client_errors_locked() -> tuple[type[BaseException], ...]:
     if not _loaded_errors:
         import http.client
 
@@ -393,9 +399,8 @@ class Downloader:
             if response is None:
                 response = self._open_urllib3(job, url, headers, method)
             host = (parts.hostname or "").lower()
-            if host not in self._answered:
-                with self._hosts_lock:
-                    self._answered.add(host)
+            with self._hosts_lock:
+                self._answered.add(host)
             if self.o.verbose:
                 self._log(f"HTTP {response.status} {response.reason} from {strip_userinfo(url)}")
             location = response.headers.get("Location")
@@ -453,9 +458,13 @@ class Downloader:
         except ValueError:
             return None
         key = (host, port)
-        pool = self._fast_pools.get(key)
+        with self._hosts_lock:
+            pool = self._fast_pools.get(key)
+            slow = pool is None and host.lower() in self._slow_hosts
+        if slow:
+            return None
         if pool is None:
-            if host.lower() in self._slow_hosts or self.net.proxy_for(url) is not None:
+            if self.net.proxy_for(url) is not None:
                 return None
             with self._hosts_lock:
                 pool = self._fast_pools.get(key)
@@ -472,8 +481,12 @@ class Downloader:
             target += "?" + parts.query
         extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items()) if headers else ""
         head = f"{method} {target} HTTP/1.1\r\nHost: {pool.host_header}\r\n{block}{extra}\r\n"
+        sockets: list[socket.socket] = []  # the one in use, for a cancel to shut down
         try:
-            return _fast.request(pool, head.encode("latin-1"), head_only=method == "HEAD")
+            with on_cancel(lambda: _shutdown(sockets[-1] if sockets else None)):
+                return _fast.request(
+                    pool, head.encode("latin-1"), head_only=method == "HEAD", using=sockets
+                )
         except _fast.Fallback:
             with self._hosts_lock:
                 self._slow_hosts.add(host.lower())
@@ -918,7 +931,7 @@ class Downloader:
                         result.bytes += n
                         segment[2] += n
                     if part is not None:
-                        self._save(job, part, job.meta, force=False)
+                        self._save(job, part, None, force=False)
                     for rate in limits:
                         rate.take(n)
                     if slow is not None:
@@ -950,9 +963,11 @@ class Downloader:
 
     def _save(self, job: _Job, part: str, meta: dict[str, Any] | None, *, force: bool) -> None:
         """Write the sidecar: at once with ``force``, else when enough time or bytes passed."""
-        if meta is None:
-            return
         with job.lock:
+            if meta is None:
+                meta = job.meta  # the current state (None once the file starts over)
+            if meta is None:
+                return
             if not force:
                 if not job.sidecar:
                     return
@@ -1206,13 +1221,16 @@ class Downloader:
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
 _dates: dict[str, float | None] = {}
+_dates_lock = threading.Lock()
 
 
 def _http_date(text: str) -> float | None:
     """Seconds since the epoch of an HTTP date; the usual IMF-fixdate form is parsed here,
     fast, and the rest by the email package."""
-    when = _dates.get(text)
-    if when is not None or text in _dates:
+    with _dates_lock:
+        known = text in _dates
+        when = _dates.get(text)
+    if known:
         return when
     parts = text.split()
     try:
@@ -1229,8 +1247,9 @@ def _http_date(text: str) -> float | None:
             when = email.utils.parsedate_to_datetime(text).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
         when = None
-    if len(_dates) < 1024:  # a batch's files mostly share a handful of dates
-        _dates[text] = when
+    with _dates_lock:
+        if len(_dates) < 1024:  # a batch's files mostly share a handful of dates
+            _dates[text] = when
     return when
 
 

@@ -225,11 +225,16 @@ class Pool:
                 sock.close()
 
 
-def request(pool: Pool, head: bytes, *, head_only: bool) -> Response:
+def request(
+    pool: Pool, head: bytes, *, head_only: bool, using: list[socket.socket] | None = None
+) -> Response:
     """Send ``head`` (a complete request head) and read the response's head. A reused
-    connection that the server closed in the meantime is replaced once, transparently."""
+    connection that the server closed in the meantime is replaced once, transparently.
+    ``using`` gets the socket, so that a cancel can shut it down."""
     for attempt in (0, 1):
         sock, reused = pool.get()
+        if using is not None:
+            using.append(sock)
         try:
             sock.sendall(head)
             data = sock.recv(_HEAD_MAX)
