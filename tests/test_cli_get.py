@@ -154,7 +154,7 @@ def test_json_to_stdout_moves_the_summary_to_stderr(
     captured = capsys.readouterr()
     data = json.loads(captured.out)
     assert [f["status"] for f in data["files"]] == ["done"]
-    assert "1 files: 1 done;" in captured.err
+    assert "1 file: 1 done;" in captured.err
 
 
 def test_second_run_skips_complete_files(
