@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 
 from threadwise.cli import main
-from threadwise.download import DemoServer, DownloadReport, FileResult
-from threadwise.download._cli import (
+from threadwise.cli._display import (
     INSTALL_HINT,
     DownloadDisplay,
     print_summary,
-    read_urls,
     snapshot,
 )
+from threadwise.cli._get import read_urls
+from threadwise.download import DemoServer, DownloadReport, FileResult
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from threadwise import _tour
+from threadwise.cli import _tour
 
 ROOT = Path(__file__).resolve().parent.parent
 TOUR = ROOT / "examples" / "tour"

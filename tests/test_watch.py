@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from threadwise import _watch
+from threadwise.cli import _watch, main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "watch_pipeline.py"
@@ -33,7 +33,7 @@ WATCH = [
     sys.executable,
     "-c",
     "import argparse, sys\n"
-    "from threadwise import _watch\n"
+    "from threadwise.cli import _watch\n"
     "parser = argparse.ArgumentParser(prog='threadwise')\n"
     "_watch.add_parser(parser.add_subparsers())\n"
     "args = parser.parse_args(sys.argv[1:])\n"
@@ -465,3 +465,11 @@ def test_the_scripts_output_stays_on_the_screen_under_the_live_table(tmp_path: P
     # table must not draw over the script's own output.
     missing = [f"script line {i}" for i in range(6) if f"script line {i}" not in screen]
     assert missing == [], f"lines erased by the live table: {missing}\n{screen}"
+
+
+def test_watch_help_is_plain_text_not_rest(capsys: pytest.CaptureFixture[str]) -> None:
+    # The description was the module docstring's first line, reST backquotes and all.
+    assert main(["watch", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "``" not in out
+    assert "Run a Python script" in out

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
-from ._cliargs import number
+from ._args import number
 
 if TYPE_CHECKING:
     from threadwise.download import DemoServer, DownloadReport
@@ -128,7 +128,8 @@ def _run(
     checksums: dict[str, str],
 ) -> tuple[DownloadReport, float]:
     from threadwise.download import download
-    from threadwise.download._cli import DownloadDisplay
+
+    from ._display import DownloadDisplay
 
     display = DownloadDisplay.choose(title, quiet=False)
     start = time.perf_counter()
@@ -147,7 +148,7 @@ def _run(
 
 
 def _describe(model: Model, base_url: str) -> str:
-    from threadwise.download._cli import human_bytes
+    from ._display import human_bytes
 
     speed = (
         f"at {human_bytes(model.bandwidth)}/s per connection" if model.bandwidth else "unthrottled"
@@ -164,7 +165,7 @@ def _table(
     sequential: float,
     parallel: float,
 ) -> None:
-    from threadwise.download._cli import have_rich, human_bytes
+    from ._display import have_rich, human_bytes
 
     speedup = sequential / parallel
     rows = [
@@ -210,7 +211,7 @@ def _table(
 def run(args: argparse.Namespace, output: TextIO | None = None) -> int:
     """Run the demo with the parsed options; return the exit code."""
     out: TextIO = sys.stdout if output is None else output
-    from threadwise.download._cli import INSTALL_HINT, missing_client
+    from ._display import INSTALL_HINT, missing_client
 
     missing = missing_client()
     if missing is not None:
