@@ -18,6 +18,7 @@ import pytest
 
 from threadwise._version import __version__
 from threadwise.cli import COMMANDS, _demo, build_parser, main
+from threadwise.cli._args import parse_size
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -171,13 +172,13 @@ def test_bad_option_value_is_named(capsys: pytest.CaptureFixture[str]) -> None:
     ],
 )
 def test_parse_size(text: str, expected: float) -> None:
-    assert _demo.parse_size(text) == expected
+    assert parse_size(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "K", "1X", "one", "1.2.3M", "-1"])
 def test_parse_size_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="not a size"):
-        _demo.parse_size(text)
+        parse_size(text)
 
 
 def test_model() -> None:

@@ -154,7 +154,7 @@ def test_json_to_stdout_moves_the_summary_to_stderr(
     captured = capsys.readouterr()
     data = json.loads(captured.out)
     assert [f["status"] for f in data["files"]] == ["done"]
-    assert "1 files: 1 done;" in captured.err
+    assert "1 file: 1 done;" in captured.err
 
 
 def test_second_run_skips_complete_files(
@@ -375,15 +375,36 @@ def test_rendered_frame_shows_the_overall_bar_and_active_files() -> None:
     assert re.search(r"three .*4\.0 KiB", third)
 
 
-def test_summary_lists_only_unfinished_files_of_a_large_batch() -> None:
+def test_summary_on_a_terminal_lists_only_unfinished_files_of_a_large_batch() -> None:
     files = [FileResult(f"http://h/{i}", f"d/{i}", "done", size=1) for i in range(100)]
     files[42] = FileResult("http://h/42", "d/42", "failed", error="HTTP 503 (after 6 attempts)")
     out = io.StringIO()
-    print_summary(_report(*files), out, use_rich=False)
+    print_summary(_report(*files), out, use_rich=True)
     text = out.getvalue()
-    assert re.search(r"^failed .* 42$", text, re.MULTILINE)
+    assert re.search(r"^failed .* 42\s*$", text, re.MULTILINE)
+    assert not re.search(r"^done ", text, re.MULTILINE)
     assert "... and 99 more files, all complete" in text
     assert "1 of 100 files failed:\n  http://h/42\n    HTTP 503 (after 6 attempts)" in text
+
+
+def test_summary_not_on_a_terminal_has_a_row_for_every_file() -> None:
+    # Bug: stdout to a file or a pipe got a table with no rows but "... and 500 more files".
+    files = [FileResult(f"http://h/{i}", f"d/{i}.bin", "done", size=1) for i in range(500)]
+    out = io.StringIO()  # not a terminal: print_summary chooses by itself
+    print_summary(_report(*files), out)
+    lines = out.getvalue().splitlines()
+    rows = [line for line in lines if re.fullmatch(r"done\s+1 B\s+0\.00 s\s+0  \d+\.bin", line)]
+    assert len(rows) == 500
+    assert "more files" not in out.getvalue()
+    assert "─" not in out.getvalue()  # plain text, no box drawing for a script to parse around
+
+
+def test_summary_of_a_large_batch_all_complete_on_a_terminal_is_the_totals_line() -> None:
+    files = [FileResult(f"http://h/{i}", f"d/{i}", "done", size=1) for i in range(100)]
+    out = io.StringIO()
+    print_summary(_report(*files), out, use_rich=True)
+    assert "more files" not in out.getvalue()
+    assert out.getvalue().startswith("100 files: 100 done;")
 
 
 def test_fake_terminal_gets_the_live_display(
@@ -513,7 +534,7 @@ def test_live_display_in_a_pseudo_terminal(tmp_path: Path) -> None:
         ) as proc:
             os.close(slave)
             try:
-                frame = re.compile(r"get\s.*0/1 files[^\n]*\n\s+big\.bin\s.*/8\.0 MiB\s+\d+%")
+                frame = re.compile(r"get\s.*0/1 file[^\n]*\n\s+big\.bin\s.*/8\.0 MiB\s+\d+%")
                 screen = _read_pty(master, frame, timeout=20)
                 proc.send_signal(signal.SIGINT)
                 rest = _read_pty(master, re.compile(r"interrupted: .*\n"), timeout=20)
@@ -525,7 +546,7 @@ def test_live_display_in_a_pseudo_terminal(tmp_path: Path) -> None:
     assert frame.search(screen), f"no overall bar and active file on the screen:\n{screen}"
     assert "━" in screen  # the bar
     assert proc.returncode == 130
-    assert "interrupted: 0 of 1 files finished" in rest
+    assert "interrupted: 0 of 1 file finished" in rest
 
 
 def test_progress_sees_bytes_as_they_arrive(tmp_path: Path) -> None:

@@ -73,7 +73,17 @@ def main(argv: list[str] | None = None) -> int:
     command = _command_of(words)
     parser = build_parser(command if command in COMMANDS else "")
     try:
-        args = parser.parse_args(words)
+        args, extra = parser.parse_known_args(words)
+        if extra:
+            # A command may take words argparse left over (`get -O a URL1 -O b URL2`: a list of
+            # positionals is read only once); anything still left is an error, as parse_args says.
+            take: Callable[[argparse.Namespace, list[str]], list[str]] | None = getattr(
+                args, "take_extra", None
+            )
+            rest = extra if take is None else take(args, extra)
+            if rest:
+                command_parser: argparse.ArgumentParser = getattr(args, "get_parser", parser)
+                command_parser.error(f"unrecognized arguments: {' '.join(rest)}")
     except SystemExit as exc:  # argparse exits on --help, --version and usage errors
         return _exit_code(exc)
     handler: Handler = args.handler

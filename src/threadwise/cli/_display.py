@@ -187,17 +187,21 @@ class DownloadDisplay:
         self.mode: Mode = mode
         self._live: Any = None
         self._printed: set[int] = set()
+        self._notes: dict[int, str] = {}  # the note last printed for each active file
         self._rate = _Rate()
         self._started = time.monotonic()
         self.frames = 0
 
     @classmethod
-    def choose(cls, title: str, *, quiet: bool, stream: TextIO | None = None) -> DownloadDisplay:
-        """``off`` when quiet, ``live`` on a terminal with rich, ``lines`` otherwise."""
+    def choose(
+        cls, title: str, *, quiet: bool, stream: TextIO | None = None, plain: bool = False
+    ) -> DownloadDisplay:
+        """``off`` when quiet, ``live`` on a terminal with rich (unless ``plain``), ``lines``
+        otherwise."""
         out = sys.stderr if stream is None else stream
         if quiet:
             mode: Mode = "off"
-        elif isatty(out) and have_rich():
+        elif isatty(out) and have_rich() and not plain:
             mode = "live"
         else:
             mode = "lines"
@@ -250,7 +254,17 @@ class DownloadDisplay:
         files = report.files
         width = len(str(len(files)))
         for index, f in enumerate(files):
-            if index in self._printed or file_state(f) in ("pending", "active"):
+            if index in self._printed:
+                continue
+            state = file_state(f)
+            if state == "active":
+                # A wait or a retry: say so once, rather than nothing for minutes.
+                note = f.note
+                if note and self._notes.get(index) != note:
+                    self._notes[index] = note
+                    print(f"{self.title}: {_file_name(f)}: {note}", file=self.stream, flush=True)
+                continue
+            if state == "pending":
                 continue
             self._printed.add(index)
             size = f.size if f.size is not None else f.resumed_from + f.bytes
@@ -295,7 +309,7 @@ class DownloadDisplay:
                 info.append("ETA -")
         else:
             info.append(f"in {report.elapsed:.2f} s")
-        info.append(f"{snap.finished}/{snap.files} files")
+        info.append(f"{snap.finished}/{snap.files} {plural(snap.files, 'file')}")
         if snap.failed:
             info.append(f"{snap.failed} failed")
         if snap.cancelled:
@@ -309,6 +323,8 @@ class DownloadDisplay:
             notes = f"attempt {f.attempts}" if f.attempts > 1 else ""
             if f.segments > 1:
                 notes = f"{f.segments} segments {notes}".strip()
+            if f.note:  # waiting for a Retry-After, or for the next retry: not a stuck 0 B
+                notes = f.note
             name = Text("  " + _file_name(f))
             if f.size:
                 done = min(received, f.size)
@@ -354,27 +370,51 @@ def isatty(stream: TextIO) -> bool:
 
 
 # -- the summary --------------------------------------------------------------------------------
-def print_summary(report: DownloadReport, out: TextIO, *, use_rich: bool | None = None) -> None:
-    """A table of the files (all of them, or the ones that did not finish in a large batch),
-    the totals, and every failure with its error."""
+def plural(n: int, word: str) -> str:
+    """``word`` for 1, ``word + "s"`` otherwise: "1 file", "2 files"."""
+    return word if n == 1 else word + "s"
+
+
+def print_summary(
+    report: DownloadReport,
+    out: TextIO,
+    *,
+    use_rich: bool | None = None,
+    dry_run: bool = False,
+) -> None:
+    """A table of the files, the totals, and every failure with its error.
+
+    On a terminal (with rich): a table, of the files that did not finish when the batch is
+    large. Elsewhere (a file, a pipe): one plain row for every file, for scripts to read.
+    """
     if use_rich is None:
-        use_rich = have_rich()
+        use_rich = have_rich() and isatty(out)
     if use_rich:
-        _print_rich_summary(report, out)
+        _print_rich_summary(report, out, dry_run)
     else:
-        _print_plain_summary(report, out)
+        _print_plain_summary(report, out, dry_run)
     failures = [f for f in report.files if f.status == "failed"]
     if failures:
-        print(f"\n{len(failures)} of {len(report.files)} files failed:", file=out)
+        n = len(report.files)
+        print(f"\n{len(failures)} of {n} {plural(n, 'file')} failed:", file=out)
         for f in failures:
             print(f"  {f.url}\n    {f.error or 'no error recorded'}", file=out)
+    if dry_run:
+        print("dry run: nothing was written", file=out)
     out.flush()
+
+
+def _status(f: FileResult, dry_run: bool) -> str:
+    # A dry run's "done" means the server answered: nothing was downloaded.
+    return "found" if dry_run and f.status == "done" else f.status
 
 
 def _size_cell(f: FileResult) -> str:
     """The size of a complete file; what arrived (of how much) for the others."""
     received = f.resumed_from + f.bytes
     if f.status in ("done", "skipped"):
+        if f.size is None and f.bytes == 0 and f.status == "done":
+            return "?"  # a dry run of a file of unknown size
         return human_bytes(f.size if f.size is not None else received)
     if f.size is not None:
         return f"{human_bytes(min(received, f.size))} of {human_bytes(f.size)}"
@@ -382,6 +422,7 @@ def _size_cell(f: FileResult) -> str:
 
 
 def _rows(report: DownloadReport) -> tuple[list[FileResult], int]:
+    """The rows of a terminal's table, and how many complete files it leaves out."""
     files = report.files
     if len(files) <= _TABLE_ROWS:
         return list(files), 0
@@ -390,43 +431,43 @@ def _rows(report: DownloadReport) -> tuple[list[FileResult], int]:
     return shown, len(files) - len(shown)
 
 
-def _print_rich_summary(report: DownloadReport, out: TextIO) -> None:
+def _print_rich_summary(report: DownloadReport, out: TextIO, dry_run: bool) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
     styles = {"done": "green", "skipped": "cyan", "failed": "red", "cancelled": "yellow"}
     console = Console(file=out)
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("status")
-    table.add_column("size", justify="right")
-    table.add_column("time", justify="right")
-    table.add_column("tries", justify="right")
-    table.add_column("file", overflow="fold")
     rows, hidden = _rows(report)
-    for f in rows:
-        table.add_row(
-            f"[{styles.get(f.status, '')}]{f.status}[/]",
-            _size_cell(f),
-            f"{f.seconds:.2f} s",
-            str(f.attempts),
-            _file_name(f),
-        )
-    if hidden:
-        table.add_row("", "", "", "", f"... and {hidden} more files, all complete")
-    console.print(table)
+    if rows:  # a large batch that all finished gets no table of nothing but "... and N more"
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        table.add_column("status")
+        table.add_column("size", justify="right")
+        table.add_column("time", justify="right")
+        table.add_column("tries", justify="right")
+        table.add_column("file", overflow="fold")
+        for f in rows:
+            table.add_row(
+                f"[{styles.get(f.status, '')}]{_status(f, dry_run)}[/]",
+                _size_cell(f),
+                f"{f.seconds:.2f} s",
+                str(f.attempts),
+                _file_name(f),
+            )
+        if hidden:
+            table.add_row(
+                "", "", "", "", f"... and {hidden} more {plural(hidden, 'file')}, all complete"
+            )
+        console.print(table)
     console.print(report.summary(), soft_wrap=True, highlight=False)
 
 
-def _print_plain_summary(report: DownloadReport, out: TextIO) -> None:
-    rows, hidden = _rows(report)
+def _print_plain_summary(report: DownloadReport, out: TextIO, dry_run: bool) -> None:
     print(f"{'status':<9} {'size':>22} {'time':>8} {'tries':>5}  file", file=out)
-    for f in rows:
+    for f in report.files:
         print(
-            f"{f.status:<9} {_size_cell(f):>22} {f.seconds:>6.2f} s {f.attempts:>5}  "
+            f"{_status(f, dry_run):<9} {_size_cell(f):>22} {f.seconds:>6.2f} s {f.attempts:>5}  "
             f"{_file_name(f)}",
             file=out,
         )
-    if hidden:
-        print(f"... and {hidden} more files, all complete", file=out)
     print(report.summary(), file=out)
