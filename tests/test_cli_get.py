@@ -560,3 +560,25 @@ def test_progress_sees_bytes_as_they_arrive(tmp_path: Path) -> None:
         )
     assert report.ok
     assert any(0 < n < 512 * 1024 for n in samples), sorted(set(samples))
+
+
+def test_one_file_is_said_in_the_singular() -> None:
+    # Bug: "1 files" in the summary and the failure list.
+    out = io.StringIO()
+    failed = FileResult("http://h/x", "d/x", "failed", attempts=1, error="HTTP 503")
+    print_summary(_report(failed), out, use_rich=False)
+    text = out.getvalue()
+    assert "1 of 1 file failed:" in text
+    assert "1 file:" in text
+    assert "files" not in text
+
+
+def test_live_frame_says_file_for_one() -> None:
+    from rich.console import Console
+
+    display = DownloadDisplay("get", stream=io.StringIO(), mode="live")
+    report = _report(FileResult("http://h/a", "d/a", "cancelled", error="not started"))
+    screen = io.StringIO()
+    Console(file=screen, width=120).print(display.render(report, width=120))
+    text = screen.getvalue()
+    assert "0/1 file " in text or text.rstrip().endswith("0/1 file")

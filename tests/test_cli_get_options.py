@@ -861,7 +861,14 @@ def test_missing_ca_certificate_names_the_option(
 def test_help_groups_the_options_like_wget2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["get", "--help"]) == 0
     out = capsys.readouterr().out
-    groups = ["Startup:", "Logging:", "Download:", "Directories:", "HTTP:", "HTTPS (TLS):"]
+    groups = [
+        "Startup:",
+        "Logging and input file:",
+        "Download:",
+        "Directories:",
+        "HTTP:",
+        "HTTPS (TLS):",
+    ]
     positions = [out.index("\n" + group) for group in groups]
     assert positions == sorted(positions)
     for option in (

@@ -434,9 +434,11 @@ def add_parser(
         "some failed, 2 for bad usage, 130 on Ctrl-C.",
     )
     parser.add_argument("urls", nargs="*", metavar="URL", help="URLs to download")
+    # wget2's first group: where --help is.
+    parser._optionals.title = "Startup"
 
-    startup = parser.add_argument_group("Startup")
-    startup.add_argument(
+    logging = parser.add_argument_group("Logging and input file")
+    logging.add_argument(
         "-i",
         "--input-file",
         "--input",
@@ -449,7 +451,6 @@ def add_parser(
         "may be repeated",
     )
 
-    logging = parser.add_argument_group("Logging")
     logging.add_argument(
         "-q", "--quiet", action="store_true", help="no progress and no summary; errors only"
     )
