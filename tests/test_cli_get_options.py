@@ -896,3 +896,59 @@ def test_console_script_runs_get(recorder: Recorder, tmp_path: Path) -> None:
     # stdout is a pipe: plain rows, one per file
     assert re.search(r"^done\s+15 B\s+\S+ s\s+1  a$", proc.stdout, re.MULTILINE), proc.stdout
     assert (tmp_path / "a").read_bytes() == b"from the script"
+
+
+# -- errors after the options are read ------------------------------------------------------------
+def test_json_report_that_cannot_be_written_exits_1(
+    recorder: Recorder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recorder.add("a", b"a")
+    target = tmp_path / "missing" / "report.json"
+    assert _get(recorder.url("a"), "--json", str(target), "-o", str(tmp_path / "out"), "-q") == 1
+    assert (tmp_path / "out" / "a").read_bytes() == b"a"  # the download itself went well
+    err = capsys.readouterr().err
+    assert f"cannot write the JSON report to {target}: No such file or directory" in err
+
+
+def test_a_folder_that_cannot_be_made_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    assert _get("http://127.0.0.1:9/a", "-o", str(tmp_path / "file" / "sub")) == 1
+    assert "threadwise get: error: Not a directory" in capsys.readouterr().err
+
+
+def test_an_option_the_library_refuses_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import threadwise.download
+
+    def refuse(*args: object, **options: object) -> None:
+        raise ValueError(f"split must be at most 16, got {options['split']!r}")
+
+    monkeypatch.setattr(threadwise.download, "download", refuse)
+    assert _get("http://127.0.0.1:9/a", "--split", "99", "-o", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "usage: threadwise get" in err
+    assert "error: split must be at most 16, got 99" in err
+
+
+def test_a_usage_error_after_the_log_is_open_closes_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "get.log"
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text("not cookies\n", encoding="utf-8")
+    argv = ["--log", str(log), "--load-cookies", str(cookies), "http://127.0.0.1:9/a"]
+    assert _get(*argv) == 2
+    assert "--load-cookies" in capsys.readouterr().err
+    assert log.read_text(encoding="utf-8") == ""
+
+
+def test_no_check_certificate_warns_before_and_after(
+    https: Recorder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _get(https.url("a"), "--no-check-certificate", "-o", str(tmp_path)) == 0
+    err = capsys.readouterr().err
+    assert err.count("TLS certificates are NOT checked") == 2
+    assert err.index("NOT checked") < err.index("[1/1] done")
