@@ -952,3 +952,17 @@ def test_no_check_certificate_warns_before_and_after(
     err = capsys.readouterr().err
     assert err.count("TLS certificates are NOT checked") == 2
     assert err.index("NOT checked") < err.index("[1/1] done")
+
+
+@pytest.mark.parametrize(("option", "ranged"), [("-c", 1), ("--no-resume", 0)])
+def test_continue_resumes_and_no_resume_starts_over(
+    option: str, ranged: int, tmp_path: Path
+) -> None:
+    with DemoServer() as server:
+        served = server.add("big.bin", 2 << 20, cut_after=1 << 20, cut_times=1)
+        argv = [server.url("big.bin"), "-s", "1", "-P", str(tmp_path), "-q"]
+        assert _get(*argv, "-t", "0", "-T", "5") == 1  # cut after 1 MiB: a .part is left
+        assert (tmp_path / "big.bin.part").stat().st_size >= 1 << 20
+        assert _get(*argv, option) == 0
+        assert served.range_requests == ranged
+    assert hashlib.sha256((tmp_path / "big.bin").read_bytes()).hexdigest() == served.sha256
