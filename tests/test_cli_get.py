@@ -582,3 +582,20 @@ def test_live_frame_says_file_for_one() -> None:
     Console(file=screen, width=120).print(display.render(report, width=120))
     text = screen.getvalue()
     assert "0/1 file " in text or text.rstrip().endswith("0/1 file")
+
+
+@pytest.mark.parametrize("width", [120, 50])
+def test_a_waiting_file_says_it_waits_not_0_bytes(width: int) -> None:
+    # Bug: a Retry-After wait showed a silent "0 B" row for as long as it lasted.
+    from rich.console import Console
+
+    display = DownloadDisplay("get", stream=io.StringIO(), mode="live")
+    waiting = FileResult("http://h/busy.bin", "d/busy.bin", "cancelled", attempts=1, error=None)
+    waiting.note = "waiting 30 s: HTTP 429 Too Many Requests (Retry-After)"
+    screen = io.StringIO()
+    Console(file=screen, width=width).print(display.render(_report(waiting), width=width))
+    row = next(line for line in screen.getvalue().splitlines() if "busy.bin" in line)
+    assert "waiting 30 s" in row
+    assert "0 B" not in row
+    if width >= 100:
+        assert "HTTP 429 Too Many Requests (Retry-After)" in row

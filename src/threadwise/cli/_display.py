@@ -330,6 +330,10 @@ class DownloadDisplay:
                 done = min(received, f.size)
                 amount = f"{human_bytes(done)}/{human_bytes(f.size)}"
                 rows.append((name, f.size, done, amount, f"{100 * done / f.size:.0f}%", notes))
+            elif f.note and not received:
+                # Nothing received yet because it waits: say so even where the notes column
+                # does not fit ("waiting 30 s"), not "0 B".
+                rows.append((name, None, 0, f.note.partition(":")[0], "", notes))
             else:
                 rows.append((name, None, received, human_bytes(received), "", notes))
         hidden = len(snap.active) - _ACTIVE_ROWS
