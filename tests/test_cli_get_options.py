@@ -966,3 +966,24 @@ def test_continue_resumes_and_no_resume_starts_over(
         assert _get(*argv, option) == 0
         assert served.range_requests == ranged
     assert hashlib.sha256((tmp_path / "big.bin").read_bytes()).hexdigest() == served.sha256
+
+
+def test_input_from_standard_input_takes_per_url_options(
+    recorder: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    recorder.add("a", b"from stdin")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{recorder.url('a')}\n  out=named.txt\n"))
+    assert _get("-i", "-", "-o", str(tmp_path), "-q") == 0
+    assert (tmp_path / "named.txt").read_bytes() == b"from stdin"
+
+
+def test_input_file_that_cannot_be_read_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nothing.txt"
+    assert _get("-i", str(missing)) == 2
+    assert f"-i {missing}: cannot read the URL list: No such file or directory" in (
+        capsys.readouterr().err
+    )
