@@ -987,3 +987,26 @@ def test_input_file_that_cannot_be_read_names_it(
     assert f"-i {missing}: cannot read the URL list: No such file or directory" in (
         capsys.readouterr().err
     )
+
+
+def test_without_a_terminal_rich_is_not_imported(recorder: Recorder, tmp_path: Path) -> None:
+    # Its import costs tens of milliseconds, a large part of a small batch's wall time.
+    recorder.add("a", b"a")
+    code = (
+        "import sys\n"
+        "from threadwise.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "print('rich' in sys.modules, 'urllib3' in sys.modules, file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "get", recorder.url("a"), "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARIABLES},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines()[-1] == "False True"
+    assert re.search(r"^done .* a$", proc.stdout, re.MULTILINE)

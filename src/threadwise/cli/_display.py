@@ -392,7 +392,7 @@ def print_summary(
     large. Elsewhere (a file, a pipe): one plain row for every file, for scripts to read.
     """
     if use_rich is None:
-        use_rich = have_rich() and isatty(out)
+        use_rich = isatty(out) and have_rich()  # rich is not even imported for a pipe
     if use_rich:
         _print_rich_summary(report, out, dry_run)
     else:

@@ -358,7 +358,7 @@ def _download(
         quiet=args.quiet,
         plain=args.verbose and args.log is None,
     )
-    if display.mode == "lines" and not have_rich() and isatty(display.stream):
+    if display.mode == "lines" and isatty(display.stream) and not have_rich():
         print(f"threadwise: for a live progress display, {INSTALL_HINT}", file=sys.stderr)
     try:
         with display, warnings.catch_warnings():
