@@ -58,7 +58,8 @@ class Screen:
 
 
 def run_in_pty(args: list[str], *, early: float = 1.0, timeout: float = 30.0) -> Screen:
-    """Run ``args`` with a pseudo-terminal (200x50) as stdin, stdout and stderr."""
+    """Run ``args`` with a pseudo-terminal (200x50) as stdin, stdout and stderr; ``early`` is
+    what the screen showed in the first ``early`` seconds after the program's first output."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
     env = dict(os.environ, TERM="xterm-256color", COLUMNS="200", LINES="50")
@@ -68,6 +69,9 @@ def run_in_pty(args: list[str], *, early: float = 1.0, timeout: float = 30.0) ->
     data = b""
     early_data = b""
     started = time.monotonic()
+    # The early window starts at the first output, so that a slow interpreter start-up on a
+    # busy machine does not eat it.
+    first_output: float | None = None
     try:
         while True:
             if time.monotonic() - started > timeout:
@@ -81,7 +85,9 @@ def run_in_pty(args: list[str], *, early: float = 1.0, timeout: float = 30.0) ->
                 if not chunk:
                     break
                 data += chunk
-            if time.monotonic() - started <= early:
+                if first_output is None:
+                    first_output = time.monotonic()
+            if first_output is None or time.monotonic() - first_output <= early:
                 early_data = data
     finally:
         os.close(master)
