@@ -1,15 +1,10 @@
 """``threadwise get``'s options, each end to end through the command line against servers on
-127.0.0.1: a server that records every request (headers, auth, cookies, conditional requests,
-compression), a forwarding proxy, an HTTPS server with a certificate made for the test, and
-the DemoServer for ranges, rates and retries."""
+127.0.0.1: the hostile test server (which records every request's headers), a forwarding proxy,
+and the same server speaking TLS with a certificate made for the test."""
 
 from __future__ import annotations
 
-import email.utils
-import gzip
 import hashlib
-import http.client
-import http.server
 import json
 import os
 import re
@@ -17,15 +12,14 @@ import shutil
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
+from forward_proxy import ForwardProxy
+from hostile_server import HostileServer
 
 from threadwise.cli import main
 from threadwise.download import DemoServer
@@ -42,184 +36,15 @@ def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NETRC", raising=False)
 
 
-# -- a server that records what it is asked -------------------------------------------------------
-@dataclass
-class Route:
-    body: bytes
-    status: int = 200
-    last_modified: float | None = None  # a time.time(); sent as Last-Modified
-    auth: str | None = None  # the Authorization header required (401 without it)
-    gzip: bool = False  # send gzip when the request accepts it
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str  # as it came on the request line (absolute-form through a proxy)
-    headers: dict[str, str]
-
-
-class Recorder:
-    """An HTTP/1.0 server on 127.0.0.1 (one connection per request, so no thread lingers)."""
-
-    def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
-        self.routes: dict[str, Route] = {}
-        self.seen: list[Seen] = []
-        self._lock = threading.Lock()
-        recorder = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                recorder._answer(self)
-
-            def do_HEAD(self) -> None:
-                recorder._answer(self, head=True)
-
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = False  # server_close() joins them
-        if tls is not None:
-            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
-        self.scheme = "https" if tls is not None else "http"
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="recorder"
-        )
-
-    def __enter__(self) -> Recorder:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
-
-    def url(self, path: str) -> str:
-        return f"{self.scheme}://127.0.0.1:{self._httpd.server_address[1]}/{path}"
-
-    def add(self, path: str, body: bytes, **options: Any) -> Route:
-        route = self.routes["/" + path] = Route(body, **options)
-        return route
-
-    def requests_for(self, path: str) -> list[Seen]:
-        with self._lock:
-            return [s for s in self.seen if urlsplit(s.path).path == "/" + path]
-
-    def _answer(self, handler: http.server.BaseHTTPRequestHandler, head: bool = False) -> None:
-        with self._lock:
-            self.seen.append(Seen(handler.command, handler.path, dict(handler.headers.items())))
-        route = self.routes.get(urlsplit(handler.path).path)
-        if route is None:
-            return self._send(handler, 404, b"not found\n", {})
-        headers = dict(route.headers)
-        if route.auth is not None and handler.headers.get("Authorization") != route.auth:
-            headers["WWW-Authenticate"] = 'Basic realm="test"'
-            return self._send(handler, 401, b"who are you?\n", headers)
-        if route.last_modified is not None:
-            headers["Last-Modified"] = email.utils.formatdate(route.last_modified, usegmt=True)
-            since = handler.headers.get("If-Modified-Since")
-            if since is not None:
-                when = email.utils.parsedate_to_datetime(since).timestamp()
-                if int(route.last_modified) <= when:
-                    return self._send(handler, 304, b"", headers, body_allowed=False)
-        body = route.body
-        if route.gzip and "gzip" in handler.headers.get("Accept-Encoding", ""):
-            body = gzip.compress(body)
-            headers["Content-Encoding"] = "gzip"
-        self._send(handler, route.status, b"" if head else body, headers, length=len(body))
-
-    @staticmethod
-    def _send(
-        handler: http.server.BaseHTTPRequestHandler,
-        status: int,
-        body: bytes,
-        headers: dict[str, str],
-        *,
-        length: int | None = None,
-        body_allowed: bool = True,
-    ) -> None:
-        handler.send_response(status)
-        for name, value in headers.items():
-            handler.send_header(name, value)
-        if body_allowed:
-            handler.send_header("Content-Length", str(len(body) if length is None else length))
-        handler.end_headers()
-        if body:
-            handler.wfile.write(body)
-
-
-class ForwardingProxy:
-    """An HTTP proxy for plain-http targets: it records the absolute-form request line and
-    forwards the request (HTTP/1.0, one connection each)."""
-
-    def __init__(self) -> None:
-        self.seen: list[Seen] = []
-        self._lock = threading.Lock()
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                with proxy._lock:
-                    proxy.seen.append(Seen("GET", self.path, dict(self.headers.items())))
-                target = urlsplit(self.path)
-                if not target.scheme:
-                    self.send_error(400, "not a proxy request")
-                    return
-                upstream = http.client.HTTPConnection(
-                    target.hostname or "", target.port, timeout=10
-                )
-                try:
-                    forwarded = {
-                        k: v for k, v in self.headers.items() if not k.lower().startswith("proxy-")
-                    }
-                    upstream.request("GET", target.path or "/", headers=forwarded)
-                    response = upstream.getresponse()
-                    body = response.read()
-                    self.send_response(response.status)
-                    for name, value in response.getheaders():
-                        if name.lower() not in ("connection", "transfer-encoding"):
-                            self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(body)
-                finally:
-                    upstream.close()
-
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = False
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="proxy"
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def __enter__(self) -> ForwardingProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
-
-
 @pytest.fixture
-def recorder() -> Iterator[Recorder]:
-    with Recorder() as server:
+def proxy() -> Iterator[ForwardProxy]:
+    with ForwardProxy() as server:
         yield server
 
 
-@pytest.fixture
-def proxy() -> Iterator[ForwardingProxy]:
-    with ForwardingProxy() as server:
-        yield server
+def _headers(server: DemoServer, name: str) -> list[dict[str, str]]:
+    """The headers of every request the server had for ``name``."""
+    return server.files["/" + name].request_headers
 
 
 def _get(*argv: str) -> int:
@@ -238,14 +63,14 @@ def _json(path: Path) -> dict[str, Any]:
 
 
 # -- output names -------------------------------------------------------------------------------
-def test_dash_capital_o_names_each_url_in_order(recorder: Recorder, tmp_path: Path) -> None:
-    recorder.add("a", b"first")
-    recorder.add("b", b"second")
-    recorder.add("c", b"third")
+def test_dash_capital_o_names_each_url_in_order(hostile: HostileServer, tmp_path: Path) -> None:
+    hostile.add("a", data=b"first")
+    hostile.add("b", data=b"second")
+    hostile.add("c", data=b"third")
     code = _get(
-        "-O", "one.txt", recorder.url("a"),
-        "-O", "sub/two.txt", recorder.url("b"),
-        recorder.url("c"),
+        "-O", "one.txt", hostile.url("a"),
+        "-O", "sub/two.txt", hostile.url("b"),
+        hostile.url("c"),
         "-o", str(tmp_path), "-q",
     )  # fmt: skip
     assert code == 0
@@ -255,10 +80,10 @@ def test_dash_capital_o_names_each_url_in_order(recorder: Recorder, tmp_path: Pa
 
 
 def test_more_dash_capital_o_than_urls_is_a_usage_error(
-    recorder: Recorder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    hostile: HostileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    recorder.add("a", b"x")
-    assert _get("-O", "x", "-O", "y", recorder.url("a"), "-o", str(tmp_path)) == 2
+    hostile.add("a", data=b"x")
+    assert _get("-O", "x", "-O", "y", hostile.url("a"), "-o", str(tmp_path)) == 2
     err = capsys.readouterr().err
     assert "-O given 2 times for 1 URL on the command line" in err
     assert list(tmp_path.iterdir()) == []
@@ -276,22 +101,22 @@ def test_bad_dash_capital_o_names_the_value(
 
 
 # -- input files with per-URL options ------------------------------------------------------------
-def test_input_file_with_aria2_per_url_options(recorder: Recorder, tmp_path: Path) -> None:
-    recorder.add("a", b"alpha")
-    recorder.add("b", b"bravo")
-    recorder.add("c", b"charlie")
+def test_input_file_with_aria2_per_url_options(hostile: HostileServer, tmp_path: Path) -> None:
+    hostile.add("a", data=b"alpha")
+    hostile.add("b", data=b"bravo")
+    hostile.add("c", data=b"charlie")
     digest = hashlib.sha256(b"bravo").hexdigest()
     listing = tmp_path / "urls.txt"
     listing.write_text(
         f"# a list in aria2's format\n"
-        f"{recorder.url('a')}\n"
+        f"{hostile.url('a')}\n"
         f"  out=renamed.txt\n"
         f"\tdir=nested\n"
         f"  header=X-Token: secret 1\n"
         f"\n"
-        f"{recorder.url('b')}\n"
+        f"{hostile.url('b')}\n"
         f"  checksum=sha-256={digest}\n"
-        f"{recorder.url('c')}\n",
+        f"{hostile.url('c')}\n",
         encoding="utf-8",
     )
     out = tmp_path / "out"
@@ -300,16 +125,16 @@ def test_input_file_with_aria2_per_url_options(recorder: Recorder, tmp_path: Pat
     assert (out / "b").read_bytes() == b"bravo"
     assert (out / "c").read_bytes() == b"charlie"
     # The header went with its own URL only.
-    assert [s.headers.get("X-Token") for s in recorder.requests_for("a")] == ["secret 1"]
-    assert all("X-Token" not in s.headers for s in recorder.requests_for("c"))
+    assert [h.get("X-Token") for h in _headers(hostile, "a")] == ["secret 1"]
+    assert all("X-Token" not in h for h in _headers(hostile, "c"))
 
 
 def test_input_file_checksum_that_does_not_match_keeps_no_file(
-    recorder: Recorder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    hostile: HostileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    recorder.add("a", b"the real content")
+    hostile.add("a", data=b"the real content")
     listing = tmp_path / "urls.txt"
-    listing.write_text(f"{recorder.url('a')}\n  checksum=sha256:{'0' * 64}\n", encoding="utf-8")
+    listing.write_text(f"{hostile.url('a')}\n  checksum=sha256:{'0' * 64}\n", encoding="utf-8")
     out = tmp_path / "out"
     assert _get("-i", str(listing), "-o", str(out)) == 1
     assert not (out / "a").exists()
@@ -340,27 +165,29 @@ def test_input_file_errors_name_the_file_and_line(
 
 
 # -- HTTP: headers, user agent, cookies, authentication -------------------------------------------
-def test_header_and_user_agent_go_with_every_request(recorder: Recorder, tmp_path: Path) -> None:
-    recorder.add("a", b"a")
-    recorder.add("b", b"b")
+def test_header_and_user_agent_go_with_every_request(
+    hostile: HostileServer, tmp_path: Path
+) -> None:
+    hostile.add("a", data=b"a")
+    hostile.add("b", data=b"b")
     code = _get(
-        recorder.url("a"), recorder.url("b"),
+        hostile.url("a"), hostile.url("b"),
         "--header", "X-One: 1", "-H", "Accept-Language:  fr ",
         "-U", "fetcher/2.0", "-o", str(tmp_path), "-q",
     )  # fmt: skip
     assert code == 0
     for path in ("a", "b"):
-        (seen,) = recorder.requests_for(path)
-        assert seen.headers["X-One"] == "1"
-        assert seen.headers["Accept-Language"] == "fr"
-        assert seen.headers["User-Agent"] == "fetcher/2.0"
+        (seen,) = _headers(hostile, path)
+        assert seen["X-One"] == "1"
+        assert seen["Accept-Language"] == "fr"
+        assert seen["User-Agent"] == "fetcher/2.0"
 
 
-def test_default_user_agent_is_threadwise(recorder: Recorder, tmp_path: Path) -> None:
-    recorder.add("a", b"a")
-    assert _get(recorder.url("a"), "-o", str(tmp_path), "-q") == 0
-    (seen,) = recorder.requests_for("a")
-    assert seen.headers["User-Agent"].startswith("threadwise/")
+def test_default_user_agent_is_threadwise(hostile: HostileServer, tmp_path: Path) -> None:
+    hostile.add("a", data=b"a")
+    assert _get(hostile.url("a"), "-o", str(tmp_path), "-q") == 0
+    (seen,) = _headers(hostile, "a")
+    assert seen["User-Agent"].startswith("threadwise/")
 
 
 @pytest.mark.parametrize("bad", ["no colon", ": empty name", "Two Words: x"])
@@ -373,9 +200,9 @@ def test_bad_header_names_the_option_and_value(
     assert repr(bad) in err
 
 
-def test_load_cookies_sends_the_cookies_that_apply(recorder: Recorder, tmp_path: Path) -> None:
-    recorder.add("private/a", b"a")
-    recorder.add("public/b", b"b")
+def test_load_cookies_sends_the_cookies_that_apply(hostile: HostileServer, tmp_path: Path) -> None:
+    hostile.add("private/a", data=b"a")
+    hostile.add("public/b", data=b"b")
     cookies = tmp_path / "cookies.txt"
     cookies.write_text(
         "# Netscape HTTP Cookie File\n"
@@ -386,14 +213,14 @@ def test_load_cookies_sends_the_cookies_that_apply(recorder: Recorder, tmp_path:
     )
     out = tmp_path / "out"
     code = _get(
-        recorder.url("private/a"), recorder.url("public/b"),
+        hostile.url("private/a"), hostile.url("public/b"),
         "--load-cookies", str(cookies), "-o", str(out), "-q",
     )  # fmt: skip
     assert code == 0
-    (private,) = recorder.requests_for("private/a")
-    (public,) = recorder.requests_for("public/b")
-    assert sorted(private.headers["Cookie"].split("; ")) == ["lang=en", "session=abc123"]
-    assert public.headers["Cookie"] == "lang=en"  # the /private cookie stays on its path
+    (private,) = _headers(hostile, "private/a")
+    (public,) = _headers(hostile, "public/b")
+    assert sorted(private["Cookie"].split("; ")) == ["lang=en", "session=abc123"]
+    assert public["Cookie"] == "lang=en"  # the /private cookie stays on its path
 
 
 def test_bad_cookie_file_names_the_option(
@@ -414,19 +241,16 @@ _ALICE = "Basic YWxpY2U6czNjcmV0"  # alice:s3cret
     "argv",
     [["--user", "alice", "--password", "s3cret"], ["--user", "alice:s3cret"]],
 )
-def test_basic_auth(recorder: Recorder, tmp_path: Path, argv: list[str]) -> None:
-    recorder.add("secret", b"classified", auth=_ALICE)
-    assert _get(recorder.url("secret"), *argv, "-o", str(tmp_path), "-q") == 0
-    assert (tmp_path / "secret").read_bytes() == b"classified"
+def test_basic_auth(hostile: HostileServer, tmp_path: Path, argv: list[str]) -> None:
+    hostile.add("secret", data=b"classified")
+    assert _get(hostile.url("secret"), *argv, "-o", str(tmp_path), "-q") == 0
+    assert [h.get("Authorization") for h in _headers(hostile, "secret")] == [_ALICE]
 
 
-def test_without_credentials_the_file_fails_with_401(
-    recorder: Recorder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    recorder.add("secret", b"classified", auth=_ALICE)
-    assert _get(recorder.url("secret"), "-o", str(tmp_path)) == 1
-    assert "HTTP 401" in capsys.readouterr().out
-    assert not (tmp_path / "secret").exists()
+def test_no_credentials_without_auth_options(hostile: HostileServer, tmp_path: Path) -> None:
+    hostile.add("open", data=b"public")
+    assert _get(hostile.url("open"), "-o", str(tmp_path), "-q") == 0
+    assert "Authorization" not in _headers(hostile, "open")[0]
 
 
 @pytest.mark.parametrize(
@@ -444,28 +268,28 @@ def test_bad_auth_options(
     assert message in capsys.readouterr().err
 
 
-def test_netrc_file_gives_the_credentials(recorder: Recorder, tmp_path: Path) -> None:
-    recorder.add("secret", b"classified", auth=_ALICE)
+def test_netrc_file_gives_the_credentials(hostile: HostileServer, tmp_path: Path) -> None:
+    hostile.add("secret", data=b"classified")
     netrc = tmp_path / "netrc"
     netrc.write_text("machine 127.0.0.1 login alice password s3cret\n", encoding="utf-8")
     netrc.chmod(0o600)
     out = tmp_path / "out"
-    assert _get(recorder.url("secret"), "--netrc-file", str(netrc), "-o", str(out), "-q") == 0
-    assert (out / "secret").read_bytes() == b"classified"
+    assert _get(hostile.url("secret"), "--netrc-file", str(netrc), "-o", str(out), "-q") == 0
+    assert [h.get("Authorization") for h in _headers(hostile, "secret")] == [_ALICE]
 
 
 def test_netrc_reads_the_netrc_variable(
-    recorder: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hostile: HostileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    recorder.add("secret", b"classified", auth=_ALICE)
+    hostile.add("secret", data=b"classified")
     netrc = tmp_path / "netrc"
     netrc.write_text("machine 127.0.0.1 login alice password s3cret\n", encoding="utf-8")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
-    out = tmp_path / "out"
-    assert _get(recorder.url("secret"), "-o", str(out), "-q") == 1  # only with --netrc
-    assert _get(recorder.url("secret"), "--netrc", "-o", str(out), "-q") == 0
-    assert (out / "secret").read_bytes() == b"classified"
+    assert _get(hostile.url("secret"), "-o", str(tmp_path / "1"), "-q") == 0
+    assert _get(hostile.url("secret"), "--netrc", "-o", str(tmp_path / "2"), "-q") == 0
+    # Only with --netrc (curl's choice: wget reads ~/.netrc unasked).
+    assert [h.get("Authorization") for h in _headers(hostile, "secret")] == [None, _ALICE]
 
 
 def test_bad_netrc_file_names_the_option(
@@ -479,44 +303,46 @@ def test_bad_netrc_file_names_the_option(
 
 # -- proxies ------------------------------------------------------------------------------------
 def test_http_proxy_from_the_environment_is_used(
-    recorder: Recorder, proxy: ForwardingProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hostile: HostileServer, proxy: ForwardProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    recorder.add("a", b"through the proxy")
+    hostile.add("a", data=b"through the proxy")
     monkeypatch.setenv("http_proxy", proxy.url)
-    assert _get(recorder.url("a"), "-o", str(tmp_path), "-q") == 0
+    assert _get(hostile.url("a"), "-o", str(tmp_path), "-q") == 0
     assert (tmp_path / "a").read_bytes() == b"through the proxy"
-    assert [s.path for s in proxy.seen] == [recorder.url("a")]  # absolute form: a proxy request
+    assert [path for _, path, _ in proxy.seen] == [
+        hostile.url("a")
+    ]  # absolute form: a proxy request
 
 
 def test_no_proxy_ignores_the_environment(
-    recorder: Recorder, proxy: ForwardingProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hostile: HostileServer, proxy: ForwardProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    recorder.add("a", b"direct")
+    hostile.add("a", data=b"direct")
     monkeypatch.setenv("http_proxy", proxy.url)
-    assert _get(recorder.url("a"), "--no-proxy", "-o", str(tmp_path), "-q") == 0
+    assert _get(hostile.url("a"), "--no-proxy", "-o", str(tmp_path), "-q") == 0
     assert (tmp_path / "a").read_bytes() == b"direct"
     assert proxy.seen == []
-    assert [s.path for s in recorder.requests_for("a")] == ["/a"]
+    assert len(_headers(hostile, "a")) == 1
 
 
 def test_no_proxy_variable_is_honoured(
-    recorder: Recorder, proxy: ForwardingProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hostile: HostileServer, proxy: ForwardProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    recorder.add("a", b"direct")
+    hostile.add("a", data=b"direct")
     monkeypatch.setenv("http_proxy", proxy.url)
     monkeypatch.setenv("no_proxy", "localhost,127.0.0.1")
-    assert _get(recorder.url("a"), "-o", str(tmp_path), "-q") == 0
+    assert _get(hostile.url("a"), "-o", str(tmp_path), "-q") == 0
     assert proxy.seen == []
 
 
 def test_proxy_option_and_no_proxy_for(
-    recorder: Recorder, proxy: ForwardingProxy, tmp_path: Path
+    hostile: HostileServer, proxy: ForwardProxy, tmp_path: Path
 ) -> None:
-    recorder.add("a", b"proxied")
-    assert _get(recorder.url("a"), "--proxy", proxy.url, "-o", str(tmp_path / "1"), "-q") == 0
+    hostile.add("a", data=b"proxied")
+    assert _get(hostile.url("a"), "--proxy", proxy.url, "-o", str(tmp_path / "1"), "-q") == 0
     assert len(proxy.seen) == 1
     code = _get(
-        recorder.url("a"), "-x", proxy.url, "--no-proxy-for", "127.0.0.1",
+        hostile.url("a"), "-x", proxy.url, "--no-proxy-for", "127.0.0.1",
         "-o", str(tmp_path / "2"), "-q",
     )  # fmt: skip
     assert code == 0
@@ -686,29 +512,29 @@ def test_per_host_defaults_to_the_workers(tmp_path: Path) -> None:
 
 
 # -- timestamps ---------------------------------------------------------------------------------
-def test_mtime_comes_from_last_modified(recorder: Recorder, tmp_path: Path) -> None:
+def test_mtime_comes_from_last_modified(hostile: HostileServer, tmp_path: Path) -> None:
     stamp = 1_600_000_000.0
-    recorder.add("a", b"old news", last_modified=stamp)
-    assert _get(recorder.url("a"), "-o", str(tmp_path / "1"), "-q") == 0
+    hostile.add("a", data=b"old news", last_modified=stamp)  # sent as Last-Modified
+    assert _get(hostile.url("a"), "-o", str(tmp_path / "1"), "-q") == 0
     assert (tmp_path / "1" / "a").stat().st_mtime == stamp
     assert (
-        _get(recorder.url("a"), "--no-use-server-timestamps", "-o", str(tmp_path / "2"), "-q") == 0
+        _get(hostile.url("a"), "--no-use-server-timestamps", "-o", str(tmp_path / "2"), "-q") == 0
     )
     assert abs((tmp_path / "2" / "a").stat().st_mtime - time.time()) < 600
 
 
-def test_timestamping_downloads_only_newer_copies(recorder: Recorder, tmp_path: Path) -> None:
-    route = recorder.add("a", b"version 1", last_modified=1_600_000_000.0)
+def test_timestamping_downloads_only_newer_copies(hostile: HostileServer, tmp_path: Path) -> None:
+    served = hostile.add("a", data=b"version 1")
     report = tmp_path / "report.json"
-    argv = [recorder.url("a"), "-N", "-o", str(tmp_path / "out"), "--json", str(report), "-q"]
+    argv = [hostile.url("a"), "-N", "-o", str(tmp_path / "out"), "--json", str(report), "-q"]
     assert _get(*argv) == 0
     assert (tmp_path / "out" / "a").read_bytes() == b"version 1"
 
     assert _get(*argv) == 0  # unchanged on the server: a conditional request, 304, skipped
     assert _json(report)["files"][0]["status"] == "skipped"
-    assert "If-Modified-Since" in recorder.requests_for("a")[-1].headers
+    assert "If-Modified-Since" in _headers(hostile, "a")[-1]
 
-    route.body, route.last_modified = b"version 2!", 1_700_000_000.0
+    served.change(b"version 2!")  # new bytes, a later Last-Modified
     assert _get(*argv) == 0
     assert _json(report)["files"][0]["status"] == "done"
     assert (tmp_path / "out" / "a").read_bytes() == b"version 2!"
@@ -716,25 +542,25 @@ def test_timestamping_downloads_only_newer_copies(recorder: Recorder, tmp_path: 
 
 # -- what is written, and what is said ------------------------------------------------------------
 def test_duplicate_urls_are_downloaded_once(
-    recorder: Recorder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    hostile: HostileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    recorder.add("a", b"once")
+    hostile.add("a", data=b"once")
     report = tmp_path / "report.json"
-    url = recorder.url("a")
+    url = hostile.url("a")
     assert _get(url, url, url, "-o", str(tmp_path / "out"), "--json", str(report)) == 0
     assert len(_json(report)["files"]) == 1
-    assert len(recorder.requests_for("a")) == 1
+    assert len(_headers(hostile, "a")) == 1
     assert sorted(os.listdir(tmp_path / "out")) == ["a"]
     assert re.search(r"warning: .*duplicate", capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("option", ["--spider", "--dry-run"])
 def test_dry_run_writes_nothing(
-    option: str, recorder: Recorder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    option: str, hostile: HostileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    recorder.add("here", b"x" * 5000)
+    hostile.add("here", data=b"x" * 5000)
     out = tmp_path / "out"
-    code = _get(option, recorder.url("here"), recorder.url("missing"), "-o", str(out))
+    code = _get(option, hostile.url("here"), hostile.url("missing"), "-o", str(out))
     assert code == 1  # one URL does not answer
     assert not out.exists() or list(out.iterdir()) == []
     stdout = capsys.readouterr().out
@@ -758,20 +584,20 @@ def test_log_file_has_the_retries(tmp_path: Path) -> None:
 
 
 def test_verbose_logs_requests_to_stderr_without_a_log_file(
-    recorder: Recorder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    hostile: HostileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    recorder.add("a", b"a")
-    assert _get(recorder.url("a"), "-v", "-o", str(tmp_path)) == 0
+    hostile.add("a", data=b"a")
+    assert _get(hostile.url("a"), "-v", "-o", str(tmp_path)) == 0
     err = capsys.readouterr().err
-    assert f"GET {recorder.url('a')}" in err
+    assert f"GET {hostile.url('a')}" in err
     assert "HTTP 200" in err
 
 
-def test_verbose_with_a_log_file(recorder: Recorder, tmp_path: Path) -> None:
-    recorder.add("a", b"a")
+def test_verbose_with_a_log_file(hostile: HostileServer, tmp_path: Path) -> None:
+    hostile.add("a", data=b"a")
     log = tmp_path / "get.log"
-    assert _get(recorder.url("a"), "-v", "--log", str(log), "-o", str(tmp_path), "-q") == 0
-    assert f"GET {recorder.url('a')}" in log.read_text(encoding="utf-8")
+    assert _get(hostile.url("a"), "-v", "--log", str(log), "-o", str(tmp_path), "-q") == 0
+    assert f"GET {hostile.url('a')}" in log.read_text(encoding="utf-8")
 
 
 def test_log_file_that_cannot_be_written(
@@ -782,16 +608,16 @@ def test_log_file_that_cannot_be_written(
     assert f"--log {target}: No such file or directory" in capsys.readouterr().err
 
 
-def test_compressed(recorder: Recorder, tmp_path: Path) -> None:
+def test_compressed(hostile: HostileServer, tmp_path: Path) -> None:
     text = b"threadwise " * 1000
-    recorder.add("page.txt", text, gzip=True)
-    assert _get(recorder.url("page.txt"), "--compressed", "-o", str(tmp_path / "z"), "-q") == 0
+    hostile.add("page.txt", data=text, gzip=True)
+    assert _get(hostile.url("page.txt"), "--compressed", "-o", str(tmp_path / "z"), "-q") == 0
     assert (tmp_path / "z" / "page.txt").read_bytes() == text  # saved decoded
-    assert "gzip" in recorder.requests_for("page.txt")[-1].headers["Accept-Encoding"]
+    assert "gzip" in _headers(hostile, "page.txt")[-1]["Accept-Encoding"]
 
-    assert _get(recorder.url("page.txt"), "-o", str(tmp_path / "plain"), "-q") == 0
+    assert _get(hostile.url("page.txt"), "-o", str(tmp_path / "plain"), "-q") == 0
     assert (tmp_path / "plain" / "page.txt").read_bytes() == text
-    assert "gzip" not in recorder.requests_for("page.txt")[-1].headers.get("Accept-Encoding", "")
+    assert "gzip" not in _headers(hostile, "page.txt")[-1].get("Accept-Encoding", "")
 
 
 # -- TLS ----------------------------------------------------------------------------------------
@@ -818,32 +644,41 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def https(certificate: tuple[Path, Path]) -> Iterator[Recorder]:
+def https(hostile: HostileServer, certificate: tuple[Path, Path]) -> HostileServer:
+    """The hostile server, speaking TLS with a certificate made for 127.0.0.1."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(*certificate)
-    with Recorder(tls=context) as server:
-        server.add("a", b"secure")
-        yield server
+    httpd = hostile._httpd
+    assert httpd is not None
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    hostile.add("a", data=b"secure")
+    return hostile
+
+
+def _https(server: HostileServer, name: str) -> str:
+    return server.url(name).replace("http://", "https://", 1)
 
 
 def test_unknown_certificate_fails(
-    https: Recorder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    https: HostileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _get(https.url("a"), "--retries", "0", "-o", str(tmp_path)) == 1
+    assert _get(_https(https, "a"), "--retries", "0", "-o", str(tmp_path)) == 1
     assert "certificate" in capsys.readouterr().out.lower()
     assert not (tmp_path / "a").exists()
 
 
-def test_ca_certificate(https: Recorder, certificate: tuple[Path, Path], tmp_path: Path) -> None:
+def test_ca_certificate(
+    https: HostileServer, certificate: tuple[Path, Path], tmp_path: Path
+) -> None:
     cert, _ = certificate
-    assert _get(https.url("a"), "--ca-certificate", str(cert), "-o", str(tmp_path), "-q") == 0
+    assert _get(_https(https, "a"), "--ca-certificate", str(cert), "-o", str(tmp_path), "-q") == 0
     assert (tmp_path / "a").read_bytes() == b"secure"
 
 
 def test_no_check_certificate_says_so_loudly(
-    https: Recorder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    https: HostileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _get(https.url("a"), "--no-check-certificate", "-o", str(tmp_path), "-q") == 0
+    assert _get(_https(https, "a"), "--no-check-certificate", "-o", str(tmp_path), "-q") == 0
     assert (tmp_path / "a").read_bytes() == b"secure"
     err = capsys.readouterr().err
     assert "WARNING: --no-check-certificate: TLS certificates are NOT checked" in err
@@ -882,10 +717,10 @@ def test_help_groups_the_options_like_wget2(capsys: pytest.CaptureFixture[str]) 
         assert re.search(rf"{re.escape(option)}\b", out), option
 
 
-def test_console_script_runs_get(recorder: Recorder, tmp_path: Path) -> None:
-    recorder.add("a", b"from the script")
+def test_console_script_runs_get(hostile: HostileServer, tmp_path: Path) -> None:
+    hostile.add("a", data=b"from the script")
     proc = subprocess.run(
-        [sys.executable, "-m", "threadwise", "get", recorder.url("a"), "-o", str(tmp_path)],
+        [sys.executable, "-m", "threadwise", "get", hostile.url("a"), "-o", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -900,11 +735,11 @@ def test_console_script_runs_get(recorder: Recorder, tmp_path: Path) -> None:
 
 # -- errors after the options are read ------------------------------------------------------------
 def test_json_report_that_cannot_be_written_exits_1(
-    recorder: Recorder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    hostile: HostileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    recorder.add("a", b"a")
+    hostile.add("a", data=b"a")
     target = tmp_path / "missing" / "report.json"
-    assert _get(recorder.url("a"), "--json", str(target), "-o", str(tmp_path / "out"), "-q") == 1
+    assert _get(hostile.url("a"), "--json", str(target), "-o", str(tmp_path / "out"), "-q") == 1
     assert (tmp_path / "out" / "a").read_bytes() == b"a"  # the download itself went well
     err = capsys.readouterr().err
     assert f"cannot write the JSON report to {target}: No such file or directory" in err
@@ -946,9 +781,9 @@ def test_a_usage_error_after_the_log_is_open_closes_it(
 
 
 def test_no_check_certificate_warns_before_and_after(
-    https: Recorder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    https: HostileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _get(https.url("a"), "--no-check-certificate", "-o", str(tmp_path)) == 0
+    assert _get(_https(https, "a"), "--no-check-certificate", "-o", str(tmp_path)) == 0
     err = capsys.readouterr().err
     assert err.count("TLS certificates are NOT checked") == 2
     assert err.index("NOT checked") < err.index("[1/1] done")
@@ -969,12 +804,12 @@ def test_continue_resumes_and_no_resume_starts_over(
 
 
 def test_input_from_standard_input_takes_per_url_options(
-    recorder: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hostile: HostileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import io
 
-    recorder.add("a", b"from stdin")
-    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{recorder.url('a')}\n  out=named.txt\n"))
+    hostile.add("a", data=b"from stdin")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{hostile.url('a')}\n  out=named.txt\n"))
     assert _get("-i", "-", "-o", str(tmp_path), "-q") == 0
     assert (tmp_path / "named.txt").read_bytes() == b"from stdin"
 
@@ -989,9 +824,9 @@ def test_input_file_that_cannot_be_read_names_it(
     )
 
 
-def test_without_a_terminal_rich_is_not_imported(recorder: Recorder, tmp_path: Path) -> None:
+def test_without_a_terminal_rich_is_not_imported(hostile: HostileServer, tmp_path: Path) -> None:
     # Its import costs tens of milliseconds, a large part of a small batch's wall time.
-    recorder.add("a", b"a")
+    hostile.add("a", data=b"a")
     code = (
         "import sys\n"
         "from threadwise.cli import main\n"
@@ -1000,7 +835,7 @@ def test_without_a_terminal_rich_is_not_imported(recorder: Recorder, tmp_path: P
         "sys.exit(code)\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code, "get", recorder.url("a"), "-o", str(tmp_path)],
+        [sys.executable, "-c", code, "get", hostile.url("a"), "-o", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,
