@@ -21,23 +21,40 @@ from ._exceptions import Cancelled, DeadlockError, QueueClosed, TaskCancelled
 from ._group import TaskGroup
 from ._inspect import ThreadInfo, Watchdog, dump, dump_on_signal, threads, watchdog
 from ._local import ThreadLocal
-from ._pipeline import Pipeline, PipelineReport, StageReport, map
+from ._map import map
+from ._pipeline import Pipeline
 from ._progress import ProgressInfo
+from ._report import PipelineReport, StageReport
 from ._service import Service
-from ._sync import Condition, Event, Lock, Queue, RLock, Semaphore
+from ._sync import (
+    Barrier,
+    BoundedSemaphore,
+    Condition,
+    Event,
+    LifoQueue,
+    Lock,
+    PriorityQueue,
+    Queue,
+    RLock,
+    Semaphore,
+)
 from ._task import State, Task, Thread, spawn
 from ._version import __version__
 
 __all__ = [
+    "Barrier",
+    "BoundedSemaphore",
     "CancelScope",
     "Cancelled",
     "Condition",
     "DeadlockError",
     "Event",
+    "LifoQueue",
     "Lock",
     "LockOrderViolation",
     "Pipeline",
     "PipelineReport",
+    "PriorityQueue",
     "ProgressInfo",
     "Queue",
     "QueueClosed",
