@@ -23,22 +23,15 @@ unretrieved failure reaches the hook at exit, and a quiet ``SystemExit`` keeps n
 from __future__ import annotations
 
 import sys
+import threading
 import types
 import unittest
 from typing import Any
 
-import pytest
-
 import threadwise as tw
+from compat import cpython_test
 
-try:
-    from test import test_threading as cpython  # the interpreter's own test suite
-except ImportError:  # pragma: no cover - distributions may strip the test package
-    pytest.skip(
-        "this Python ships without its test package (test.test_threading)", allow_module_level=True
-    )
-
-import threading
+cpython = cpython_test("test_threading")  # the interpreter's own test suite
 
 
 class _ThreadingWithTwThread(types.ModuleType):
