@@ -6,6 +6,7 @@ deadlines reach every blocking call threadwise provides.
 
 from __future__ import annotations
 
+from . import aio as aio  # the asyncio bridge: tw.aio.run_sync, tw.aio.run
 from ._cancel import (
     CancelScope,
     checkpoint,
@@ -17,7 +18,8 @@ from ._cancel import (
 )
 from ._debug import LockOrderViolation, debug
 from ._debug import violations as lock_order_violations
-from ._exceptions import Cancelled, DeadlockError, QueueClosed, TaskCancelled
+from ._exceptions import Cancelled, CancelledTooLate, DeadlockError, QueueClosed, TaskCancelled
+from ._executor import Executor
 from ._group import TaskGroup
 from ._inspect import ThreadInfo, Watchdog, dump, dump_on_signal, threads, watchdog
 from ._local import ThreadLocal
@@ -46,9 +48,11 @@ __all__ = [
     "BoundedSemaphore",
     "CancelScope",
     "Cancelled",
+    "CancelledTooLate",
     "Condition",
     "DeadlockError",
     "Event",
+    "Executor",
     "LifoQueue",
     "Lock",
     "LockOrderViolation",

@@ -4,6 +4,8 @@
      └── Cancelled           the scope you run in was cancelled, or its deadline passed
     Exception
      ├── TaskCancelled       (concurrent.futures.CancelledError) result() of a cancelled task
+     ├── CancelledTooLate    (concurrent.futures.CancelledError) an Executor future was
+     │                       cancelled while running, but its call ran to its end
      ├── QueueClosed         (queue.ShutDown, 3.13+) put() after shutdown; get() once drained
      └── DeadlockError       (RuntimeError) acquiring a Lock would wait forever on a cycle
 
@@ -38,6 +40,20 @@ class TaskCancelled(concurrent.futures.CancelledError):
     Distinct from ``Cancelled``: it says *the task you asked about* was cancelled, not that
     *you* are being cancelled, so catching it never hides a cancellation of the caller.
     """
+
+
+class CancelledTooLate(concurrent.futures.CancelledError):
+    """Raised by ``result()`` of an ``Executor`` future that was cancelled while its call ran,
+    when the call never reached a threadwise checkpoint and ran to its end anyway.
+
+    The call's return value is ``value``; if it raised, that exception is ``__cause__``.
+    Code that treats ``CancelledError`` as "cancelled" stays correct; code that needs the
+    work's outcome finds it here.
+    """
+
+    def __init__(self, message: str, *, value: object = None) -> None:
+        super().__init__(message)
+        self.value = value
 
 
 class QueueClosed(_ShutDown):
