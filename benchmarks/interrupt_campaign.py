@@ -36,6 +36,7 @@ from typing import Any
 
 import threadwise as tw
 from threadwise._state import current_state
+from threadwise._threads import idle_threads
 
 SETTLE = 3.0  # seconds a finishing thread may take to go away (>= the 1 s grace, + load)
 RESEND_AFTER = 5.0  # a Ctrl-C not seen by then was lost: interrupt again (counted)
@@ -605,7 +606,7 @@ def _scope_problem() -> str | None:
 
 def run_trial(cls: type[Target], rng: random.Random, how: str) -> list[str]:
     """Run one interrupted trial of ``cls``; returns the problems found (empty: all good)."""
-    before = set(threading.enumerate())
+    before = set(threading.enumerate()) - idle_threads()  # idle cached threads get reused
     target = cls()
     problems: list[str] = []
     delay = rng.uniform(0.0, cls.max_delay)
@@ -642,7 +643,10 @@ def run_trial(cls: type[Target], rng: random.Random, how: str) -> list[str]:
         problems.append(scope)
     deadline = time.monotonic() + SETTLE
     while True:
-        left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        idle = idle_threads()  # parked in the thread cache: they retire by themselves
+        left = [
+            t for t in threading.enumerate() if t not in before and t not in idle and t.is_alive()
+        ]
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.005)

@@ -133,7 +133,7 @@ class TaskGroup:
                 worker = self._worker_needed()
         if self._max_workers is None:
             try:
-                task._start_thread(register_live=False)
+                task._start_thread(register_live=False, cached=True)
             except RuntimeError:  # can't start new thread: the task never runs
                 self._forget(task)
                 raise
