@@ -349,6 +349,7 @@ def test_counts_add_up_when_many_workers_are_cancelled_at_once(
     # Item 0 holds up an ordered run; the others pile up in the reorder window (a small one
     # here, so the workers also wait in it) until the whole run is cancelled at once.
     monkeypatch.setattr("threadwise._reorder.WINDOW_ITEMS", 64)
+    monkeypatch.setattr("threadwise._reorder.WINDOW_ITEMS_PER_WORKER", 8)
 
     def fn(x: int) -> int:
         if x == 0:

@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import threadwise as tw
-from threadwise._reorder import WINDOW_ITEMS
+from threadwise._reorder import window_items
 from threadwise._stage import MIN_CHUNKS
 
 WAIT = 5.0  # upper bound for anything the tests wait for; never reached when all is well
@@ -42,7 +42,7 @@ def in_flight_bound(workers: int, ordered: bool) -> int:
     also keeps outputs that finished ahead of the one due: up to its item bound, plus the
     chunk each worker stored before it stopped to wait."""
     per_queue = max(MIN_CHUNKS, 2 * workers)
-    reorder = WINDOW_ITEMS + workers * MAX_CHUNK if ordered else 0
+    reorder = window_items(workers) + workers * MAX_CHUNK if ordered else 0
     return (2 * per_queue + workers + 3) * MAX_CHUNK + reorder
 
 

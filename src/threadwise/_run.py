@@ -12,7 +12,7 @@ from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from ._cancel import current_scope
-from ._exceptions import QueueClosed
+from ._exceptions import Cancelled, QueueClosed
 from ._feed import RESCUE_AFTER, RESCUE_AFTER_MAX, Feeder
 from ._pool import Workers
 from ._progress import Progress
@@ -45,11 +45,18 @@ class Run:
             max(MIN_CHUNKS, CHUNKS_PER_WORKER * last_workers), name=f"{name} output"
         )
         for this, nxt in itertools.zip_longest(self.stages, self.stages[1:]):
+            workers = this.spec.workers
             if nxt is None:
-                this.emitter = Emitter(this.spec.ordered, self.output, None, this.sent)
+                this.emitter = Emitter(
+                    this.spec.ordered, self.output, None, this.sent, workers=workers
+                )
             else:
                 this.emitter = Emitter(
-                    this.spec.ordered, nxt.inbox, nxt.sizer, _both(this.sent, nxt.received)
+                    this.spec.ordered,
+                    nxt.inbox,
+                    nxt.sizer,
+                    _both(this.sent, nxt.received),
+                    workers=workers,
                 )
         self.report = PipelineReport(name, [s.report for s in self.stages])
         if self.stages:
@@ -96,8 +103,6 @@ class Run:
                 workers.start(stage.work, f"{self.name}-{stage.spec.name}-{i + 1}")
 
     def _feed(self) -> None:
-        from ._exceptions import Cancelled
-
         try:
             self.feeder.run()
         except Cancelled:
