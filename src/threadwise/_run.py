@@ -4,6 +4,7 @@ output queue."""
 
 from __future__ import annotations
 
+import _thread
 import itertools
 import queue as _stdlib_queue
 import threading
@@ -198,6 +199,32 @@ class Results(itertools.chain[T]):
 
     def close(self) -> None:
         self._chunks.close()
+
+    def __del__(self) -> None:
+        # The caller left its loop and dropped the iterator: the run is stopped and joined here.
+        # A Ctrl-C landing meanwhile cannot propagate out of a finaliser (Python prints it and
+        # carries on), so it is delivered again, once this finaliser has returned.
+        chunks = getattr(self, "_chunks", None)
+        if chunks is None:
+            return
+        finished = threading.Event()
+        try:
+            chunks.close()
+        except KeyboardInterrupt:
+            _interrupt_main_after(finished)
+        finally:
+            finished.set()
+
+
+def _interrupt_main_after(finished: threading.Event) -> None:
+    """Ctrl-C the main thread again once ``finished`` is set (by a finaliser, which could not
+    raise it itself: interrupting from within would only raise it there again)."""
+
+    def deliver() -> None:
+        finished.wait()
+        _thread.interrupt_main()
+
+    threading.Thread(target=deliver, name="threadwise Ctrl-C re-delivery", daemon=True).start()
 
 
 def results(chunks: Generator[list[T], None, None]) -> Iterator[T]:
