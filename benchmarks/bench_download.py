@@ -17,6 +17,9 @@ configuration on a free port of 127.0.0.1 and stops it; one skip line when it is
 * 4 files of 32 MiB from a server with `limit_rate 4m` (per connection). Goal: keep the lead
   over aria2c and wget2.
 
+"threadwise download()" is the library with its default options in a fresh interpreter (the
+same start-up without the command line), for comparison with `threadwise get`.
+
 And, with a DemoServer in its own process: 200 files of 64 KiB with 50 ms of latency per
 request, threadwise's `download()` in-process. Goal: <= 1.1x the floor (the latency paid
 ceil(200 / 16) times).
@@ -179,6 +182,19 @@ def threadwise_cli(folder: Path, urls: list[str], listing: Path) -> None:
     )
 
 
+LIBRARY_SCRIPT = """
+import sys
+from threadwise.download import download
+with open(sys.argv[2], encoding="utf-8") as f:
+    report = download(f.read().split(), sys.argv[1])
+sys.exit(0 if report.ok else 1)
+"""
+
+
+def threadwise_library(folder: Path, urls: list[str], listing: Path) -> None:
+    run_quiet([sys.executable, "-c", LIBRARY_SCRIPT, str(folder), str(listing)])
+
+
 def aria2c(folder: Path, urls: list[str], listing: Path) -> None:
     n = str(CONNECTIONS)
     run_quiet(["aria2c", "-q", "-j", n, "-x4", "-d", str(folder), "-i", str(listing)])
@@ -205,6 +221,7 @@ def tpe_urllib3(folder: Path, urls: list[str], listing: Path) -> None:
 CONTENDERS: dict[str, tuple[str | None, Runner]] = {
     # label: (the command it needs, runner)
     "threadwise get": (None, threadwise_cli),
+    "threadwise download()": (None, threadwise_library),
     "aria2c -j16 -x4": ("aria2c", aria2c),
     "wget2 --max-threads=16": ("wget2", wget2),
     "curl -Z --parallel-max 16": ("curl", curl),
