@@ -261,3 +261,63 @@ def test_a_cancel_shuts_a_socket_waiting_for_the_head(
         release.set()
     assert time.monotonic() - started < 5
     assert task.cancelled() or task.result().files[0].status == "cancelled"
+
+
+def test_a_head_in_pieces_and_an_error_page_read_away(
+    raw: Callable[[Reply], RawServer], tmp_path: Path
+) -> None:
+    def reply(conn: socket.socket, request: bytes, n: int) -> bool:
+        if n == 1:  # a 404 with a body, on a connection that stays open
+            conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 5000\r\n\r\n")
+            time.sleep(0.05)
+            conn.sendall(b"x" * 5000)
+            return True
+        head = ok()
+        conn.sendall(head[:20])  # the head in two pieces
+        time.sleep(0.05)
+        conn.sendall(head[20:])
+        return True
+
+    server = raw(reply)
+    report = download([f"{server.base}/missing", f"{server.base}/a.bin"], tmp_path, workers=1)
+    assert [f.status for f in report.files] == ["failed", "done"]
+    assert (tmp_path / "a.bin").read_bytes() == BODY
+    assert server.connections == 1  # the error page was read away and the connection reused
+
+
+def test_a_reset_on_a_reused_connection_is_retried_on_a_new_one(
+    raw: Callable[[Reply], RawServer], tmp_path: Path
+) -> None:
+    def reply(conn: socket.socket, request: bytes, n: int) -> bool:
+        if n == 2:  # a reset instead of the second answer
+            conn.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+            return False
+        conn.sendall(ok())
+        return True
+
+    server = raw(reply)
+    report = download([f"{server.base}/{i}.bin" for i in range(3)], tmp_path, workers=1)
+    assert report.ok, report
+    assert [f.attempts for f in report.files] == [1, 1, 1]
+    assert server.connections == 2
+
+
+def test_the_pool_keeps_at_most_its_size() -> None:
+    pool = _fast.Pool("127.0.0.1", 1, 1.0, keep=1)
+    a, b = socket.socketpair()
+    c, d = socket.socketpair()
+    try:
+        pool.put(a)
+        pool.put(c)  # one too many: closed
+        assert c.fileno() == -1
+        assert a.fileno() != -1
+        pool.clear()
+        assert a.fileno() == -1
+    finally:
+        for sock in (a, b, c, d):
+            sock.close()
+    assert _fast.Pool("::1", 80, 1.0, 1).host_header == "[::1]"
+    assert _fast.Pool("::1", 8080, 1.0, 1).host_header == "[::1]:8080"
+    assert _fast.Pool("h", 8080, 1.0, 1).host_header == "h:8080"

@@ -741,7 +741,9 @@ class Downloader:
         if it was computed on the way)."""
         status = response.status
         if status != 200:
-            raise self._status_error(response)
+            error = self._status_error(response)
+            _release(response, reuse=True)  # a short error page: the connection stays usable
+            raise error
         total = _total_size(response)
         headers = response.headers
         meta: dict[str, Any] = {
