@@ -319,3 +319,13 @@ def test_a_full_disk_while_writing_keeps_a_resumable_part(
     assert again.status == "done"
     assert again.resumed_from >= MiB
     assert sha256_of(tmp_path / "big.bin") == served.sha256
+
+
+def test_without_resume_a_complete_file_is_still_skipped(
+    hostile: HostileServer, tmp_path: Path
+) -> None:
+    hostile.add("a.bin", 5000)
+    url = hostile.url("a.bin")
+    assert only(download([url], tmp_path)).status == "done"
+    (tmp_path / "b.bin.part").write_bytes(b"stale")
+    assert only(download([url], tmp_path, resume=False)).status == "skipped"

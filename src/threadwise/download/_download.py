@@ -598,10 +598,10 @@ class Downloader:
         else:
             final = os.path.join(job.root, job.name)
         part = final + ".part"
-        if not self.o.resume:
-            if has_part or job.name + ".part.json" in listing:
-                _discard(part)
-        elif has_part:
+        if not self.o.resume and (has_part or job.name + ".part.json" in listing):
+            _discard(part)
+            has_part = False
+        if has_part:
             job.sidecar = True  # maybe: removed at the end either way
         elif has_final:
             try:
