@@ -329,3 +329,15 @@ def test_without_resume_a_complete_file_is_still_skipped(
     assert only(download([url], tmp_path)).status == "done"
     (tmp_path / "b.bin.part").write_bytes(b"stale")
     assert only(download([url], tmp_path, resume=False)).status == "skipped"
+
+
+def test_a_server_without_ranges_skips_by_its_validators(
+    hostile: HostileServer, tmp_path: Path
+) -> None:
+    served = hostile.add("a.bin", 5000, accept_ranges=False)
+    url = hostile.url("a.bin")
+    assert only(download([url], tmp_path)).status == "done"
+    assert only(download([url], tmp_path)).status == "skipped"  # 200, same ETag, same size
+    served.change()
+    assert only(download([url], tmp_path)).status == "done"
+    assert sha256_of(tmp_path / "a.bin") == served.sha256

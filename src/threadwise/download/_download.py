@@ -693,17 +693,17 @@ class Downloader:
                 return  # the real download will retry and report
             total = _total_size(response)
             status = response.status
+            # A server without ranges answers 200 either way: its validators tell.
+            same = headers.get("If-Range") in (
+                response.headers.get("ETag"),
+                response.headers.get("Last-Modified"),
+            )
             _release(response, reuse=status in (304, 416))
         if status == 304 or status == 416:
             result.size = size
             self._log(f"{job.url}: {final} is current, skipped")
             raise _Skip
-        if (
-            status == 200
-            and "If-Range" not in headers
-            and total == size
-            and not self.o.timestamping
-        ):
+        if status == 200 and total == size and not self.o.timestamping and same:
             result.size = size
             raise _Skip
         self._log(f"{job.url}: {final} is out of date (HTTP {status}), downloading again")
