@@ -205,11 +205,11 @@ def test_a_changed_file_is_seen_through_last_modified_alone(
 def test_workers_alone_set_the_connections_to_one_host(
     hostile: HostileServer, tmp_path: Path
 ) -> None:
-    hostile.latency = 0.3
+    hostile.latency = 2.0  # every request still open when the last one starts, even if slow
     urls = [hostile.url(hostile_name) for hostile_name in _names(hostile, 12)]
     report = download(urls, tmp_path, workers=12)
     assert report.ok
-    assert hostile.stats.peak_concurrent == 12  # not capped at 8 by a per-host default
+    assert hostile.stats.peak_concurrent > 8  # not capped at 8 by a per-host default
 
 
 def _names(server: HostileServer, n: int) -> list[str]:
