@@ -824,8 +824,10 @@ def test_input_file_that_cannot_be_read_names_it(
     )
 
 
-def test_without_a_terminal_neither_rich_nor_urllib3_is_imported(hostile: HostileServer, tmp_path: Path) -> None:
-    # Its import costs tens of milliseconds, a large part of a small batch's wall time.
+def test_without_a_terminal_neither_rich_nor_urllib3_is_imported(
+    hostile: HostileServer, tmp_path: Path
+) -> None:
+    # Each import costs tens of milliseconds, a large part of a small batch's wall time.
     hostile.add("a", data=b"a")
     code = (
         "import sys\n"
