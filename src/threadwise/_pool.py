@@ -125,23 +125,40 @@ class RemoteChunkSizer(ChunkSizer):
     measured apart, per chunk: the work time on the executor, and the rest of the
     submit-to-result time. Chunks are then sized so the round trip is at most a tenth of
     each, and no larger: a chunk of slow items still goes one item at a time.
+
+    The first chunk carries one item, as nothing is known yet. The next chunk is asked for
+    at once (the feeder fills the stage's inbox), and a round trip takes milliseconds: so the
+    second ``size()`` waits for the first chunk's figures, at most ``FIRST_WAIT`` seconds and
+    only once, rather than send a queue-full of one-item chunks, each a round trip of its own.
     """
 
-    __slots__ = ("overhead",)
+    __slots__ = ("_asked", "_asked_lock", "_measured", "overhead")
 
     # Work per chunk, as a multiple of the round trip: the round trip is then <= 10%.
     WORK_PER_OVERHEAD = 9.0
     # Larger than a local stage's, so that a round trip of tens of ms on a busy cluster is
     # shared by enough trivial items; no larger than an ordered stage's reorder window.
     MAX_ITEMS = 16384
+    FIRST_WAIT = 0.25
 
     def __init__(self, fixed: int | None = None) -> None:
+        from ._sync import Event
+
         super().__init__(fixed)
         self.overhead: float | None = None  # seconds per chunk beyond its work
+        self._asked = 0  # size() calls before the first figures
+        self._asked_lock = threading.Lock()
+        self._measured = Event(name="first remote chunk measured")
 
     def size(self) -> int:
         if self.fixed is not None:
             return self.fixed
+        if self.overhead is None:
+            with self._asked_lock:  # taken only until the first figures come in
+                self._asked += 1
+                second = self._asked == 2
+            if second:
+                self._measured.wait(self.FIRST_WAIT)  # cancellable
         cost = self.cost
         overhead = self.overhead
         if cost is None or overhead is None:
@@ -166,12 +183,13 @@ class RemoteChunkSizer(ChunkSizer):
         rest = max(0.0, elapsed - work)
         overhead = self.overhead
         overhead = rest if overhead is None or rest < overhead else 0.9 * overhead + 0.1 * rest
-        self.overhead = overhead
         # An item's cost is its work: what a chunk costs beyond it does not tell per-item
         # transfer from time queued, and a trivial item's transfer is cheap (a few us).
         sample = work / items
         cost = self.cost
         self.cost = sample if cost is None else 0.7 * cost + 0.3 * sample
+        self.overhead = overhead  # last: size() reads a known overhead as "cost known too"
+        self._measured.set()
 
 
 class RateLimiter:
