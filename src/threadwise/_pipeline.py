@@ -88,14 +88,14 @@ def _check_executor(value: object) -> concurrent.futures.Executor | None:
 
     if isinstance(value, concurrent.futures.Executor):
         return value
-    if isinstance(value, str):
-        # A Dask scheduler's address: resolved here, for every stage and map alike.
-        from .dask import ClusterExecutor
+    from .dask import ClusterExecutor, is_address
 
-        return ClusterExecutor(value)
+    if is_address(value):
+        # A Dask scheduler's address: resolved here, for every stage and map alike.
+        return ClusterExecutor(cast(str, value))
     raise TypeError(
-        "executor must be a concurrent.futures.Executor, a Dask scheduler address or None, "
-        f"got {value!r}"
+        "executor must be a concurrent.futures.Executor, a Dask scheduler address such as "
+        f"'tcp://127.0.0.1:8786', or None, got {value!r}"
     )
 
 
