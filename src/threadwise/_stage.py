@@ -110,6 +110,14 @@ class _Chunk:
     def __reduce__(self) -> tuple[type[_Chunk], tuple[list[Any], float]]:
         return (_Chunk, (self.items, self.seconds))
 
+    def __dask_tokenize__(self) -> object:
+        # Each submission a task of its own: Dask names a task by a hash of its arguments
+        # and hands back the held outcome of an equal one, so a retry would not run again
+        # (and hashing the items costs time for nothing).
+        import uuid
+
+        return uuid.uuid4().hex
+
 
 def _apply_remote(kind: StageKind, fn: Callable[[Any], Any], chunk: _Chunk) -> _Chunk:
     """Run a chunk on an executor (possibly another machine): (ok, value-or-exception) each."""
@@ -310,7 +318,15 @@ class StageRun:
     def _process_slow(self, items: list[Any]) -> tuple[list[Any], int]:
         """Rate limit, retries, skip-on-error or a remote executor: item by item."""
         spec = self.spec
-        outcomes = self._remote(items) if spec.executor is not None else None
+        outcomes = None
+        if spec.executor is not None:
+            try:
+                outcomes = self._remote(items)
+            except Exception as exc:
+                # The executor gave up on the chunk as a whole (Dask's KilledWorker after its
+                # workers died, a broken process pool): each of its items failed with that
+                # cause, and retries and on_error take it from there, item by item.
+                outcomes = [(False, exc)] * len(items)
         out: list[Any] = []
         failed = 0
         for done, item in enumerate(items):
