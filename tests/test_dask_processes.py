@@ -39,6 +39,13 @@ def odd(x: int) -> bool:
     return x % 2 == 1
 
 
+def die_on_7(x: int) -> int:
+    """Kills the worker process running it when given 7: Dask gives up on that task."""
+    if x == 7:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
 def pid_of_worker() -> int:
     return os.getpid()
 
@@ -165,6 +172,49 @@ def test_kill_9_of_a_worker_mid_map_counts_each_item_once(own_client: Any) -> No
     assert (stage.items_in, stage.completed, stage.failed, stage.items_out) == (n, n, 0, n)
     assert (stage.not_started, stage.discarded) == (0, 0)
     assert report.delivered == n
+
+
+@pytest.fixture
+def fragile_client(client: Any) -> Iterator[Any]:
+    """A cluster of its own that gives up on a task at the first worker it kills."""
+    dask_config: Any = pytest.importorskip("dask").config
+    with (
+        dask_config.set({"distributed.scheduler.allowed-failures": 0}),
+        local_cluster() as cluster,
+        dask.Client(cluster, set_as_default=False) as own,
+    ):
+        yield own
+
+
+def test_a_chunk_dask_gives_up_on_fails_its_items_with_killed_worker(fragile_client: Any) -> None:
+    """KilledWorker fails each item of the chunk; retries run them again one by one (all but
+    the item that kills its worker succeed), on_error applies, each item is counted once."""
+    executor = fragile_client.get_executor()
+    n = 20
+    # One chunk in flight at a time: a worker that dies takes down only the chunk with 7
+    # (Dask fails every task that was on it).
+    skipping = tw.Pipeline(range(n)).map(
+        die_on_7, workers=1, executor=executor, retries=1, backoff=0.001, on_error="skip"
+    )
+    assert list(skipping) == [x for x in range(n) if x != 7]
+    report = skipping.report
+    assert report is not None
+    assert report.accounted
+    stage = report.stages[0]
+    assert (stage.completed, stage.failed, stage.not_started) == (n - 1, 1, 0)
+    assert stage.retries >= 1  # each item of the lost chunk, one by one
+    assert [item for item, _ in stage.errors] == [7]
+    assert isinstance(stage.errors[0][1], dask.KilledWorker)
+
+    raising = tw.Pipeline(range(n)).map(die_on_7, workers=1, executor=executor)
+    with pytest.raises(dask.KilledWorker) as info:
+        raising.run()
+    notes = getattr(info.value, "__notes__", [])
+    assert any("raised by stage" in note for note in notes), notes
+    report = raising.report
+    assert report is not None
+    assert report.accounted
+    assert report.stages[0].failed == 1
 
 
 def test_breaking_out_of_a_cluster_map_clears_the_scheduler(client: Any) -> None:
