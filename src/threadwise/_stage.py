@@ -318,7 +318,7 @@ class StageRun:
     def _process_slow(self, items: list[Any]) -> tuple[list[Any], int]:
         """Rate limit, retries, skip-on-error or a remote executor: item by item."""
         spec = self.spec
-        outcomes = None
+        outcomes: list[Any] | None = None
         if spec.executor is not None:
             try:
                 outcomes = self._remote(items)
@@ -326,7 +326,7 @@ class StageRun:
                 # The executor gave up on the chunk as a whole (Dask's KilledWorker after its
                 # workers died, a broken process pool): each of its items failed with that
                 # cause, and retries and on_error take it from there, item by item.
-                outcomes = [(False, exc)] * len(items)
+                outcomes = [(False, exc) for _ in items]
         out: list[Any] = []
         failed = 0
         for done, item in enumerate(items):
