@@ -32,7 +32,7 @@ def identity(x: int) -> int:
 
 
 def spin(n: int) -> int:
-    """Pure Python, holds the GIL all along: about 2 ms on a 2020s core."""
+    """Pure Python, holds the GIL all along: about 7 ms for n=100,000 on a 2020s core."""
     total = 0
     for i in range(n):
         total += i * i % 7
@@ -87,8 +87,8 @@ def chunk_sizing(executor: concurrent.futures.Executor, quick: bool) -> list[dic
 
 
 def cpu_bound(executor: concurrent.futures.Executor, quick: bool) -> list[dict[str, Any]]:
-    items = [20_000] * (60 if quick else 200)
-    expected = spin(20_000) * len(items)
+    items = [100_000] * (40 if quick else 100)
+    expected = spin(100_000) * len(items)
     with concurrent.futures.ProcessPoolExecutor(2) as pool:
         pool.submit(spin, 1).result()  # started before the clock runs, as the cluster is
 

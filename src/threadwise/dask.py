@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["close_all", "connect", "is_address"]
+__all__ = ["ClusterExecutor", "close_all", "connect", "is_address"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
