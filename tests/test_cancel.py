@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import threadwise as tw
+from threadwise.testing import tiny_switch_interval
 
 # Generous bound for "promptly": only a hang or a missed wake-up comes anywhere near it.
 PROMPT = 5.0
@@ -515,3 +516,169 @@ def test_task_deadline_in_a_task_ends_only_that_block() -> None:
         return "done"
 
     assert tw.spawn(work).result(PROMPT) == "done"
+
+
+# -- hostile arguments ---------------------------------------------------------------------------
+
+
+def test_nan_deadline_is_rejected() -> None:
+    with pytest.raises(ValueError, match="deadline must not be NaN"):
+        tw.CancelScope(deadline=float("nan"))
+
+
+@pytest.mark.parametrize("bad", ["10", b"1", [1], True])
+def test_non_number_deadline_is_rejected_at_the_call(bad: object) -> None:
+    with pytest.raises(TypeError, match="deadline") as excinfo:
+        tw.CancelScope(deadline=bad)  # type: ignore[arg-type]
+    assert repr(bad) in str(excinfo.value)
+
+
+def test_scope_name_is_checked() -> None:
+    with pytest.raises(TypeError, match="name must be a str or None, got 5"):
+        tw.CancelScope(name=5)  # type: ignore[arg-type]
+
+
+def test_scope_cancel_reason_is_checked() -> None:
+    scope = tw.CancelScope()
+    with pytest.raises(TypeError, match="reason must be a str, got 5"):
+        scope.cancel(5)  # type: ignore[arg-type]
+    assert not scope.cancel_called
+
+
+def test_huge_int_deadline_means_never() -> None:
+    with tw.CancelScope(deadline=10**400) as scope:
+        tw.checkpoint()
+        assert scope.deadline == float("inf")
+    with tw.CancelScope(deadline=-(10**400)) as scope:
+        tw.checkpoint()  # long past: raises Cancelled, which the scope catches
+    assert scope.cancelled_caught
+
+
+@pytest.mark.parametrize("bad", ["1", None, [1]])
+def test_sleep_rejects_non_numbers_at_the_call(bad: object) -> None:
+    with pytest.raises(TypeError, match="seconds"):
+        tw.sleep(bad)  # type: ignore[arg-type]
+
+
+def test_huge_int_timeouts_mean_practically_forever() -> None:
+    with tw.move_on_after(10**400) as scope:
+        tw.sleep(0)
+    assert not scope.cancelled_caught
+    with tw.fail_after(10**400):
+        tw.sleep(0)
+    task = tw.spawn(tw.sleep, 10**400)  # before: OverflowError inside the task
+    wait_blocked(task)
+    task.cancel()
+    assert task.join(timeout=PROMPT)
+    assert task.cancelled()
+
+
+# -- the scope stack -------------------------------------------------------------------------------
+
+
+def test_out_of_order_exit_raises_and_keeps_the_stack_consistent() -> None:
+    outer = tw.CancelScope(name="outer")
+    inner = tw.CancelScope(name="inner")
+    outer.__enter__()
+    inner.__enter__()
+    with pytest.raises(RuntimeError, match=r"cancel scope \(outer\) exited out of order"):
+        outer.__exit__(None, None, None)
+    assert tw.current_scope() is inner
+    inner.__exit__(None, None, None)
+    assert tw.current_scope() is None
+    with pytest.raises(RuntimeError, match="already exited"):
+        inner.__exit__(None, None, None)
+
+
+def test_exit_from_another_thread_raises() -> None:
+    scope = tw.CancelScope()
+    scope.__enter__()
+    try:
+        task = tw.spawn(scope.__exit__, None, None, None)
+        with pytest.raises(RuntimeError, match="did not enter it"):
+            task.result(timeout=PROMPT)
+    finally:
+        scope.__exit__(None, None, None)
+    assert tw.current_scope() is None
+
+
+def test_scope_held_across_a_generator_yield_does_not_apply_to_the_consumer() -> None:
+    def numbers() -> Iterator[int]:
+        with tw.move_on_after(0.01):
+            yield 1
+            tw.sleep(PROMPT)  # cancelled by the generator's own scope
+        yield 2
+
+    gen = numbers()
+    assert next(gen) == 1
+    time.sleep(0.05)  # the generator's deadline has passed
+    tw.sleep(0.01)  # the consumer is not under the generator's scope (before: Cancelled)
+    tw.checkpoint()
+    assert tw.remaining() is None
+    assert tw.current_scope() is None
+    with tw.CancelScope() as consumer_scope:
+        assert consumer_scope._parent is None  # not a child of the generator's scope
+        assert next(gen) == 2  # the generator resumes: its own wait is cancelled there
+    assert tw.current_scope() is None
+    gen.close()
+
+
+def test_scope_in_a_contextmanager_generator_still_covers_the_with_body() -> None:
+    @contextmanager
+    def deadline() -> Iterator[tw.CancelScope]:
+        with tw.move_on_after(0.01) as scope:
+            yield scope
+
+    with deadline() as scope:
+        tw.sleep(PROMPT)
+    assert scope.cancelled_caught
+
+
+def test_closing_a_generator_holding_a_scope_inside_another_scope() -> None:
+    def holder() -> Iterator[None]:
+        with tw.CancelScope():
+            yield
+
+    gen = holder()
+    next(gen)
+    with tw.CancelScope() as outer:
+        gen.close()  # exits the generator's scope while ``outer`` is on top: allowed
+        assert tw.current_scope() is outer
+    assert tw.current_scope() is None
+
+
+# -- free-threading readiness ----------------------------------------------------------------------
+
+
+def test_a_scope_entered_from_two_threads_at_once_admits_exactly_one() -> None:
+    failures: list[int] = []
+    with tiny_switch_interval():
+        for _ in range(300):
+            scope = tw.CancelScope()
+            start = threading.Barrier(2)
+            entered: list[bool] = []
+            lock = threading.Lock()
+
+            def enter(
+                scope: tw.CancelScope = scope,
+                start: threading.Barrier = start,
+                entered: list[bool] = entered,
+                lock: threading.Lock = lock,
+            ) -> None:
+                start.wait()
+                try:
+                    scope.__enter__()
+                except RuntimeError:
+                    return
+                with lock:
+                    entered.append(True)
+                scope.__exit__(None, None, None)
+
+            workers = [threading.Thread(target=enter) for _ in range(2)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            if len(entered) != 1:
+                failures.append(len(entered))
+    assert failures == []

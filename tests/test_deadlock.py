@@ -1,5 +1,10 @@
-"""Deadlock detection (a cycle in the wait-for graph raises DeadlockError) and lock-order
-checking in debug mode (an A->B / B->A inversion is reported even when nothing deadlocked)."""
+"""Deadlock detection and lock-order checking.
+
+A cycle of threads waiting for RLocks (only the holder can release one) is certain: the thread
+closing it gets DeadlockError. A cycle through a plain Lock is not certain (any thread may
+release a Lock: the hand-off pattern), so it is logged with the stacks after SUSPECT_AFTER
+seconds and raises only in debug mode. In debug mode an A->B / B->A inversion of named locks is
+also reported even when nothing deadlocked."""
 
 from __future__ import annotations
 
@@ -111,7 +116,7 @@ def run_cycle(locks: list[tw.Lock], names: list[str]) -> Outcome:
     return outcome
 
 
-@pytest.mark.parametrize("kind", [tw.Lock, tw.RLock])
+@pytest.mark.parametrize("kind", [tw.RLock])
 def test_a_two_lock_deadlock_raises_in_exactly_one_thread(kind: type[tw.Lock]) -> None:
     accounts, ledger = kind(name="accounts"), kind(name="ledger")
     outcome = run_cycle([accounts, ledger], ["transfer-1", "transfer-2"])
@@ -134,35 +139,153 @@ def test_a_two_lock_deadlock_raises_in_exactly_one_thread(kind: type[tw.Lock]) -
 
 def test_the_message_follows_the_cycle() -> None:
     # "left" takes A then B, "right" takes B then A.
-    a, b = tw.Lock(name="A"), tw.Lock(name="B")
+    a, b = tw.RLock(name="A"), tw.RLock(name="B")
     outcome = run_cycle([a, b], ["left", "right"])
     ((loser, error),) = outcome.errors.items()
     other = "right" if loser == "left" else "left"
     wanted, other_wanted = ("B", "A") if loser == "left" else ("A", "B")
     assert str(error) == (
-        f"deadlock: {loser} waits for Lock '{wanted}', held by {other}, which waits "
-        f"for Lock '{other_wanted}', held by {loser} itself"
+        f"deadlock: {loser} waits for RLock '{wanted}', held by {other}, which waits "
+        f"for RLock '{other_wanted}', held by {loser} itself"
     )
 
 
 def test_a_three_thread_cycle_names_every_thread_and_lock() -> None:
-    locks = [tw.Lock(name=f"lock-{i}") for i in range(3)]
+    locks: list[tw.Lock] = [tw.RLock(name=f"lock-{i}") for i in range(3)]
     names = [f"philosopher-{i}" for i in range(3)]
     outcome = run_cycle(locks, names)
     assert len(outcome.errors) == 1
     assert len(outcome.completed) == 2
     message = str(next(iter(outcome.errors.values())))
-    for part in [*names, *(f"Lock 'lock-{i}'" for i in range(3))]:
+    for part in [*names, *(f"RLock 'lock-{i}'" for i in range(3))]:
         assert part in message, f"{part!r} not in {message!r}"
 
 
-def test_a_thread_acquiring_a_lock_it_holds_gets_deadlock_error() -> None:
+def test_acquiring_a_lock_you_hold_waits_for_the_hand_off() -> None:
+    # Issue 9 point 3: a plain Lock may be released by any thread, so acquiring it again is
+    # the one-shot signal pattern, not a deadlock (it raised DeadlockError at once before).
+    lock = tw.Lock(name="signal")
+    lock.acquire()
+    releaser = threading.Timer(0.2, lock.release)
+    releaser.start()
+    try:
+        assert lock.acquire(timeout=PROMPT)  # no DeadlockError: another thread releases it
+    finally:
+        releaser.join()
+    lock.release()
+
+
+def test_a_cycle_through_plain_locks_is_not_an_error(debug_off: None) -> None:
+    # Two threads each hold a plain Lock and wait for the other's: a third thread releases
+    # one of them (allowed for a Lock), and both go on. Nothing may raise.
+    a, b = tw.Lock(name="a"), tw.Lock(name="b")
+    holding = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def take(first: tw.Lock, second: tw.Lock, release_first: bool) -> None:
+        try:
+            first.acquire()
+            holding.wait(PROMPT)
+            second.acquire()
+            second.release()
+            if release_first:
+                first.release()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [
+        # a-then-b's `a` is released for it by the main thread.
+        threading.Thread(target=take, args=(a, b, False), name="a-then-b"),
+        threading.Thread(target=take, args=(b, a, True), name="b-then-a"),
+    ]
+    for thread in threads:
+        thread.start()
+    holding.wait(PROMPT)
+    wait_until(lambda: all(t.is_alive() for t in threads))
+    time.sleep(0.1)  # both are (or are about to be) waiting: the cycle exists
+    a.release()  # the hand-off: a thread that does not hold `a` releases it
+    for thread in threads:
+        thread.join(PROMPT)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    assert not a.locked()
+    assert not b.locked()
+
+
+def test_a_lasting_cycle_through_a_plain_lock_is_logged_with_the_stacks(
+    debug_off: None, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from threadwise import _sync
+
+    monkeypatch.setattr(_sync, "SUSPECT_AFTER", 0.2)
+    lock = tw.Lock(name="self")
+    lock.acquire()
+    releaser = threading.Timer(1.0, lock.release)  # ends the "deadlock" after the report
+    releaser.start()
+    with caplog.at_level(logging.WARNING, logger="threadwise"):
+        try:
+            assert lock.acquire()
+        finally:
+            releaser.join()
+    lock.release()
+    (record,) = [r for r in caplog.records if "possible deadlock" in r.getMessage()]
+    message = record.getMessage()
+    me = threading.current_thread().name
+    assert f"{me} waits for Lock 'self', held by {me} itself" in message
+    assert "waiting for 0.2 s" in message
+    assert "test_a_lasting_cycle_through_a_plain_lock_is_logged_with_the_stacks" in message
+
+
+def test_in_debug_mode_a_cycle_through_a_plain_lock_raises(debug_mode: None) -> None:
     lock = tw.Lock(name="self")
     with lock, pytest.raises(tw.DeadlockError) as info:
         lock.acquire()
     me = threading.current_thread().name
     assert str(info.value) == f"deadlock: {me} waits for Lock 'self', held by {me} itself"
     assert not lock.locked()
+
+
+def test_a_cycle_mixing_an_rlock_and_a_plain_lock_is_only_suspected(
+    debug_off: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from threadwise import _sync
+
+    monkeypatch.setattr(_sync, "SUSPECT_AFTER", 60.0)
+    r, plain = tw.RLock(name="r"), tw.Lock(name="plain")
+    holding = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def take_plain_then_r() -> None:
+        try:
+            plain.acquire()  # handed to the main thread later, released there
+            holding.wait(PROMPT)
+            with r:
+                pass
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=take_plain_then_r, name="plain-then-r")
+    with r:
+        thread.start()
+        holding.wait(PROMPT)
+        wait_until(lambda: "RLock.acquire" in (_blocked_on(thread) or ""))
+        # We close the cycle r -> plain -> r, but `plain` may be released by any thread:
+        # here a timer does (the hand-off), so this is no deadlock and must not raise.
+        releaser = threading.Timer(0.3, plain.release)
+        releaser.start()
+        assert plain.acquire()
+        releaser.join()
+    thread.join(PROMPT)
+    assert not thread.is_alive()
+    assert errors == []
+    plain.release()
+
+
+def _blocked_on(thread: threading.Thread) -> str | None:
+    for info in tw.threads():
+        if info.ident == thread.ident:
+            return info.blocked_on
+    return None
 
 
 def test_a_timed_acquire_in_a_cycle_times_out_instead() -> None:
@@ -189,7 +312,7 @@ def test_a_timed_acquire_in_a_cycle_times_out_instead() -> None:
 
 
 def test_the_thread_that_got_deadlock_error_can_back_off_and_retry() -> None:
-    a, b = tw.Lock(name="a"), tw.Lock(name="b")
+    a, b = tw.RLock(name="a"), tw.RLock(name="b")
     barrier = threading.Barrier(2)
     done: list[str] = []
     errors: list[str] = []

@@ -5,11 +5,14 @@
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import logging
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -690,3 +693,212 @@ def test_group_properties_and_repr() -> None:
     assert "crawl" in repr(g)
     with g:
         pass
+
+
+# -- exit never waits forever --------------------------------------------------------------------
+
+
+def test_exit_does_not_wait_forever_for_a_blocking_close_hook(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="threadwise")
+    release = threading.Event()
+    local: tw.ThreadLocal[object] = tw.ThreadLocal(object, close=lambda _: release.wait(4 * WAIT))
+    try:
+        start = time.monotonic()
+        with tw.TaskGroup(name="closing", grace=0.2) as g:
+            task = g.spawn(local.get)
+        assert time.monotonic() - start < 2 * WAIT  # before: until the hook returned
+        assert task.state is tw.State.DONE
+        assert "abandoned" in caplog.text
+        assert "TaskGroup 'closing'" in caplog.text
+    finally:
+        release.set()
+        assert task._thread is not None
+        task._thread.join(WAIT)
+
+
+@contextlib.contextmanager
+def threads_cannot_start() -> Iterator[None]:
+    def start(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    original = threading.Thread.start
+    threading.Thread.start = start  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        threading.Thread.start = original  # type: ignore[method-assign]
+
+
+def test_failed_thread_start_in_unbounded_group_does_not_hang_exit() -> None:
+    ran: list[int] = []
+    with tw.TaskGroup(timeout=2 * WAIT) as g:  # before: TimeoutError (it waited for the task)
+        with threads_cannot_start(), pytest.raises(RuntimeError, match="can't start"):
+            g.spawn(ran.append, 1)
+        ok = g.spawn(ran.append, 2)
+    assert ok.result() is None
+    assert ran == [2]
+
+
+def test_failed_worker_start_in_bounded_group_does_not_queue_the_task() -> None:
+    ran: list[int] = []
+    with tw.TaskGroup(max_workers=2, timeout=2 * WAIT) as g:
+        with threads_cannot_start(), pytest.raises(RuntimeError, match="can't start"):
+            g.spawn(ran.append, 1)
+        retried = g.spawn(ran.append, 1)  # the caller retries: it must run once, not twice
+    assert retried.result() is None
+    assert ran == [1]
+
+
+def test_failed_worker_start_cancels_tasks_left_without_a_worker() -> None:
+    gate = threading.Event()
+    with tw.TaskGroup(max_workers=1, timeout=2 * WAIT) as g, threads_cannot_start():
+        # Reach into the queue: a task queued by an earlier spawn whose worker is the one
+        # that fails to start.
+        first = tw.Task(gate.set, "first", parent_scope=g._scope, group=g)
+        first._callbacks = [g._on_task_done]
+        with g._lock:
+            g._pending += 1
+            g._running.add(first)
+            g._queue.append(first)
+        with pytest.raises(RuntimeError, match="can't start"):
+            g.spawn(gate.set)
+    assert first.cancelled()
+    assert not gate.is_set()
+
+
+def test_group_helpers_refuse_bad_arguments() -> None:
+    with (
+        tw.TaskGroup() as g,
+        pytest.raises(TypeError, match="reason must be a str or None, got 5"),
+    ):
+        g.cancel(reason=5)  # type: ignore[arg-type]
+    assert not g.cancel_called
+
+
+def test_huge_group_timeout_means_forever() -> None:
+    with tw.TaskGroup(timeout=10**400, grace=10**400) as g:
+        task = g.spawn(lambda: "fine")
+    assert task.result() == "fine"
+
+
+# -- a bounded group whose tasks wait on tasks they spawned -------------------------------------
+
+
+def test_bounded_group_tasks_waiting_on_their_own_subtasks_do_not_deadlock() -> None:
+    with tw.TaskGroup(max_workers=2, timeout=2 * WAIT) as g:  # before: TimeoutError
+
+        def parent(n: int) -> int:
+            child = g.spawn(lambda: n * 10)
+            return child.result() + 1
+
+        parents = [g.spawn(parent, n) for n in range(4)]
+    assert [p.result() for p in parents] == [1, 11, 21, 31]
+
+
+def test_lent_slots_still_bound_concurrency() -> None:
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def leaf() -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.005)
+        with lock:
+            running -= 1
+
+    with tw.TaskGroup(max_workers=3, timeout=4 * WAIT) as g:
+
+        def parent() -> None:
+            children = [g.spawn(leaf) for _ in range(3)]
+            for child in children:
+                child.result()
+
+        for _ in range(4):
+            g.spawn(parent)
+    # Parents waiting on children do not count; the leaves alone never exceed the bound
+    # plus the parents' lent slots that are waiting (all 4 here) at most.
+    assert peak <= 3 + 4
+
+
+# -- the cancel-scope stack ----------------------------------------------------------------------
+
+
+def test_ctrl_c_while_joining_threads_leaves_no_scope_behind() -> None:
+    release = threading.Event()
+    local: tw.ThreadLocal[object] = tw.ThreadLocal(object, close=lambda _: release.wait(4 * WAIT))
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    try:
+        with pytest.raises(KeyboardInterrupt), tw.TaskGroup(grace=3 * WAIT) as g:
+            task = g.spawn(local.get)
+            task.join(timeout=0)  # not waiting here: the exit joins the thread
+            timer.start()
+        assert tw.current_scope() is None  # before: the group's scope was left on the stack
+        g.cancel()
+        tw.sleep(0.01)  # a later cancel of the group does not reach top-level code
+    finally:
+        timer.cancel()
+        timer.join()
+        release.set()
+        assert task._thread is not None
+        task._thread.join(WAIT)
+
+
+_ULIMIT_SCRIPT = """
+import resource, sys, threading
+import threadwise as tw
+
+def vm_size():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmSize")
+
+# As `ulimit -v`: room for the interpreter and a few thread stacks, not for many.
+limit = vm_size() + 64 * 2**20
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+bounded = sys.argv[1] == "bounded"
+gate = tw.Event()
+ran = []
+lock = threading.Lock()
+
+def work(i):
+    with lock:
+        ran.append(i)
+    gate.wait()
+
+spawned = 0
+with tw.TaskGroup(name="many", max_workers=100000 if bounded else None, grace=5) as g:
+    try:
+        for i in range(100000):
+            g.spawn(work, i)
+            spawned += 1
+    except RuntimeError as exc:
+        print("refused:", exc, flush=True)
+    gate.set()
+print("exited", spawned > 0, sorted(ran) == list(range(spawned)), flush=True)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; RLIMIT_AS")
+@pytest.mark.parametrize("mode", ["unbounded", "bounded"])
+def test_real_thread_start_failure_under_a_memory_limit(mode: str) -> None:
+    # Before: the unbounded group's exit waited forever for the task that never started; the
+    # bounded group ran the refused task later anyway (sorted(ran) != the spawned ones).
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _ULIMIT_SCRIPT, mode],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the group's exit hung after a failed thread start")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "refused: can't start new thread\nexited True True\n", proc.stderr

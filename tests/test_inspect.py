@@ -608,3 +608,25 @@ def test_watchdog_rejects_a_threshold_that_is_not_a_number(bad: Any) -> None:
 def test_watchdog_rejects_a_callback_that_is_not_callable() -> None:
     with pytest.raises(TypeError, match="on_stall"):
         tw.watchdog(stall_after=1.0, on_stall="print")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["x", 3, object()])
+def test_dump_to_something_that_is_not_a_stream_is_a_type_error(bad: object) -> None:
+    with pytest.raises(TypeError, match=r"file must be a writable text stream .* got"):
+        tw.dump(file=bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="file"):
+        tw.dump_on_signal(file=bad)  # type: ignore[arg-type]
+
+
+def test_threads_leaves_the_garbage_collector_as_it_found_it() -> None:
+    import gc
+
+    assert gc.isenabled()
+    tw.threads()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        tw.threads()
+        assert not gc.isenabled()  # not switched on behind the caller's back
+    finally:
+        gc.enable()

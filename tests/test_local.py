@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import threadwise as tw
+from threadwise._local import close_thread_locals
 
 WAIT = 5.0  # upper bound for anything the tests wait for; never reached when all is well
 
@@ -278,3 +279,102 @@ def test_instances_still_open_at_exit_are_closed(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["exiting", "closed conn"]
+
+
+# -- close_all() racing get(), failing closes (issue 14 #12 #14) --------------------------------
+
+
+def test_get_during_close_all_never_returns_the_instance_being_closed() -> None:
+    closing = threading.Event()
+    release = threading.Event()
+    closed: list[Resource] = []
+
+    def slow_close(resource: Resource) -> None:
+        closing.set()
+        closed.append(resource)
+        assert release.wait(WAIT)  # a close that takes a while (flushing, a network goodbye)
+
+    local = tw.ThreadLocal(Resource, slow_close)
+    mine = local.get()
+    closer = threading.Thread(target=local.close_all)
+    closer.start()
+    try:
+        assert closing.wait(WAIT)
+        assert closed == [mine]
+        # Its close has begun: this thread must get a new instance, not the one being closed.
+        fresh = local.get()
+        assert fresh is not mine
+        assert local.get() is fresh
+        assert len(local) == 1
+    finally:
+        release.set()
+        closer.join()
+    local.close_all()
+    assert closed == [mine, fresh]
+
+
+def test_every_close_runs_when_one_raises_a_base_exception() -> None:
+    class Boom(BaseException):
+        pass
+
+    ran: list[int] = []
+
+    def closer(n: int) -> Callable[[Resource], None]:
+        def close(resource: Resource) -> None:
+            ran.append(n)
+            raise Boom(n)
+
+        return close
+
+    locals_ = [tw.ThreadLocal(Resource, closer(n)) for n in range(3)]
+    raised: list[BaseException] = []
+
+    def user() -> None:
+        for local in locals_:
+            local.get()
+        try:
+            close_thread_locals()
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=user)
+    thread.start()
+    thread.join()
+    assert sorted(ran) == [0, 1, 2]  # the first Boom used to skip the other closes
+    assert len(raised) == 1
+    assert isinstance(raised[0], Boom)
+    assert all(len(local) == 0 for local in locals_)
+
+
+def test_close_all_runs_every_close_when_one_raises() -> None:
+    class Boom(BaseException):
+        pass
+
+    closed: list[int] = []
+    hold = threading.Event()
+    ready = threading.Barrier(4, timeout=WAIT)
+
+    def close(resource: Resource) -> None:
+        closed.append(resource.owner)
+        raise Boom
+
+    local = tw.ThreadLocal(Resource, close)
+
+    def user() -> None:
+        local.get()
+        ready.wait()
+        assert hold.wait(WAIT)
+
+    threads = [threading.Thread(target=user) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        ready.wait()
+        with pytest.raises(Boom):
+            local.close_all()
+        assert len(closed) == 3  # the first Boom used to leave the other two open
+        assert len(local) == 0
+    finally:
+        hold.set()
+        for thread in threads:
+            thread.join()

@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import threadwise as tw
+from threadwise._reorder import WINDOW_ITEMS
 
 WAIT = 5.0  # upper bound for anything the tests wait for; never reached when all is well
 MAX_CHUNK = 1024  # the largest chunk the engine hands over
@@ -37,10 +38,11 @@ def in_flight_bound(workers: int, ordered: bool) -> int:
     """Items the design lets be in flight at once: a stage inbox and the output queue hold at
     most max(2, 2 * workers) chunks each; every worker holds one chunk; the feeder, the
     consumer and the emitter's unsent remainder hold at most one chunk each; an ordered stage
-    also keeps up to 2 * workers chunks that finished ahead of the one due."""
+    also keeps outputs that finished ahead of the one due: up to its item bound, plus the
+    chunk each worker stored before it stopped to wait."""
     per_queue = max(2, 2 * workers)
-    reorder = 2 * workers if ordered else 0
-    return (2 * per_queue + workers + 3 + reorder) * MAX_CHUNK
+    reorder = WINDOW_ITEMS + workers * MAX_CHUNK if ordered else 0
+    return (2 * per_queue + workers + 3) * MAX_CHUNK + reorder
 
 
 def double(x: int) -> int:
@@ -498,9 +500,28 @@ def test_bad_retries() -> None:
 
 
 @pytest.mark.parametrize("source", [42, None])
-def test_non_iterable_source(source: Any) -> None:
-    with pytest.raises(TypeError, match=names("source", source)):
+def test_non_iterable_source_names_the_iterable_argument(source: Any) -> None:
+    # The parameter is called ``iterable``: the message must not speak of a "source".
+    with pytest.raises(TypeError, match=names("iterable", source)):
         tw.map(double, source)
+
+
+@pytest.mark.parametrize("ordered", ["no", 1, None])
+def test_ordered_must_be_a_bool(ordered: Any) -> None:
+    with pytest.raises(TypeError, match=names("ordered", ordered)):
+        tw.map(double, range(3), ordered=ordered)
+    with pytest.raises(TypeError, match=names("ordered", ordered)):
+        tw.Pipeline(range(3)).map(double, ordered=ordered)
+
+
+@pytest.mark.parametrize("workers", [10**9, 10_001])
+def test_absurd_worker_counts_are_rejected(workers: int) -> None:
+    baseline = threading.active_count()
+    with pytest.raises(ValueError, match=names("workers", workers)):
+        tw.map(double, range(3), workers=workers)
+    with pytest.raises(ValueError, match=names("workers", workers)):
+        tw.Pipeline(range(3)).filter(bool, workers=workers)
+    assert threading.active_count() == baseline
 
 
 def test_bad_progress() -> None:

@@ -155,3 +155,30 @@ def test_bad_progress(value: object) -> None:
         tw.map(slow_inc, range(3), progress=value)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"\bprogress\b"):
         tw.Pipeline(range(3)).run(progress=value)  # type: ignore[arg-type]
+
+
+def test_a_callback_that_never_returns_does_not_hang_the_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = threading.Event()
+    calls = 0
+
+    def stuck(info: tw.ProgressInfo) -> None:
+        nonlocal calls
+        calls += 1
+        release.wait(10)  # a callback blocked in something it cannot leave
+
+    started = time.monotonic()
+    try:
+        with caplog.at_level(logging.WARNING, logger="threadwise"):
+            # 40 items of 10 ms: the sampler calls back (every 0.2 s) before the end.
+            out = list(tw.Pipeline(range(40)).map(slow_inc).iterate(progress=stuck, grace=0.3))
+        assert out == [x + 1 for x in range(40)]
+        assert calls == 1
+        assert time.monotonic() - started < 5
+        assert "did not return within 0.3 s" in caplog.text
+    finally:
+        release.set()
+        for thread in threading.enumerate():
+            if thread.name.startswith("progress "):
+                thread.join(10)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 
 import threadwise as tw
+from threadwise._service import RESTART_HISTORY, _running
 
 PROMPT = 5.0
 
@@ -366,3 +369,157 @@ def test_a_service_outliving_its_grace_at_exit_is_abandoned_with_a_warning(
     assert "'reporter'" in proc.stderr
     assert "abandoned" in proc.stderr
     assert not out.read_text(encoding="utf-8").endswith("end\n")  # it really was cut short
+
+
+# -- stop() from inside, infinite backoff, bounded history (issue 14 #7 #10) -------------------
+
+
+def test_stop_called_from_inside_fn_returns_at_once_and_ends_the_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    box: list[tw.Service] = []
+    ready = threading.Event()
+    returned: list[bool] = []
+
+    def fn() -> None:
+        assert ready.wait(PROMPT)
+        # With a timeout the wait for itself used to end in "abandoned"; without, it hung.
+        returned.append(box[0].stop(timeout=0.5))
+        returned.append(box[0].stop())
+
+    caplog.set_level(logging.WARNING, logger="threadwise")
+    svc = tw.Service(fn, interval=0.01, name="self-stopper").start()
+    box.append(svc)
+    ready.set()
+    wait_until(lambda: not svc.running)
+    assert returned == [False, False]  # its thread was still running: it was the caller
+    assert svc.iterations == 1  # the loop ended after the iteration that asked
+    assert svc.stop(timeout=PROMPT) is True
+    assert not [r for r in caplog.records if "abandoned" in r.getMessage()]
+
+
+def test_infinite_backoff_waits_until_stopped_instead_of_a_hot_loop() -> None:
+    calls = [0]
+
+    def broken() -> None:
+        calls[0] += 1
+        raise RuntimeError("down")
+
+    svc = tw.Service(broken, name="inf-backoff", restart="on-failure", backoff=math.inf)
+    assert svc.backoff == math.inf
+    svc.start()
+    wait_until(
+        lambda: svc.failures == 1 and svc._task is not None and svc._task.state is tw.State.BLOCKED
+    )
+    time.sleep(0.1)
+    assert calls == [1]  # inf used to become 0: ~190 k restarts a second
+    assert svc.restart_delays == [math.inf]
+    assert svc.stop(timeout=PROMPT) is True
+
+
+def test_infinite_max_backoff_means_no_cap() -> None:
+    svc = tw.Service(lambda: None, backoff=0.01, max_backoff=math.inf)
+    assert svc.max_backoff == math.inf  # used to become 0: no wait at all after the first
+
+
+def test_infinite_max_backoff_keeps_doubling() -> None:
+    def broken() -> None:
+        raise RuntimeError("down")
+
+    svc = tw.Service(
+        broken, name="uncapped", restart="on-failure", backoff=0.005, max_backoff=math.inf
+    ).start()
+    wait_until(lambda: svc.failures >= 5)
+    assert svc.stop(timeout=PROMPT) is True
+    assert svc.restart_delays[:4] == pytest.approx([0.005, 0.01, 0.02, 0.04])
+
+
+def test_restart_delays_are_bounded() -> None:
+    def broken() -> None:
+        raise RuntimeError("down")
+
+    logging.getLogger("threadwise").disabled = True  # thousands of failure logs
+    try:
+        svc = tw.Service(broken, name="ring", restart="on-failure", backoff=0.0).start()
+        wait_until(lambda: svc.failures > 3 * RESTART_HISTORY)
+        assert svc.stop(timeout=PROMPT) is True
+    finally:
+        logging.getLogger("threadwise").disabled = False
+    assert svc.failures > 3 * RESTART_HISTORY
+    assert len(svc.restart_delays) == RESTART_HISTORY
+
+
+def test_a_service_that_cannot_start_its_thread_is_not_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_thread(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    svc = tw.Service(lambda: None, name="no-thread")
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        svc.start()
+    monkeypatch.undo()
+    assert svc not in _running
+
+
+# -- os.fork() (issue 14 #5) -------------------------------------------------------------------
+
+FORK_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time, warnings
+    warnings.simplefilter("ignore", DeprecationWarning)  # "fork() in a multi-threaded process"
+    import threadwise as tw
+
+    svc = tw.Service(lambda: None, interval=0.01, name="ticker").start()
+    time.sleep(0.05)
+    pid = os.fork()
+    if pid == 0:
+        print(f"child running={svc.running} stop={svc.stop(timeout=5)}", flush=True)
+        sys.exit(0)  # a normal exit: the at-exit stop of services runs
+    started = time.monotonic()
+    _, status = os.waitpid(pid, 0)
+    print(f"child exit {os.waitstatus_to_exitcode(status)} after {time.monotonic() - started:.2f}")
+    print(f"parent running={svc.running} stop={svc.stop(timeout=5)}", flush=True)
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_exits_at_once_without_a_false_abandoned_warning(tmp_path: Path) -> None:
+    script = tmp_path / "fork_service.py"
+    script.write_text(FORK_SCRIPT, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "child running=False stop=True"
+    assert lines[1].startswith("child exit 0 after ")
+    # It took 6 s (the 5 s grace and 1 s more) before the at-fork reset; 0.05 s now.
+    assert float(lines[1].rsplit(" ", 1)[1]) < 3.0
+    assert lines[2] == "parent running=True stop=True"
+    assert "abandoned" not in proc.stderr
+
+
+def test_a_start_interrupted_after_the_thread_began_does_not_leave_it_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_start = threading.Thread.start
+    calls = [0]
+
+    def start_then_ctrl_c(self: threading.Thread) -> None:
+        real_start(self)  # the thread runs...
+        raise KeyboardInterrupt  # ...but Ctrl-C lands before start() returns
+
+    def tick() -> None:
+        calls[0] += 1
+
+    monkeypatch.setattr(threading.Thread, "start", start_then_ctrl_c)
+    svc = tw.Service(tick, interval=0.001, name="interrupted-start")
+    with pytest.raises(KeyboardInterrupt):
+        svc.start()
+    monkeypatch.undo()
+    wait_until(lambda: not service_threads("interrupted-start"))
+    assert not svc.running
+    assert svc not in _running

@@ -159,3 +159,106 @@ def test_bare_spawn_waited_on_exits_promptly(tmp_path: Path) -> None:
     assert_died_of_keyboard_interrupt(outcome)
     # The exit hook cancelled the task (rather than leaving it behind as a daemon thread).
     assert outcome.stdout.splitlines() == ["task cancelled"]
+
+
+def test_ctrl_c_while_the_group_joins_its_threads_leaves_no_scope(tmp_path: Path) -> None:
+    # The task is done; its thread is still closing a ThreadLocal when the group's exit
+    # joins it. Before: the Ctrl-C escaped from that join with the group's scope still on
+    # the thread's stack, so a later g.cancel() cancelled top-level waits.
+    outcome = interrupt(
+        tmp_path,
+        """
+        import threading
+        import threadwise as tw
+
+        release = threading.Event()
+
+        def close(_):
+            print("ready", flush=True)
+            release.wait(30)
+
+        local = tw.ThreadLocal(object, close=close)
+        try:
+            with tw.TaskGroup(grace=30) as g:
+                g.spawn(local.get)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+        print("scope", tw.current_scope(), flush=True)
+        g.cancel()
+        tw.sleep(0.01)
+        print("sleep ok", flush=True)
+        release.set()
+        """,
+    )
+    assert outcome.returncode == 0, outcome
+    assert outcome.stdout.splitlines() == ["interrupted", "scope None", "sleep ok"], outcome
+
+
+_RANDOM_CTRL_C = """
+import _thread, random, sys, threading, time
+import threadwise as tw
+from threadwise._state import current_state
+
+seed, trials = int(sys.argv[1]), int(sys.argv[2])
+rng = random.Random(seed)
+baseline = {t.ident for t in threading.enumerate()}
+failures = []
+interrupted_in = {"enter/exit": 0, "after": 0}
+
+def work():
+    tw.sleep(0.002)
+
+for trial in range(trials):
+    delay = rng.uniform(0.0, 0.006)
+    max_workers = rng.choice([None, 2])
+    fired = threading.Event()
+
+    def fire():
+        _thread.interrupt_main()
+        fired.set()
+
+    timer = threading.Timer(delay, fire)
+    where = "enter/exit"
+    try:
+        timer.start()
+        with tw.TaskGroup(max_workers=max_workers, grace=2.0) as g:
+            for _ in range(3):
+                g.spawn(work)
+        where = "after"
+        while True:  # the interrupt has not come yet: let it land here
+            time.sleep(0.0005)
+    except KeyboardInterrupt:
+        interrupted_in[where] += 1
+    timer.join()
+    if current_state().scope is not None:
+        failures.append((trial, delay, "scope stack not at top level"))
+        current_state().scope = None
+    end = time.monotonic() + 5
+    while time.monotonic() < end:
+        left = [t.name for t in threading.enumerate() if t.ident not in baseline]
+        if not left:
+            break
+        time.sleep(0.002)
+    else:
+        failures.append((trial, delay, "threads left", left))
+
+print("trials", trials, "failures", len(failures), interrupted_in, flush=True)
+for failure in failures[:10]:
+    print(failure, flush=True)
+"""
+
+
+def test_ctrl_c_at_random_instants_in_group_enter_and_exit() -> None:
+    """A short seeded run of Ctrl-C (``_thread.interrupt_main``) at random instants around a
+    TaskGroup's enter, spawns and exit: no thread is left, the scope stack is at top level."""
+    trials = 60
+    proc = subprocess.run(
+        [sys.executable, "-c", _RANDOM_CTRL_C, "20261202", str(trials)],
+        capture_output=True,
+        text=True,
+        timeout=STARTUP + trials * 6,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith(f"trials {trials} failures 0 "), proc.stdout

@@ -558,9 +558,16 @@ def test_rlock_waiter_blocks_until_fully_released() -> None:
 # -- Condition -----------------------------------------------------------------------------
 
 
-def test_condition_rejects_a_foreign_lock() -> None:
+def test_condition_rejects_something_that_is_not_a_lock() -> None:
     with pytest.raises(TypeError, match="lock"):
-        tw.Condition(threading.Lock())  # type: ignore[arg-type]
+        tw.Condition(object())
+
+
+def test_condition_accepts_a_threading_lock_like_threading_condition() -> None:
+    cond = tw.Condition(threading.Lock())
+    with cond:
+        assert cond.wait(0.01) is False
+        cond.notify()
 
 
 def test_condition_wait_and_notify_need_the_lock() -> None:
@@ -899,7 +906,7 @@ def test_queue_consumers_drain_then_stop() -> None:
         assert got == sorted(got)  # one consumer sees items in queue order
 
 
-@pytest.mark.parametrize(("maxsize", "error"), [(-2, ValueError), (1.5, TypeError)])
+@pytest.mark.parametrize(("maxsize", "error"), [("2", TypeError), (1.5, TypeError)])
 def test_queue_rejects_a_bad_maxsize(maxsize: Any, error: type[Exception]) -> None:
     with pytest.raises(error, match="maxsize"):
         tw.Queue(maxsize=maxsize)
@@ -948,3 +955,211 @@ def test_no_lost_wakeups_under_contention() -> None:
     for _ in range(3):
         _run_close_round([list(range(300))] * 6, consumers=6, maxsize=2)
     assert time.monotonic() - start < 3 * ROUND_LIMIT
+
+
+# -- issue 9: drop-in behaviour of the standard library's primitives ---------------------------
+
+
+def test_event_set_then_clear_still_wakes_every_waiter() -> None:
+    # Point 1: set() immediately followed by clear() left the waiters blocked (lost wake-up).
+    event = tw.Event()
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def waiter() -> None:
+        got = event.wait(PROMPT)
+        with lock:
+            results.append(got)
+
+    threads = [threading.Thread(target=waiter) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: len(event._cond._waiters) == 5)
+    event.set()
+    event.clear()
+    for thread in threads:
+        thread.join(PROMPT)
+    assert results == [True] * 5
+
+
+PRIMITIVES: list[Callable[[], object]] = [
+    tw.Lock,
+    tw.RLock,
+    tw.Condition,
+    tw.Semaphore,
+    tw.BoundedSemaphore,
+    tw.Event,
+    lambda: tw.Barrier(2),
+    tw.Queue,
+    tw.LifoQueue,
+    tw.PriorityQueue,
+]
+
+
+@pytest.mark.parametrize("factory", PRIMITIVES)
+def test_every_primitive_can_be_weakly_referenced(factory: Callable[[], object]) -> None:
+    # Point 2: __slots__ without __weakref__ made weakref.ref / WeakSet fail.
+    import gc
+    import weakref
+
+    obj = factory()
+    ref = weakref.ref(obj)
+    assert ref() is obj
+    weakref.WeakSet([obj])
+    del obj
+    gc.collect()
+    assert ref() is None
+
+
+def test_queue_subclass_hooks_change_the_order() -> None:
+    # Point 7: put/get go through _init/_qsize/_put/_get, as in queue.Queue.
+    class Newest(tw.Queue[int]):
+        def _init(self, maxsize: int) -> None:
+            self.queue = []
+
+        def _put(self, item: int) -> None:
+            self.queue.append(item)
+
+        def _get(self) -> int:
+            item: int = self.queue.pop()
+            return item
+
+    q = Newest()
+    for i in range(3):
+        q.put(i)
+    assert [q.get() for _ in range(3)] == [2, 1, 0]
+    lifo, prio = tw.LifoQueue[int](), tw.PriorityQueue[int]()
+    for item in (3, 1, 2):
+        lifo.put(item)
+        prio.put(item)
+    assert [lifo.get() for _ in range(3)] == [2, 1, 3]
+    assert [prio.get() for _ in range(3)] == [1, 2, 3]
+
+
+def test_queue_task_done_join_and_the_stdlib_attributes() -> None:
+    q: tw.Queue[int] = tw.Queue(2)
+    assert isinstance(q.not_empty, tw.Condition)
+    assert isinstance(q.not_full, tw.Condition)
+    assert isinstance(q.all_tasks_done, tw.Condition)
+    q.put(1)
+    with q.mutex:
+        assert list(q.queue) == [1]
+    q.maxsize = 1  # changeable, as in queue.Queue
+    with pytest.raises(queue.Full):
+        q.put_nowait(2)
+    joined = tw.spawn(q.join)
+    assert q.get() == 1
+    assert not joined.join(0.05)  # one item still not done
+    q.task_done()
+    joined.result(PROMPT)
+    with pytest.raises(ValueError, match="task_done"):
+        q.task_done()
+
+
+def test_queue_shutdown_drains_then_raises_and_immediate_drops() -> None:
+    q: tw.Queue[int] = tw.Queue()
+    q.put(1)
+    q.shutdown()
+    assert q.is_shutdown
+    with pytest.raises(tw.QueueClosed):
+        q.put(2)
+    assert q.get() == 1
+    with pytest.raises(tw.QueueClosed):
+        q.get()
+    if sys.version_info >= (3, 13):
+        assert issubclass(tw.QueueClosed, queue.ShutDown)
+    q2: tw.Queue[int] = tw.Queue()
+    q2.put(1)
+    q2.shutdown(immediate=True)
+    with pytest.raises(tw.QueueClosed):
+        q2.get_nowait()
+    q2.join()  # the dropped item counts as done
+
+
+def test_queue_shutdown_wakes_a_blocked_getter() -> None:
+    q: tw.Queue[int] = tw.Queue()
+    getter = tw.spawn(q.get)
+    wait_until(lambda: getter.blocked_on is not None)
+    q.shutdown()
+    with pytest.raises(tw.QueueClosed):
+        getter.result(PROMPT)
+
+
+def test_reprs_look_like_the_stdlib() -> None:
+    # Point 9: the shapes CPython's tests match.
+    lock = tw.Lock()
+    assert repr(lock).startswith("<unlocked threadwise.Lock object at 0x")
+    with lock:
+        assert repr(lock).startswith("<locked threadwise.Lock object owner=")
+    assert repr(tw.Semaphore(3)).endswith(": value=3>")
+    assert repr(tw.BoundedSemaphore(3)).endswith(": value=3/3>")
+    event = tw.Event()
+    assert repr(event).endswith(": unset>")
+    barrier = tw.Barrier(3)
+    assert repr(barrier).endswith(": waiters=0/3>")
+    barrier.abort()
+    assert repr(barrier).endswith(": broken>")
+    assert "'db'" in repr(tw.Lock(name="db"))
+
+
+def test_bounded_semaphore_refuses_a_release_past_its_value() -> None:
+    sem = tw.BoundedSemaphore(1)
+    with pytest.raises(ValueError, match="released too many times"):
+        sem.release()
+    with sem:
+        assert sem.value == 0
+    assert sem.value == 1
+
+
+def test_barrier_shows_blocked_and_cancel_breaks_it() -> None:
+    barrier = tw.Barrier(2, name="start")
+    task = tw.spawn(barrier.wait)
+    wait_until(lambda: task.blocked_on is not None)
+    assert task.blocked_on == "Barrier.wait on Barrier 'start' (1/2 waiting)"
+    (info,) = [t for t in tw.threads() if t.ident == task.ident]
+    assert info.blocked_on == "Barrier.wait on Barrier 'start' (1/2 waiting)"
+    task.cancel()
+    with pytest.raises(tw.TaskCancelled):
+        task.result(PROMPT)
+    assert barrier.broken  # a party that left: the others would wait forever otherwise
+    barrier.reset()
+    assert not barrier.broken
+
+
+def test_barrier_passes_and_runs_the_action_once() -> None:
+    ran: list[int] = []
+    barrier = tw.Barrier(3, action=lambda: ran.append(1))
+    tasks = [tw.spawn(barrier.wait) for _ in range(3)]
+    assert sorted(t.result(PROMPT) for t in tasks) == [0, 1, 2]
+    assert ran == [1]
+
+
+def test_barrier_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="parties"):
+        tw.Barrier(0)
+    with pytest.raises(TypeError, match="parties"):
+        tw.Barrier("2")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="action"):
+        tw.Barrier(2, action=5)  # type: ignore[arg-type]
+
+
+def test_condition_notify_names_n() -> None:
+    # Issue 14 point 15.
+    cond = tw.Condition()
+    with cond, pytest.raises(TypeError, match="n must be an int"):
+        cond.notify("x")  # type: ignore[arg-type]
+
+
+def test_debug_rejects_a_non_bool() -> None:
+    # Issue 14 point 15: debug('yes') was accepted silently.
+    with pytest.raises(TypeError, match="on must be True, False or None"):
+        tw.debug("yes")  # type: ignore[arg-type]
+
+
+def test_lock_at_fork_reinit_frees_it() -> None:
+    for lock in (tw.Lock(), tw.RLock()):
+        lock.acquire()
+        lock._at_fork_reinit()
+        assert not lock.locked()
+        assert lock.acquire(blocking=False)
+        lock.release()

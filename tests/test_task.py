@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import contextvars
 import gc
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -14,12 +16,14 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 import threadwise as tw
+from threadwise import _task as _task_module
+from threadwise.testing import tiny_switch_interval
 
 # Generous: only reached when something is broken.
 WAIT = 10.0
@@ -592,3 +596,273 @@ def test_no_at_exit_report_when_result_was_retrieved() -> None:
     assert "NAME=" in proc.stdout
     assert "never retrieved" not in proc.stderr, proc.stderr
     assert "LookupError" not in proc.stderr, proc.stderr
+
+
+# -- joins honour their timeout (a blocking ThreadLocal close hook) ------------------------------
+
+
+def _task_with_blocking_close(release: threading.Event) -> tw.Task[str]:
+    """A task whose thread, after the task returns, blocks closing a ThreadLocal instance."""
+    local: tw.ThreadLocal[object] = tw.ThreadLocal(object, close=lambda _: release.wait(WAIT))
+
+    def work() -> str:
+        local.get()
+        return "value"
+
+    return tw.spawn(work)
+
+
+@pytest.mark.parametrize("how", ["join", "result"])
+def test_join_with_timeout_does_not_wait_for_a_blocking_close_hook(
+    how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="threadwise")
+    release = threading.Event()
+    task = _task_with_blocking_close(release)
+    try:
+        start = time.monotonic()
+        if how == "join":
+            assert task.join(timeout=0.3) is True
+        else:
+            assert task.result(timeout=0.3) == "value"
+        elapsed = time.monotonic() - start
+        assert elapsed < WAIT / 2, elapsed  # before: blocked until the hook returned
+        assert "abandoned" in caplog.text
+        assert task.name in caplog.text
+    finally:
+        release.set()
+        assert task._thread is not None
+        task._thread.join(WAIT)
+
+
+def test_join_without_timeout_waits_for_close_hooks_at_most_the_grace(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(_task_module, "EXIT_GRACE", 0.2)
+    caplog.set_level(logging.WARNING, logger="threadwise")
+    release = threading.Event()
+    task = _task_with_blocking_close(release)
+    try:
+        start = time.monotonic()
+        assert task.join() is True
+        assert time.monotonic() - start < WAIT / 2
+        assert "abandoned" in caplog.text
+    finally:
+        release.set()
+        assert task._thread is not None
+        task._thread.join(WAIT)
+
+
+# -- a thread that cannot start --------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def threads_cannot_start() -> Iterator[None]:
+    def start(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    original = threading.Thread.start
+    threading.Thread.start = start  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        threading.Thread.start = original  # type: ignore[method-assign]
+
+
+def test_spawn_that_cannot_start_a_thread_raises_and_forgets_the_task() -> None:
+    ran: list[bool] = []
+    with threads_cannot_start(), pytest.raises(RuntimeError, match="can't start new thread"):
+        tw.spawn(ran.append, True)
+    with _task_module._live_lock:
+        assert not _task_module._live_tasks  # before: the exit would wait for it forever
+    assert ran == []
+
+
+def test_interpreter_exit_after_a_failed_spawn_does_not_hang() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
+                import threading
+                import threadwise as tw
+                def refuse(self):
+                    raise RuntimeError("can't start new thread")
+                threading.Thread.start = refuse
+                try:
+                    tw.spawn(print, "never")
+                except RuntimeError as exc:
+                    print("refused:", exc)
+                """
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "refused: can't start new thread\n"
+
+
+# -- hostile arguments ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["1", b"1", [1]])
+def test_join_and_result_reject_a_non_number_timeout(bad: object) -> None:
+    task = tw.spawn(add, 1, 1)
+    for call in (task.join, task.result, task.exception):
+        with pytest.raises(TypeError, match="timeout") as excinfo:
+            call(bad)  # type: ignore[operator]
+        assert repr(bad) in str(excinfo.value)
+    assert task.result(timeout=WAIT) == 2
+
+
+def test_huge_int_timeout_means_forever_not_overflow() -> None:
+    task = tw.spawn(add, 2, 3)
+    assert task.join(timeout=10**400) is True
+    assert task.result(timeout=10**400) == 5
+    assert task.exception(timeout=10**400) is None
+
+
+def test_cancel_rejects_a_non_str_reason() -> None:
+    gate = tw.Event()
+    task = tw.spawn(gate.wait)
+    try:
+        with pytest.raises(TypeError, match="reason must be a str or None, got 5"):
+            task.cancel(reason=5)  # type: ignore[arg-type]
+        assert not task.done()
+    finally:
+        gate.set()
+        task.result(timeout=WAIT)
+
+
+def test_del_of_a_half_initialised_task_is_silent() -> None:
+    # Ctrl-C can land inside Task.__init__, leaving slots unset; __del__ must cope.
+    unraisable: list[Any] = []
+    previous = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+    try:
+        half = tw.Task.__new__(tw.Task)
+        del half
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous
+    assert unraisable == []
+
+
+# -- a task waiting for itself ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["join", "result", "exception"])
+def test_task_waiting_for_itself_raises(how: str) -> None:
+    holder: list[tw.Task[str]] = []
+    ready = threading.Event()
+
+    def wait_for_me() -> str:
+        ready.wait(WAIT)
+        try:
+            getattr(holder[0], how)(timeout=WAIT)
+        except RuntimeError as exc:
+            return str(exc)
+        return "no error"
+
+    task = tw.spawn(wait_for_me)
+    holder.append(task)
+    ready.set()
+    assert "cannot wait for itself" in task.result(timeout=3 * WAIT)
+
+
+# -- fork ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork() is POSIX only")
+def test_forked_child_does_not_wait_for_the_parents_tasks() -> None:
+    script = textwrap.dedent(
+        """
+        import os, sys, time, warnings
+        import threadwise as tw
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        gate = tw.Event()
+        task = tw.spawn(gate.wait)
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0)  # a normal exit: runs the exit-time wait for live tasks
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                print("child exited", os.waitstatus_to_exitcode(status))
+                break
+            time.sleep(0.02)
+        else:
+            print("child hung")
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        gate.set()
+        task.result()
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "child exited 0\n", proc.stderr
+
+
+# -- free-threading readiness: stress at the smallest switch interval -----------------------------
+
+
+def test_done_implies_join_zero_true_under_races() -> None:
+    # The outcome is published at once: a task seen done() is seen finished by join(0) and
+    # has its result (before: state was set before the finished flag).
+    with tiny_switch_interval():
+        for _ in range(2000):
+            task = tw.spawn(add, 1, 2)
+            while not task.done():
+                pass
+            assert task.join(timeout=0) is True
+            assert task.result(timeout=0) == 3
+
+
+def test_failed_task_registry_is_safe_to_snapshot_while_tasks_fail(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.CRITICAL, logger="threadwise")
+    stop = threading.Event()
+
+    def fail_many() -> None:
+        while not stop.is_set():
+            task = tw.spawn(explode, "many")
+            task.exception(timeout=WAIT)  # registered as failed first, then retrieved
+
+    with tiny_switch_interval():
+        failing = [tw.spawn(fail_many) for _ in range(3)]
+        try:
+            end = time.monotonic() + 1.5
+            while time.monotonic() < end:
+                _task_module._report_failures_at_exit()  # iterates the registry
+        finally:
+            stop.set()
+            for task in failing:
+                task.result(timeout=WAIT)
+
+
+def test_default_names_are_unique_across_threads() -> None:
+    # Guarded by a lock (itertools.count is only atomic thanks to the GIL); not provocable
+    # with the GIL, so this checks the result rather than the race.
+    names: list[str] = []
+    lock = threading.Lock()
+
+    def make() -> None:
+        for _ in range(200):
+            name = _task_module._new_name(add)
+            with lock:
+                names.append(name)
+
+    with tiny_switch_interval():
+        makers = [tw.spawn(make) for _ in range(4)]
+        for maker in makers:
+            maker.result(timeout=WAIT)
+    assert len(set(names)) == len(names) == 800

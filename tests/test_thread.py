@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
+import gc
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import traceback
@@ -334,3 +338,188 @@ def test_contextvars_flow_into_subclass_run() -> None:
         assert tenant.get() == "globex"
     finally:
         tenant.reset(token)
+
+
+# -- stdlib behaviours (issue: tw.Thread as a true drop-in) -----------------------------------
+
+
+def run_script(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_sys_exit_in_thread_is_a_quiet_exit() -> None:
+    # The stdlib ends a thread quietly on SystemExit: nothing is logged or printed, at once,
+    # when the Thread is collected, or at interpreter exit.
+    proc = run_script(
+        """
+        import gc, sys, threading
+        import threadwise as tw
+        hooked = []
+        threading.excepthook = hooked.append
+        kept = tw.Thread(target=sys.exit, args=(3,))
+        kept.start(); kept.join()
+        dropped = tw.Thread(target=sys.exit, args=(4,))
+        dropped.start(); dropped.join()
+        del dropped
+        gc.collect()
+        assert hooked == [], hooked
+        assert kept.state is tw.State.FAILED
+        assert isinstance(kept.exception(), SystemExit) and kept.exception().code == 3
+        threading.excepthook = threading.__excepthook__
+        again = tw.Thread(target=sys.exit)
+        again.start(); again.join()
+        print("ok")
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "ok\n"
+    assert proc.stderr == ""
+
+
+def test_direct_run_calls_repeat_and_a_later_start_still_runs() -> None:
+    class Counting(tw.Thread):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def run(self) -> int:  # type: ignore[override]
+            self.calls += 1
+            return self.calls
+
+    thread = Counting()
+    assert thread.run() == 1
+    assert thread.run() == 2
+    assert state_of(thread) is tw.State.CREATED  # a direct call is a plain method call
+    run_and_join(thread)
+    assert thread.calls == 3
+    assert thread.result() == 3
+    assert thread.state is tw.State.DONE
+
+
+class Mixin:
+    def run(self) -> int:
+        return 7 * 6
+
+
+def test_run_from_a_mixin_is_tracked() -> None:
+    class Mixed(Mixin, tw.Thread):
+        pass
+
+    thread = Mixed()
+    run_and_join(thread)
+    assert thread.result(timeout=WAIT) == 42
+    assert thread.state is tw.State.DONE
+    assert thread.exception(timeout=WAIT) is None
+
+
+def test_run_from_a_mixin_that_raises_is_tracked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)
+
+    class Failing:
+        def run(self) -> None:
+            raise KeyError("from the mixin")
+
+    class Mixed(Failing, tw.Thread):
+        pass
+
+    thread = Mixed()
+    run_and_join(thread)
+    assert thread.state is tw.State.FAILED
+    assert isinstance(thread.exception(timeout=WAIT), KeyError)
+
+
+def test_run_assigned_on_the_instance_is_used() -> None:
+    thread = tw.Thread()
+    thread.run = lambda: "instance"  # type: ignore[method-assign]
+    run_and_join(thread)
+    assert thread.result() == "instance"
+    assert thread.run() == "instance"  # restored after the thread started
+
+
+def test_unretrieved_failure_goes_to_threading_excepthook_on_collection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[Any] = []
+    monkeypatch.setattr(threading, "excepthook", calls.append)
+
+    def fails() -> None:
+        raise LookupError("nobody looks")
+
+    thread = tw.Thread(target=fails, name="forgotten")
+    run_and_join(thread)
+    assert calls == []  # kept for result() while someone might still ask
+    del thread
+    gc.collect()
+    assert len(calls) == 1
+    args = calls[0]
+    assert args.exc_type is LookupError
+    assert str(args.exc_value) == "nobody looks"
+    assert args.thread is not None
+    assert args.thread.name == "forgotten"
+    assert any(f.name == "fails" for f in traceback.extract_tb(args.exc_traceback))
+
+
+def test_retrieved_failure_never_reaches_excepthook(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Any] = []
+    monkeypatch.setattr(threading, "excepthook", calls.append)
+    thread = Broken()
+    run_and_join(thread)
+    assert isinstance(thread.exception(), ArithmeticError)
+    del thread
+    gc.collect()
+    assert calls == []
+
+
+def test_a_failing_excepthook_falls_back_to_sys_excepthook(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[type[BaseException]] = []
+
+    def bad_hook(args: Any) -> None:
+        raise ValueError("hook broke")
+
+    monkeypatch.setattr(threading, "excepthook", bad_hook)
+    monkeypatch.setattr(sys, "excepthook", lambda t, v, tb: seen.append(t))
+    thread = Broken()
+    run_and_join(thread)
+    del thread
+    gc.collect()
+    assert seen == [ValueError]
+
+
+def test_unretrieved_failure_goes_to_excepthook_at_exit() -> None:
+    proc = run_script(
+        """
+        import threading
+        import threadwise as tw
+        def hook(args):
+            print("hook:", args.exc_type.__name__, args.thread.name)
+        threading.excepthook = hook
+        def fails():
+            raise OSError("lost")
+        kept = tw.Thread(target=fails, name="kept")
+        kept.start(); kept.join()
+        print("exiting")
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "exiting\nhook: OSError kept\n"
+
+
+def test_result_inside_its_own_run_raises() -> None:
+    class SelfWaiting(tw.Thread):
+        def run(self) -> str:  # type: ignore[override]
+            try:
+                self.result(timeout=WAIT)
+            except RuntimeError as exc:
+                return str(exc)
+            return "no error"
+
+    thread = SelfWaiting()
+    run_and_join(thread)
+    assert "cannot wait for itself" in thread.result()

@@ -6,6 +6,7 @@ deadlines reach every blocking call threadwise provides.
 
 from __future__ import annotations
 
+from . import aio as aio  # the asyncio bridge: tw.aio.run_sync, tw.aio.run
 from ._cancel import (
     CancelScope,
     checkpoint,
@@ -17,27 +18,47 @@ from ._cancel import (
 )
 from ._debug import LockOrderViolation, debug
 from ._debug import violations as lock_order_violations
-from ._exceptions import Cancelled, DeadlockError, QueueClosed, TaskCancelled
+from ._exceptions import Cancelled, CancelledTooLate, DeadlockError, QueueClosed, TaskCancelled
+from ._executor import Executor
 from ._group import TaskGroup
 from ._inspect import ThreadInfo, Watchdog, dump, dump_on_signal, threads, watchdog
 from ._local import ThreadLocal
-from ._pipeline import Pipeline, PipelineReport, StageReport, map
+from ._map import map
+from ._pipeline import Pipeline
 from ._progress import ProgressInfo
+from ._report import PipelineReport, StageReport
 from ._service import Service
-from ._sync import Condition, Event, Lock, Queue, RLock, Semaphore
+from ._sync import (
+    Barrier,
+    BoundedSemaphore,
+    Condition,
+    Event,
+    LifoQueue,
+    Lock,
+    PriorityQueue,
+    Queue,
+    RLock,
+    Semaphore,
+)
 from ._task import State, Task, Thread, spawn
 from ._version import __version__
 
 __all__ = [
+    "Barrier",
+    "BoundedSemaphore",
     "CancelScope",
     "Cancelled",
+    "CancelledTooLate",
     "Condition",
     "DeadlockError",
     "Event",
+    "Executor",
+    "LifoQueue",
     "Lock",
     "LockOrderViolation",
     "Pipeline",
     "PipelineReport",
+    "PriorityQueue",
     "ProgressInfo",
     "Queue",
     "QueueClosed",

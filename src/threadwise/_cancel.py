@@ -9,16 +9,19 @@ wakes every thread parked under them, so a checkpoint is an attribute read plus 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
+import math
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Literal
 
 from ._exceptions import Cancelled
-from ._state import Waitable, current_state
-from ._validate import check_timeout
+from ._state import ThreadState, Waitable, current_state
+from ._validate import check_name, check_timeout
 
 _monotonic = time.monotonic
 _allocate_lock = threading.Lock
@@ -27,6 +30,77 @@ _TIMEOUT_MAX = threading.TIMEOUT_MAX
 # Guards every scope's children and waiters. Held only for a few attribute updates and never
 # while calling user code, so one lock for the whole tree is cheap.
 _tree_lock = threading.Lock()
+
+
+def _after_fork() -> None:
+    """A forked child gets a fresh tree lock: another thread may have held the parent's."""
+    global _tree_lock
+    _tree_lock = threading.Lock()
+
+
+def _check_deadline(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"deadline must be a time.monotonic() value (a number) or None, got {value!r}"
+        )
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:  # a huge int: so far away it means "never"
+            return math.inf if value > 0 else -math.inf
+    if math.isnan(value):
+        raise ValueError(f"deadline must not be NaN, got {value!r}")
+    return value
+
+
+# A scope entered in one of these frames can be suspended at a ``yield`` with the scope still
+# pushed on the thread's stack.
+_SUSPENDABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+_PACKAGE = __name__.rpartition(".")[0]
+_contextmanager_enter = contextlib._GeneratorContextManager.__enter__.__code__
+
+
+def _suspendable_frame() -> FrameType | None:
+    """The user frame entering a scope, if it is a generator that may yield inside it.
+
+    A ``@contextmanager`` generator is not one: the ``with`` body it wraps is meant to run
+    under the scope while the generator is suspended.
+    """
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(_PACKAGE):
+        frame = frame.f_back
+    if frame is None or not frame.f_code.co_flags & _SUSPENDABLE:
+        return None
+    caller = frame.f_back
+    if caller is not None and caller.f_code is _contextmanager_enter:
+        return None
+    return frame
+
+
+def _on_stack(frame: FrameType) -> bool:
+    here: FrameType | None = sys._getframe(1)
+    while here is not None:
+        if here is frame:
+            return True
+        here = here.f_back
+    return False
+
+
+def _active(scope: CancelScope | None) -> CancelScope | None:
+    """The scope that applies to the running code: scopes entered in a generator that is
+    suspended at a ``yield`` right now are skipped (they apply to the generator's code only)."""
+    while scope is not None and scope._frame is not None and not _on_stack(scope._frame):
+        scope = scope._previous
+    return scope
+
+
+def _current(state: ThreadState) -> CancelScope | None:
+    scope = state.scope
+    if scope is not None and scope._frame is not None:
+        return _active(scope)
+    return scope
 
 
 class CancelScope:
@@ -42,6 +116,7 @@ class CancelScope:
         "_children",
         "_deadline",
         "_entered_in",
+        "_frame",
         "_own_deadline",
         "_parent",
         "_previous",
@@ -52,7 +127,8 @@ class CancelScope:
     )
 
     def __init__(self, *, deadline: float | None = None, name: str | None = None) -> None:
-        self.name = name
+        self.name = check_name(name)
+        deadline = _check_deadline(deadline)
         self._own_deadline = deadline
         self._deadline = deadline
         self._parent: CancelScope | None = None
@@ -63,6 +139,7 @@ class CancelScope:
         self._cancelled = False
         self._reason = ""
         self._entered_in: int | None = None
+        self._frame: FrameType | None = None
         self.cancelled_caught = False
 
     # -- tree ------------------------------------------------------------------------------
@@ -103,6 +180,8 @@ class CancelScope:
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Cancel this scope and every scope nested in it, waking their blocked threads."""
+        if not isinstance(reason, str):
+            raise TypeError(f"reason must be a str, got {reason!r}")
         with _tree_lock:
             if self._cancel_called:
                 return
@@ -148,14 +227,18 @@ class CancelScope:
 
     # -- as a context manager in the current thread ------------------------------------------
     def __enter__(self) -> CancelScope:
-        if self._entered_in is not None:
-            raise RuntimeError("a cancel scope can be entered only once")
+        ident = threading.get_ident()
+        with _tree_lock:  # two threads entering one scope: exactly one may succeed
+            if self._entered_in is not None:
+                raise RuntimeError("a cancel scope can be entered only once")
+            self._entered_in = ident
         state = current_state()
-        self._entered_in = threading.get_ident()
+        self._frame = _suspendable_frame()
+        current = _current(state)
         self._previous = state.scope
         if self._parent is None:
-            self._attach(state.scope)
-        state.scope = self
+            self._attach(current)
+        state.scope = self  # last: an interrupt before this leaves nothing pushed
         return self
 
     def __exit__(
@@ -164,12 +247,50 @@ class CancelScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        current_state().scope = self._previous
+        state = current_state()
+        out_of_order = False
+        if state.scope is self:
+            state.scope = self._previous
+        else:
+            self._unlink(state)
+            # A scope entered in a generator may legitimately be exited after scopes the
+            # consumer entered while the generator was suspended; anything else is a bug.
+            out_of_order = self._frame is None
+        self._frame = None
         self._detach()
+        if out_of_order:
+            raise RuntimeError(
+                f"cancel scope{self._describe_name()} exited out of order: a scope entered "
+                "after it is still open (exit scopes in the reverse order of entering them)"
+            )
         if isinstance(exc, Cancelled) and self._caught_own():
             self.cancelled_caught = True
             return True
         return False
+
+    def _on_stack(self) -> bool:
+        """Whether this scope is on the calling thread's scope stack (entered, not exited)."""
+        scope = current_state().scope
+        while scope is not None:
+            if scope is self:
+                return True
+            scope = scope._previous
+        return False
+
+    def _unlink(self, state: ThreadState) -> None:
+        if self._entered_in != threading.get_ident():
+            raise RuntimeError(
+                f"cancel scope{self._describe_name()} exited in a thread that did not "
+                "enter it (or was never entered)"
+            )
+        above: CancelScope | None = None
+        scope = state.scope
+        while scope is not None and scope is not self:
+            above, scope = scope, scope._previous
+        if scope is None:
+            raise RuntimeError(f"cancel scope{self._describe_name()} was already exited")
+        if above is not None:
+            above._previous = self._previous
 
     def __repr__(self) -> str:
         status = "cancelled" if self._cancelled else "active"
@@ -216,18 +337,20 @@ def fail_after(seconds: float) -> CancelScope:
 
 
 def current_scope() -> CancelScope | None:
-    return current_state().scope
+    return _current(current_state())
 
 
 def remaining() -> float | None:
     """Seconds left before the innermost deadline of the calling thread, or None."""
-    scope = current_state().scope
+    scope = _current(current_state())
     return None if scope is None else scope.remaining()
 
 
 def checkpoint() -> None:
     """Raise ``Cancelled`` if the calling thread's scope was cancelled or its deadline passed."""
     scope = current_state().scope
+    if scope is not None and scope._frame is not None:
+        scope = _active(scope)
     if scope is not None and scope._is_cancelled():
         raise scope._cancelled_error()
 
@@ -283,7 +406,7 @@ def on_cancel(callback: Callable[[], object]) -> Iterator[None]:
     """Call ``callback()`` (from the cancelling thread) if the current scope is cancelled
     while the block runs. Deadlines do not trigger it: give the foreign call its own timeout
     from ``remaining()``."""
-    scope = current_state().scope
+    scope = _current(current_state())
     if scope is None:
         yield
         return
@@ -321,7 +444,7 @@ def block(
     """
     state = current_state()
     if cancel == "raise" or (cancel == "wake" and scope is None):
-        scope = state.scope
+        scope = _current(state)
     elif cancel == "ignore":
         scope = None
     deadline: float | None = None

@@ -53,22 +53,31 @@ _violations: list[LockOrderViolation] = []
 _held = threading.local()
 
 
+# Switching is rare; the lock keeps `enabled` and every listener's copy in step when two
+# threads switch at once (no reliance on the GIL).
+_switch_lock = threading.Lock()
+
+
 _listeners: list[Callable[[bool], None]] = []
 
 
 def on_change(listener: Callable[[bool], None]) -> None:
     """Call ``listener(enabled)`` whenever debug mode is switched (hot paths cache the flag)."""
-    _listeners.append(listener)
+    with _switch_lock:
+        _listeners.append(listener)
 
 
 def debug(on: bool | None = None) -> bool:
     """Turn debug mode on or off (None: leave it); returns whether it is on."""
     global enabled
-    if on is not None:
-        enabled = bool(on)
-        for listener in _listeners:
-            listener(enabled)
-    return enabled
+    if on is not None and not isinstance(on, bool):
+        raise TypeError(f"on must be True, False or None, got {on!r}")
+    with _switch_lock:
+        if on is not None:
+            enabled = on
+            for listener in list(_listeners):
+                listener(on)
+        return enabled
 
 
 def violations() -> list[LockOrderViolation]:

@@ -4,7 +4,9 @@
      └── Cancelled           the scope you run in was cancelled, or its deadline passed
     Exception
      ├── TaskCancelled       (concurrent.futures.CancelledError) result() of a cancelled task
-     ├── QueueClosed         put() on a closed Queue; get() on a closed, drained Queue
+     ├── CancelledTooLate    (concurrent.futures.CancelledError) an Executor future was
+     │                       cancelled while running, but its call ran to its end
+     ├── QueueClosed         (queue.ShutDown, 3.13+) put() after shutdown; get() once drained
      └── DeadlockError       (RuntimeError) acquiring a Lock would wait forever on a cycle
 
 Timeouts raise the builtin ``TimeoutError``; a group's failures are raised as the builtin
@@ -14,6 +16,14 @@ Timeouts raise the builtin ``TimeoutError``; a group's failures are raised as th
 from __future__ import annotations
 
 import concurrent.futures
+import sys
+
+if sys.version_info >= (3, 13):
+    from queue import ShutDown as _ShutDown
+else:
+
+    class _ShutDown(Exception):
+        """Stands in for ``queue.ShutDown``, which Python 3.13 added."""
 
 
 class Cancelled(BaseException):
@@ -32,8 +42,26 @@ class TaskCancelled(concurrent.futures.CancelledError):
     """
 
 
-class QueueClosed(Exception):
-    """``put()`` on a closed queue, or ``get()`` on a queue that is closed and empty."""
+class CancelledTooLate(concurrent.futures.CancelledError):
+    """Raised by ``result()`` of an ``Executor`` future that was cancelled while its call ran,
+    when the call never reached a threadwise checkpoint and ran to its end anyway.
+
+    The call's return value is ``value``; if it raised, that exception is ``__cause__``.
+    Code that treats ``CancelledError`` as "cancelled" stays correct; code that needs the
+    work's outcome finds it here.
+    """
+
+    def __init__(self, message: str, *, value: object = None) -> None:
+        super().__init__(message)
+        self.value = value
+
+
+class QueueClosed(_ShutDown):
+    """``put()`` on a shut-down queue, or ``get()`` on one that is shut down and drained.
+
+    On Python 3.13+ it is also a ``queue.ShutDown``, so code written for the standard
+    library's ``Queue.shutdown()`` catches it.
+    """
 
 
 class DeadlockError(RuntimeError):

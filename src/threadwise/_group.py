@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import itertools
 import logging
 import math
 import threading
@@ -17,14 +16,24 @@ from ._cancel import CancelScope
 from ._exceptions import Cancelled
 from ._local import close_thread_locals
 from ._sync import ParkingLot
-from ._task import State, Task, _bind, _new_name, abandon
+from ._task import (
+    EXIT_GRACE,
+    NameCounter,
+    State,
+    Task,
+    _abandon_thread,
+    _bind,
+    _join_thread,
+    _new_name,
+    abandon,
+)
 from ._validate import check_callable, check_name, check_positive_int, check_timeout
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 logger = logging.getLogger("threadwise")
-_group_counter = itertools.count(1)
+_group_counter = NameCounter()
 
 
 class _Phase(enum.Enum):
@@ -73,6 +82,10 @@ class TaskGroup:
         self._queue: deque[Task[Any]] = deque()
         self._idle = ParkingLot()
         self._stopping = False
+        # Workers running a task, and how many of those wait on a task of this group (they
+        # do not count against max_workers while they wait: see _lend_slot).
+        self._busy = 0
+        self._lent = 0
 
     # -- public ----------------------------------------------------------------------------
     @property
@@ -89,6 +102,8 @@ class TaskGroup:
 
     def cancel(self, reason: str | None = None) -> None:
         """Cancel every task of the group (and the block's own threadwise waits)."""
+        if reason is not None and not isinstance(reason, str):
+            raise TypeError(f"reason must be a str or None, got {reason!r}")
         self._scope.cancel(reason or f"{self._describe()} was cancelled")
         self._drop_queued()
 
@@ -115,21 +130,81 @@ class TaskGroup:
                 self._prune_threads()
             else:
                 self._queue.append(task)
-                if not self._idle.unpark_one() and len(self._threads) < self._max_workers:
-                    worker = threading.Thread(
-                        target=self._work,
-                        name=f"{self._name}-worker-{len(self._threads) + 1}",
-                        daemon=True,
-                    )
-                    self._threads.append(worker)
+                worker = self._worker_needed()
         if self._max_workers is None:
-            task._start_thread(register_live=False)
+            try:
+                task._start_thread(register_live=False)
+            except RuntimeError:  # can't start new thread: the task never runs
+                self._forget(task)
+                raise
             with self._lock:
                 assert task._thread is not None
                 self._threads.append(task._thread)
         elif worker is not None:
-            worker.start()
+            self._start_worker(worker, task)
         return task
+
+    def _worker_needed(self) -> threading.Thread | None:
+        """With the lock held, after queueing: wake an idle worker or make a new one."""
+        assert self._max_workers is not None
+        if self._busy - self._lent >= self._max_workers:
+            return None  # every slot is taken: a finishing worker takes the task
+        if self._idle.unpark_one() or len(self._threads) >= self._max_workers + self._lent:
+            return None
+        worker = threading.Thread(
+            target=self._work, name=f"{self._name}-worker-{len(self._threads) + 1}", daemon=True
+        )
+        self._threads.append(worker)
+        return worker
+
+    def _start_worker(self, worker: threading.Thread, task: Task[Any] | None) -> None:
+        try:
+            worker.start()
+        except RuntimeError:
+            # The thread could not be started. Unless another worker already took it, the
+            # task is taken back so that it never runs later behind the caller's back.
+            with self._lock:
+                self._threads.remove(worker)
+                queued = task is not None and task in self._queue
+                if queued:
+                    assert task is not None
+                    self._queue.remove(task)
+                stranded = [] if self._threads else list(self._queue)
+                if stranded:
+                    self._queue.clear()
+            if queued:
+                assert task is not None
+                self._forget(task)
+            for other in stranded:  # queued by earlier spawns, and no worker is left to run them
+                other.cancel(f"{self._describe()} could not start a worker thread")
+            if queued:
+                raise
+
+    def _forget(self, task: Task[Any]) -> None:
+        """Undo spawn() for a task whose thread could not be started."""
+        task._abort_start()
+        with self._lock:
+            self._pending -= 1
+            self._running.discard(task)
+            if self._pending == 0:
+                self._exit_lot.unpark_all()
+
+    def _lend_slot(self) -> None:
+        """The calling task (of this group) waits on another task of this group: while it
+        waits it does not count against max_workers, so the awaited task can run."""
+        if self._max_workers is None:
+            return
+        with self._lock:
+            self._lent += 1
+            worker = self._worker_needed() if self._queue else None
+        if worker is not None:
+            self._start_worker(worker, None)
+
+    def _reclaim_slot(self) -> None:
+        if self._max_workers is None:
+            return
+        with self._lock:
+            self._lent -= 1
 
     # -- workers and bookkeeping -------------------------------------------------------------
     def _work(self) -> None:
@@ -141,19 +216,23 @@ class TaskGroup:
     def _work_loop(self) -> None:
         me = threading.current_thread()
         lock = self._lock
+        limit = self._max_workers
+        assert limit is not None
         with lock:
             while True:
-                while not self._queue:
+                while not self._queue or self._busy - self._lent >= limit:
                     if self._stopping:
                         return
                     self._idle.park(lock, None, None, cancel="ignore")
                 task = self._queue.popleft()
                 task._thread = me
+                self._busy += 1
                 lock.release()
                 try:
                     task._run()
                 finally:
                     lock.acquire()
+                    self._busy -= 1
 
     def _prune_threads(self) -> None:
         # Keep the list of per-task threads from growing without bound in long-lived groups.
@@ -201,6 +280,19 @@ class TaskGroup:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
+        try:
+            return self._exit(exc)
+        finally:
+            # Whatever happens above (a second Ctrl-C included), the group's scope leaves the
+            # thread's scope stack here, so it cannot cancel what runs after the block.
+            self._close(join=False)
+            self._pop_scope()
+
+    def _pop_scope(self) -> None:
+        if self._scope._on_stack():
+            self._scope.__exit__(None, None, None)
+
+    def _exit(self, exc: BaseException | None) -> bool:
         if exc is not None and not isinstance(exc, Cancelled):
             self.cancel(f"the body of {self._describe()} raised {exc!r}")
         interrupt: BaseException | None = exc if isinstance(exc, KeyboardInterrupt) else None
@@ -209,14 +301,14 @@ class TaskGroup:
         except KeyboardInterrupt as ki:
             interrupt = ki
             stuck = self._cancel_and_wait_grace()
-        except BaseException:
-            self._close(join=False)
-            raise
         own = self._scope._own_deadline
         if own is not None and not self._scope._cancel_called and time.monotonic() >= own:
             self._timed_out = True  # tasks saw the deadline themselves before we did
-        self._close(join=True, stuck={t._thread for t in stuck if t._thread is not None})
-        self._scope.__exit__(None, None, None)
+        try:
+            self._close(join=True, stuck={t._thread for t in stuck if t._thread is not None})
+        except KeyboardInterrupt as ki:
+            interrupt = ki  # Ctrl-C while joining finished threads: stop joining, report
+        self._pop_scope()
 
         failures = self._failures
         if interrupt is not None:
@@ -314,16 +406,24 @@ class TaskGroup:
         with self._lock:
             if self._phase is _Phase.CLOSED:
                 return
+            if self._phase is _Phase.NEW:
+                return
             self._phase = _Phase.CLOSED
             self._stopping = True
             self._idle.unpark_all()
             threads = list(self._threads)
         if not join:
             return
+        # Every task has finished (or is abandoned): the threads are past the task's last
+        # line, closing their ThreadLocal instances. A close that blocks must not hang the
+        # exit: wait at most the grace period, then report the thread as abandoned.
         me = threading.current_thread()
+        end = time.monotonic() + (EXIT_GRACE if math.isinf(self._grace) else self._grace)
         for thread in threads:
-            if thread not in stuck and thread is not me and thread.ident is not None:
-                thread.join()
+            if thread in stuck or thread is me:
+                continue
+            if not _join_thread(thread, max(0.0, end - time.monotonic())):
+                _abandon_thread(thread, f"{self._describe()} exited")
 
     # -- display -----------------------------------------------------------------------------
     def _describe(self) -> str:

@@ -3,6 +3,7 @@ their task and group and their stack; dumps on demand or on a signal; a stall wa
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -41,9 +42,28 @@ class ThreadInfo:
         return "".join(self.stack)
 
 
+# Held while the collector is switched off around sys._current_frames(), so that two callers
+# do not switch it back on under each other.
+_frames_lock = threading.Lock()
+
+
+def _current_frames() -> dict[int, FrameType]:
+    """``sys._current_frames()`` with the garbage collector off: on CPython 3.11 a collection
+    that starts inside it (and runs a weakref callback) can deadlock the process, which the
+    stall watchdog checking from several threads provoked (CPython gh-106883)."""
+    with _frames_lock:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return sys._current_frames()
+        finally:
+            if enabled:
+                gc.enable()
+
+
 def threads() -> list[ThreadInfo]:
     """A snapshot of every live thread of the process."""
-    frames = sys._current_frames()
+    frames = _current_frames()
     states = all_states()
     now = time.monotonic()
     infos = []
@@ -99,8 +119,16 @@ def format_table(infos: list[ThreadInfo]) -> str:
     return "\n".join(lines)
 
 
+def _check_file(file: object) -> None:
+    if file is not None and not callable(getattr(file, "write", None)):
+        raise TypeError(
+            f"file must be a writable text stream (with a write() method) or None, got {file!r}"
+        )
+
+
 def dump(file: TextIO | None = None) -> str:
     """Print a table of all threads and then each thread's stack; returns the text."""
+    _check_file(file)
     infos = threads()
     parts = [f"threadwise dump: {len(infos)} threads", format_table(infos), ""]
     for info in infos:
@@ -124,6 +152,7 @@ def dump_on_signal(
 
     Call from the main thread. Returns the previous handler.
     """
+    _check_file(file)
 
     def handler(received: int, frame: FrameType | None) -> None:
         dump(file)
@@ -139,6 +168,9 @@ class Watchdog:
         self.stall_after = stall_after
         self.on_stall = on_stall
         self._stop = threading.Event()
+        # The watchdog thread and callers of check() update these together: the lock makes
+        # "not seen yet, so report it" one step, so an episode is reported once.
+        self._lock = threading.Lock()
         self._seen: set[tuple[int | None, float]] = set()
         self._thread = threading.Thread(target=self._watch, name="threadwise-watchdog", daemon=True)
         self.reports: list[ThreadInfo] = []
@@ -167,19 +199,24 @@ class Watchdog:
         """One pass: report the stalls not reported yet; returns them."""
         stalled = []
         states = all_states()
-        for info in threads():
-            if info.task is None or info.state not in (State.RUNNING, State.BLOCKED):
-                continue
-            state = states.get(info.ident) if info.ident is not None else None
-            if state is None or info.running_for < self.stall_after:
-                continue
-            episode = (info.ident, state.since)
-            if episode in self._seen:
-                continue
-            self._seen.add(episode)
-            stalled.append(info)
+        infos = threads()
+        with self._lock:
+            for info in infos:
+                if info.task is None or info.state not in (State.RUNNING, State.BLOCKED):
+                    continue
+                state = states.get(info.ident) if info.ident is not None else None
+                if state is None or info.running_for < self.stall_after:
+                    continue
+                episode = (info.ident, state.since)
+                if episode in self._seen:
+                    continue
+                self._seen.add(episode)
+                stalled.append(info)
+            self.reports.extend(stalled)
+            # Forget episodes that ended so the set does not grow forever.
+            live = {(ident, s.since) for ident, s in states.items()}
+            self._seen &= live
         for info in stalled:
-            self.reports.append(info)
             if self.on_stall is not None:
                 try:
                     self.on_stall(info)
@@ -195,9 +232,6 @@ class Watchdog:
                     f" ({info.blocked_on})" if info.blocked_on else "",
                     info.format_stack().rstrip(),
                 )
-        # Forget episodes that ended so the set does not grow forever.
-        live = {(ident, s.since) for ident, s in states.items()}
-        self._seen &= live
         return stalled
 
     def _watch(self) -> None:

@@ -14,7 +14,11 @@ T = TypeVar("T")
 logger = logging.getLogger("threadwise")
 
 # Every ThreadLocal, so threadwise's own threads can close their instances on the way out.
+# ThreadLocals are made in any thread while finishing threads walk the set: every add and
+# every walk takes the lock (a WeakSet iterated while another thread adds to it raises
+# "Set changed size during iteration"); the walk runs on a snapshot, outside the lock.
 _all_locals: weakref.WeakSet[ThreadLocal[Any]] = weakref.WeakSet()
+_all_locals_lock = threading.Lock()
 
 
 def close_thread_locals() -> None:
@@ -23,17 +27,33 @@ def close_thread_locals() -> None:
     threadwise's threads call this as their last step. Closing then, rather than from the
     interpreter's teardown of the thread, means a ``close`` that logs or looks at
     ``threading.current_thread()`` sees a normal thread (not a leftover dummy one).
+
+    A close that raises does not keep the others from running: ``Exception`` is logged; any
+    other exception (e.g. ``KeyboardInterrupt``) is raised again once every close has run.
     """
-    for local in list(_all_locals):
-        local._close_mine()
+    with _all_locals_lock:
+        snapshot = list(_all_locals)
+    pending: BaseException | None = None
+    for local in snapshot:
+        try:
+            local._close_mine()
+        except BaseException as exc:  # one failing close must not skip the rest
+            if pending is None:
+                pending = exc
+    if pending is not None:
+        try:
+            raise pending
+        finally:
+            pending = None  # no frame -> exception -> frame cycle
 
 
 class _Holder(Generic[T]):
     """Lives in the thread's local storage beside the instance; dies with the thread."""
 
-    __slots__ = ("__weakref__", "value")
+    __slots__ = ("__weakref__", "key", "value")
 
-    def __init__(self, value: T) -> None:
+    def __init__(self, key: int, value: T) -> None:
+        self.key = key
         self.value = value
 
 
@@ -42,7 +62,8 @@ class ThreadLocal(Generic[T]):
 
     ``close(instance)`` runs exactly once per instance: when its thread ends (a worker of a
     pool or pipeline shutting down, a task's thread exiting), when ``close_all()`` is called,
-    or at interpreter exit for threads still alive then.
+    or at interpreter exit for threads still alive then. ``get()`` never returns an instance
+    whose closing has begun: after ``close_all()`` each thread gets a new one.
     """
 
     def __init__(
@@ -55,43 +76,47 @@ class ThreadLocal(Generic[T]):
         self._close = close
         self._local = threading.local()
         self._lock = threading.Lock()
-        # One finalizer per live instance; each runs at most once (weakref.finalize's promise).
+        # The open instances: one finalizer each, keyed by the holder's key. A key leaves
+        # this dict (under the lock) before its close starts, so membership is what "open"
+        # means. Each finalizer runs at most once (weakref.finalize's promise).
         self._finalizers: dict[int, weakref.finalize[..., _Holder[T]]] = {}
         self._next_key = 0
-        _all_locals.add(self)
+        with _all_locals_lock:
+            _all_locals.add(self)
 
     def get(self) -> T:
-        """This thread's instance, created on first use."""
-        try:
-            holder: _Holder[T] = self._local.holder
-        except AttributeError:
-            return self._create()
-        return holder.value
+        """This thread's instance, created on first use (and again after ``close_all()``)."""
+        holder: _Holder[T] | None = getattr(self._local, "holder", None)
+        # One read of the dict decides: open now means get() is ordered before any close of
+        # it; a close_all() that begins later closes an instance already handed out, as it
+        # would had get() been called a moment earlier.
+        if holder is not None and holder.key in self._finalizers:
+            return holder.value
+        return self._create()
 
     def _create(self) -> T:
         value = self._factory()
-        holder = _Holder(value)
-        self._local.holder = holder
         with self._lock:
             key = self._next_key
             self._next_key += 1
+            holder = _Holder(key, value)
             # The holder is collected when the thread's local storage is cleared at thread
             # exit; the finalizer then closes the instance it kept a reference to.
             self._finalizers[key] = weakref.finalize(holder, self._finalize, key, value)
-        self._local.key = key
+        self._local.holder = holder  # drops a closed predecessor, whose finalizer has run
         return value
 
     def _close_mine(self) -> None:
-        try:
-            key = self._local.key
-        except AttributeError:
+        holder: _Holder[T] | None = getattr(self._local, "holder", None)
+        if holder is None:
             return
         with self._lock:
-            finalizer = self._finalizers.get(key)
-        if finalizer is not None:
-            finalizer()  # runs the close once; later calls do nothing
-        del self._local.key
-        del self._local.holder
+            finalizer = self._finalizers.pop(holder.key, None)
+        try:
+            if finalizer is not None:
+                finalizer()  # runs the close once; later calls do nothing
+        finally:
+            del self._local.holder
 
     def _finalize(self, key: int, value: T) -> None:
         with self._lock:
@@ -104,12 +129,27 @@ class ThreadLocal(Generic[T]):
             logger.exception("ThreadLocal close() failed for %r", value)
 
     def close_all(self) -> None:
-        """Close every instance now (the threads get a new one if they call ``get()`` again)."""
+        """Close every instance now (the threads get a new one if they call ``get()`` again).
+
+        Every close runs even if one raises (``Exception`` is logged, anything else is
+        raised again after the last close).
+        """
         with self._lock:
+            # Closed from here on: a get() racing this call makes a new instance.
             finalizers = list(self._finalizers.values())
+            self._finalizers.clear()
+        pending: BaseException | None = None
         for finalizer in finalizers:
-            finalizer()
-        self._local = threading.local()
+            try:
+                finalizer()
+            except BaseException as exc:  # the others must still be closed
+                if pending is None:
+                    pending = exc
+        if pending is not None:
+            try:
+                raise pending
+            finally:
+                pending = None
 
     def __len__(self) -> int:
         """How many instances are open."""

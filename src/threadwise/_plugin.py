@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from .testing import _describe, leaked_threads
+from .testing import _describe, baseline_threads, leaked_threads
 
 
 def pytest_addoption(parser: Any) -> None:
@@ -36,7 +35,7 @@ def _check(request: Any) -> Iterator[None]:
     if request.node.get_closest_marker("allow_thread_leak"):
         yield
         return
-    before = set(threading.enumerate())
+    before = baseline_threads()
     yield
     leaked = leaked_threads(before)
     if leaked:

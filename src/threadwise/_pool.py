@@ -32,7 +32,14 @@ class Workers:
         """Start ``fn`` in a new thread, in a copy of the caller's ``contextvars`` context."""
         task: Task[Any] = Task(_bind(fn, (), {}), name, parent_scope=self.scope)
         self.tasks.append(task)
-        task._start_thread(register_live=False)
+        try:
+            task._start_thread(register_live=False)
+        except Exception:
+            # The thread never started (e.g. "can't start new thread"): nothing to wait for.
+            # (On Ctrl-C it may have started: it stays listed, join() stops it.)
+            self.tasks.remove(task)
+            task._scope._detach()
+            raise
         return task
 
     def cancel(self, reason: str) -> None:
@@ -40,7 +47,9 @@ class Workers:
 
     def join(self) -> list[Task[Any]]:
         """Wait for every worker. Ctrl-C or a prior cancel gives them ``grace`` seconds; the
-        ones still stuck after it are reported as abandoned and returned."""
+        ones still stuck after it are reported as abandoned and returned. A thread that has
+        finished its work but not yet exited (a blocking thread-local close hook, say) also
+        gets ``grace`` seconds, and is abandoned after it."""
         stuck: list[Task[Any]] = []
         try:
             if self.scope._is_cancelled():
@@ -51,17 +60,26 @@ class Workers:
         except KeyboardInterrupt:
             stuck = cancel_and_wait(self.tasks, f"{self.name} was interrupted (Ctrl-C)", self.grace)
             abandon(stuck, f"{self.name} was interrupted (Ctrl-C)")
-            self._join_threads(stuck)
+            abandon(self._join_threads(stuck), f"{self.name} was interrupted (Ctrl-C)")
             raise
         abandon(stuck, f"{self.name} was cancelled")
-        self._join_threads(stuck)
-        return stuck
+        lingering = self._join_threads(stuck)
+        abandon(lingering, f"{self.name}: threads did not exit within {self.grace:g} s")
+        return stuck + lingering
 
-    def _join_threads(self, stuck: list[Task[Any]]) -> None:
+    def _join_threads(self, stuck: list[Task[Any]]) -> list[Task[Any]]:
+        """Join the threads of the finished tasks, within ``grace`` in all: the ones still
+        alive after it."""
+        end = _monotonic() + self.grace
+        lingering = []
         for task in self.tasks:
             thread = task._thread
-            if task not in stuck and thread is not None and thread.ident is not None:
-                thread.join()
+            if task in stuck or thread is None or thread.ident is None:
+                continue
+            thread.join(max(0.0, end - _monotonic()))
+            if thread.is_alive():
+                lingering.append(task)
+        return lingering
 
 
 class ChunkSizer:

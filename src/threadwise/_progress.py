@@ -9,15 +9,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal, TextIO
 
 _monotonic = time.monotonic
 
 
-@dataclass(frozen=True)
 class ProgressInfo:
-    """A progress sample handed to a ``progress=`` callback."""
+    """A progress sample handed to a ``progress=`` callback (read-only)."""
+
+    # Slots, not a dataclass: ``import threadwise`` stays free of the dataclasses module.
+    __slots__ = ("description", "done", "elapsed", "eta", "finished", "rate", "total")
 
     description: str
     done: int
@@ -25,8 +26,45 @@ class ProgressInfo:
     elapsed: float
     rate: float  # items per second since the start
     eta: float | None  # seconds left, when the total is known
-    finished: bool = False
+    finished: bool
 
+    def __init__(
+        self,
+        description: str,
+        done: int,
+        total: int | None,
+        elapsed: float,
+        rate: float,
+        eta: float | None,
+        finished: bool = False,
+    ) -> None:
+        values = (description, done, total, elapsed, rate, eta, finished)
+        for name, value in zip(_INFO_FIELDS, values, strict=True):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"ProgressInfo is read-only: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"ProgressInfo is read-only: cannot delete {name!r}")
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in _INFO_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProgressInfo):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _INFO_FIELDS)
+        return f"ProgressInfo({fields})"
+
+
+_INFO_FIELDS = ("description", "done", "total", "elapsed", "rate", "eta", "finished")
 
 ProgressCallback = Callable[[ProgressInfo], object]
 ProgressArg = bool | Literal["force"] | ProgressCallback
@@ -96,11 +134,25 @@ class Progress:
         )
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 1.0) -> None:
+        """Stop sampling and publish the final sample. A callback stuck in the sampler thread
+        is waited for ``grace`` seconds, then left behind (a daemon thread) with a warning."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        thread = self._thread
+        if thread is not None:
+            thread.join(grace)
             self._thread = None
+            if thread.is_alive():
+                import logging
+
+                logging.getLogger("threadwise").warning(
+                    "progress %r: the callback did not return within %g s; its thread %r "
+                    "is abandoned",
+                    self.description,
+                    grace,
+                    thread.name,
+                )
+                return  # no final sample: the callback is still busy with the last one
         self._publish(finished=True)
         if self._drawer is not None:
             self._drawer.close()

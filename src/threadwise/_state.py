@@ -82,6 +82,19 @@ def _forget(ident: int, state: ThreadState) -> None:
             del _registry[ident]
 
 
+def _after_fork() -> None:
+    """In a forked child only the forking thread exists: forget the others, and make a new
+    lock (another thread may have held the old one at the instant of the fork)."""
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    ident = threading.get_ident()
+    mine = _registry.get(ident)
+    _registry.clear()
+    if mine is not None:
+        mine.ident = ident
+        _registry[ident] = mine
+
+
 def all_states() -> dict[int, ThreadState]:
     with _registry_lock:
         return dict(_registry)

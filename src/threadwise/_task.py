@@ -6,8 +6,8 @@ import atexit
 import contextvars
 import enum
 import functools
-import itertools
 import logging
+import os
 import sys
 import threading
 import time
@@ -16,8 +16,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from ._cancel import CancelMode, CancelScope
+from ._cancel import _after_fork as cancel_after_fork
 from ._exceptions import Cancelled, TaskCancelled
 from ._local import close_thread_locals
+from ._state import _after_fork as state_after_fork
 from ._state import current_state
 from ._sync import Event
 from ._validate import check_callable, check_timeout, describe_callable
@@ -46,10 +48,69 @@ class State(enum.Enum):
 
 
 _FINISHED = frozenset({State.DONE, State.FAILED, State.CANCELLED})
-_counter = itertools.count(1)
+
+
+def _no_call() -> Any:
+    return None
+
+
+class NameCounter:
+    """``next()`` gives 1, 2, 3...; safe from many threads without relying on the GIL."""
+
+    __slots__ = ("_lock", "_next")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next = 0
+
+    def __next__(self) -> int:
+        with self._lock:
+            self._next += 1
+            return self._next
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+
+_counter = NameCounter()
+
+
+class _Registry:
+    """Weak references to failed tasks whose exception nobody has looked at yet.
+
+    A plain dict of ``weakref.ref`` without callbacks, guarded by a lock: adding and
+    snapshotting happen from many threads, and a weakref callback could run (from the garbage
+    collector) while this thread holds the lock.
+    """
+
+    __slots__ = ("_lock", "_prune_at", "_refs")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._refs: dict[int, weakref.ref[Task[Any]]] = {}
+        self._prune_at = 64
+
+    def add(self, task: Task[Any]) -> None:
+        ref = weakref.ref(task)
+        with self._lock:
+            self._refs[id(task)] = ref  # a dead task's id may be reused: replace its ref
+            if len(self._refs) >= self._prune_at:
+                self._refs = {k: r for k, r in self._refs.items() if r() is not None}
+                self._prune_at = max(64, 2 * len(self._refs))
+
+    def snapshot(self) -> list[Task[Any]]:
+        with self._lock:
+            refs = list(self._refs.values())
+        return [t for t in (r() for r in refs) if t is not None]
+
+    def _after_fork(self) -> None:
+        # The parent's failures are the parent's to report, once.
+        self._lock = threading.Lock()
+        self._refs = {}
+
 
 # Failed tasks whose exception nobody has looked at yet; reported at exit if still unseen.
-_failed_tasks: weakref.WeakSet[Task[Any]] = weakref.WeakSet()
+_failed_tasks = _Registry()
 # Tasks on threadwise's daemon threads that the interpreter should still wait for at exit.
 _live_tasks: set[Task[Any]] = set()
 _live_lock = threading.Lock()
@@ -63,6 +124,7 @@ class Task(Generic[T]):
         "_abandoned",
         "_call",
         "_callbacks",
+        "_closed",
         "_done",
         "_exception",
         "_finished",
@@ -110,6 +172,7 @@ class Task(Generic[T]):
         self._started_at: float | None = None
         self._thread: threading.Thread | None = None
         self._own_thread = False  # True when the thread exists for this task alone
+        self._closed = False  # its own thread has closed its ThreadLocal instances
 
     # -- running ---------------------------------------------------------------------------
     def _run(self) -> None:
@@ -128,39 +191,45 @@ class Task(Generic[T]):
                 self._state = State.RUNNING
                 started = True
         if not started:
-            self._finish()
+            self._finish(State.CANCELLED, None, None)
             return
         state = current_state()
         previous_task, previous_scope = state.task, state.scope
         state.task, state.scope = self, self._scope
         state.since = time.monotonic()
+        result: T | None = None
+        error: BaseException | None = None
         try:
             result = self._call()
         except Cancelled as exc:
             if self._scope._is_cancelled():
-                self._state = State.CANCELLED
+                outcome = State.CANCELLED
             else:  # raised by hand, not by a cancelled scope: that is a failure
-                self._fail(exc)
+                outcome, error = State.FAILED, exc
         except BaseException as exc:
-            self._fail(exc)
+            outcome, error = State.FAILED, exc
         else:
-            self._result = result
-            self._state = State.DONE
+            outcome = State.DONE
         finally:
             state.task, state.scope = previous_task, previous_scope
-        self._finish()
+            # Drop the function and its arguments: a finished task must not keep them alive
+            # (nor a cycle through a Thread whose target refers back to it).
+            self._call = _no_call
+        self._finish(outcome, result, error)
 
-    def _fail(self, exc: BaseException) -> None:
-        self._exception = exc
-        self._state = State.FAILED
-        _failed_tasks.add(self)
-
-    def _finish(self) -> None:
+    def _finish(self, outcome: State, result: T | None, error: BaseException | None) -> None:
+        """Publish the outcome: state, result and exception change together, under the lock,
+        so whoever sees the task finished also sees its result."""
         self._scope._detach()
         with self._lock:
+            self._result = result
+            self._exception = error
+            self._state = outcome
             self._finished = True
             event = self._done
             callbacks, self._callbacks = self._callbacks or [], None
+        if error is not None and self._tracks_unretrieved(error):
+            _failed_tasks.add(self)
         if event is not None:
             event.set()
         for callback in callbacks:
@@ -169,16 +238,29 @@ class Task(Generic[T]):
             with _live_lock:
                 _live_tasks.discard(self)
 
+    def _tracks_unretrieved(self, error: BaseException) -> bool:
+        """Whether an exception nobody retrieves is reported (a Thread's sys.exit() is not)."""
+        return True
+
+    def _abort_start(self) -> None:
+        """Forget a task whose thread could not be started (it never ran; nobody holds it)."""
+        self._scope._detach()
+        with self._lock:
+            self._state = State.CANCELLED
+            self._finished = True
+            self._callbacks = None
+        if self._live:
+            with _live_lock:
+                _live_tasks.discard(self)
+
     def _wait_finished(self, timeout: float | None, cancel: CancelMode = "raise") -> bool:
         """Wait until the task has finished (True) or ``timeout`` passed (False)."""
-        if self._finished:
-            return True
         with self._lock:
+            if self._finished:
+                return True
             event = self._done
             if event is None:
                 event = self._done = Event(name=f"done of task {self._name!r}")
-                if self._finished:
-                    event.set()
         return event._wait(timeout, cancel)
 
     def _add_done_callback(self, callback: Callable[[Task[T]], None]) -> None:
@@ -189,6 +271,7 @@ class Task(Generic[T]):
         callback(self)  # already finished
 
     def _set_blocked(self, blocked: bool) -> None:
+        # Only the task's own thread calls this, while the task runs.
         if self._state is State.RUNNING or self._state is State.BLOCKED:
             self._state = State.BLOCKED if blocked else State.RUNNING
 
@@ -197,8 +280,14 @@ class Task(Generic[T]):
             self._run()
         finally:
             close_thread_locals()  # the thread ends here: release its per-thread resources
+            self._closed = True
 
     def _start_thread(self, *, register_live: bool) -> None:
+        """Run the task in a new daemon thread: the one place a task's thread is started.
+
+        If the thread cannot be started (``RuntimeError: can't start new thread``) the task
+        is forgotten, never to run, and the error propagates to the caller of ``spawn``.
+        """
         thread = threading.Thread(target=self._run_and_close, name=self._name, daemon=True)
         self._thread = thread
         self._own_thread = True
@@ -206,7 +295,13 @@ class Task(Generic[T]):
             self._live = True
             with _live_lock:
                 _live_tasks.add(self)
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:
+            self._thread = None
+            self._own_thread = False
+            self._abort_start()
+            raise
 
     # -- public ----------------------------------------------------------------------------
     @property
@@ -251,33 +346,72 @@ class Task(Generic[T]):
 
         Returns False if the task had already finished.
         """
+        if reason is not None and not isinstance(reason, str):
+            raise TypeError(f"reason must be a str or None, got {reason!r}")
         why = reason or f"task {self._name!r} was cancelled"
         with self._lock:
-            if self._state in _FINISHED:
+            if self._finished:
                 return False
             not_started = self._state is State.CREATED
             if not_started:
                 self._state = State.CANCELLED
         self._scope.cancel(why)
         if not_started:
-            self._finish()
+            self._finish(State.CANCELLED, None, None)
         return True
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait until the task has finished; True if it has. Cancellable."""
+        """Wait until the task has finished; True if it has. Cancellable.
+
+        After the task's function has returned, its own thread still closes its
+        ``ThreadLocal`` instances; that is waited for within ``timeout`` too (with no timeout,
+        at most ``EXIT_GRACE`` seconds), and a thread still busy then is reported as abandoned.
+        """
         seconds = check_timeout(timeout)
-        if not self._wait_finished(seconds):
+        end = None if seconds is None else time.monotonic() + seconds
+        if not self._wait_for_sibling_or_self(seconds):
             return False
         thread = self._thread
         if self._own_thread and thread is not None and thread is not threading.current_thread():
-            thread.join()  # the thread is past the task's last line: this is immediate
+            if self._closed:
+                # Past its ThreadLocal close hooks, the last user code it runs: the thread is
+                # ending now. (An untimed join is markedly cheaper than a timed one.)
+                thread.join()
+            else:
+                left = EXIT_GRACE if end is None else max(0.0, end - time.monotonic())
+                if not _join_thread(thread, left):
+                    _abandon_thread(thread, f"task {self._name!r} finished")
         return True
+
+    def _wait_for_sibling_or_self(self, seconds: float | None) -> bool:
+        with self._lock:
+            if self._finished:
+                return True
+        me = current_state().task
+        if me is self or (self._ident is not None and self._ident == threading.get_ident()):
+            raise RuntimeError(f"task {self._name!r} cannot wait for itself (it would hang)")
+        group = self._group
+        if me is None or group is None or me._group is not group:
+            return self._wait_finished(seconds)
+        # A task waiting on a task of its own bounded group gives its worker slot back while
+        # it waits, so the awaited task can get a worker (otherwise: a deadlock once every
+        # slot is taken by a waiting task).
+        group._lend_slot()
+        try:
+            return self._wait_finished(seconds)
+        finally:
+            group._reclaim_slot()
 
     def _wait_done(self, timeout: float | None) -> None:
         if not self.join(timeout):
             raise TimeoutError(
                 f"task {self._name!r} did not finish within {timeout} s (it is still running)"
             )
+
+    def _outcome(self) -> tuple[State, T | None, BaseException | None]:
+        with self._lock:
+            self._retrieved = True
+            return self._state, self._result, self._exception
 
     def result(self, timeout: float | None = None) -> T:
         """The return value; re-raises the task's exception with its original traceback.
@@ -286,42 +420,62 @@ class Task(Generic[T]):
         ``TaskCancelled`` if it was cancelled.
         """
         self._wait_done(timeout)
-        self._retrieved = True
-        if self._state is State.CANCELLED:
+        state, result, exc = self._outcome()
+        if state is State.CANCELLED:
             raise TaskCancelled(f"task {self._name!r} was cancelled")
-        exc = self._exception
         if exc is not None:
             try:
                 raise exc
             finally:
                 del exc  # no frame -> exception -> frame cycle
-        return self._result  # type: ignore[return-value]
+        return result  # type: ignore[return-value]
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The exception the task raised, or None if it returned normally."""
         self._wait_done(timeout)
-        self._retrieved = True
-        if self._state is State.CANCELLED:
+        state, _, exc = self._outcome()
+        if state is State.CANCELLED:
             raise TaskCancelled(f"task {self._name!r} was cancelled")
-        return self._exception
+        return exc
 
     def __repr__(self) -> str:
         return f"<threadwise.Task {self._name!r} {self._state.name}>"
 
     def __del__(self) -> None:
-        if self._exception is not None and not self._retrieved:
-            _report_unretrieved(self)
+        try:
+            unretrieved = self._exception is not None and not self._retrieved
+        except AttributeError:  # __init__ did not complete (e.g. Ctrl-C inside it)
+            return
+        if unretrieved:
+            self._report_unretrieved()
+
+    def _report_unretrieved(self) -> None:
+        """Say that this task failed and nobody looked: a log record on ``threadwise``."""
+        self._retrieved = True
+        exc = self._exception
+        if exc is None:
+            return
+        logger.error(
+            "task %r failed and its exception was never retrieved",
+            self._name,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
 
 
-def _report_unretrieved(task: Task[Any]) -> None:
-    task._retrieved = True
-    exc = task._exception
-    if exc is None:
-        return
-    logger.error(
-        "task %r failed and its exception was never retrieved",
-        task._name,
-        exc_info=(type(exc), exc, exc.__traceback__),
+def _join_thread(thread: threading.Thread, timeout: float) -> bool:
+    """Join ``thread`` for at most ``timeout`` seconds; True if it has ended."""
+    if thread.ident is None or not thread.is_alive():
+        return True  # never started, or ended (the cheap check: a timed join costs more)
+    thread.join(min(timeout, threading.TIMEOUT_MAX))
+    return not thread.is_alive()
+
+
+def _abandon_thread(thread: threading.Thread, why: str) -> None:
+    logger.warning(
+        "%s, but its thread %r is still running (closing its ThreadLocal instances); "
+        "abandoned it (a daemon thread: it will not keep the process alive)",
+        why,
+        thread.name,
     )
 
 
@@ -354,36 +508,63 @@ def spawn(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Task[T]:
 # -- threading.Thread, with results ------------------------------------------------------------
 
 
-def _capture_run(run: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(run)
-    def wrapper(self: Thread, *args: Any, **kwargs: Any) -> Any:
-        if self._tw_in_run:  # super().run() from an override: plain call
-            return run(self, *args, **kwargs)
-        self._tw_in_run = True
-        try:
-            task = self._tw_task
-            task._name = self.name
-            task._call = functools.partial(self._tw_context.run, run, self, *args, **kwargs)
-            task._run()
-        finally:
-            self._tw_in_run = False
-            if threading.current_thread() is self:
-                close_thread_locals()
-        return task._result
+class _ThreadTask(Task[Any]):
+    """The task inside a ``tw.Thread``: unretrieved failures go to ``threading.excepthook``."""
 
-    return wrapper
+    __slots__ = ("_owner",)
+
+    _owner: weakref.ref[Thread] | None
+
+    def _tracks_unretrieved(self, error: BaseException) -> bool:
+        # The stdlib ends a thread quietly on SystemExit (sys.exit() in a thread); so do we.
+        return not isinstance(error, SystemExit)
+
+    def _finish(self, outcome: State, result: Any, error: BaseException | None) -> None:
+        if isinstance(error, SystemExit):
+            # A quiet exit keeps no frames alive (the stdlib keeps nothing at all): the
+            # SystemExit stays available to exception() without its traceback.
+            error.__traceback__ = None
+            error.__context__ = None
+        super()._finish(outcome, result, error)
+
+    def __del__(self) -> None:
+        pass  # the Thread reports (its own __del__), so the hook gets the Thread object
+
+    def _report_unretrieved(self, owner: Thread | None = None) -> None:
+        self._retrieved = True
+        exc = self._exception
+        if exc is None or isinstance(exc, SystemExit):
+            return
+        if owner is None and self._owner is not None:
+            owner = self._owner()
+        args = threading.ExceptHookArgs((type(exc), exc, exc.__traceback__, owner))
+        try:
+            threading.excepthook(args)
+        except Exception as hook_error:
+            # As the stdlib does when a custom hook fails: fall back to sys.excepthook.
+            sys.excepthook(type(hook_error), hook_error, hook_error.__traceback__)
+        finally:
+            del args, exc
 
 
 class Thread(threading.Thread):
     """A drop-in ``threading.Thread`` that keeps ``run()``'s return value and exception.
 
-    Works with ``target=`` and with subclasses that override ``run``; adds ``result()``,
-    ``exception()``, ``state``, ``cancel()`` and ``cancelled()`` as on ``Task``.
+    Works with ``target=``, with subclasses that override ``run`` (also through a mixin),
+    and adds ``result()``, ``exception()``, ``state``, ``cancel()`` and ``cancelled()`` as on
+    ``Task``. The one difference from ``threading.Thread``: an exception ``run()`` raises is
+    kept for ``result()`` instead of being passed to ``threading.excepthook`` at once. If
+    nobody calls ``result()`` or ``exception()``, it is passed to ``threading.excepthook``
+    when the Thread object is garbage-collected, or at interpreter exit, whichever comes
+    first. ``SystemExit`` (``sys.exit()`` in the thread) ends the thread quietly, as in the
+    stdlib: ``exception()`` returns it, ``result()`` re-raises it, nothing is reported.
+
+    Calling ``run()`` directly (not through ``start()``) is a plain method call, as in the
+    stdlib: it does not touch ``state``/``result()``.
     """
 
-    _tw_task: Task[Any]
+    _tw_task: _ThreadTask
     _tw_context: contextvars.Context
-    _tw_in_run: bool
 
     def __init__(
         self,
@@ -398,20 +579,24 @@ class Thread(threading.Thread):
         if target is not None:
             check_callable(target, "target")
         super().__init__(group, target, name, args, kwargs, daemon=daemon)
-        self._tw_task = Task(lambda: None, self.name)
+        task = _ThreadTask(_no_call, self.name)
+        task._owner = weakref.ref(self)
+        self._tw_task = task
         self._tw_context = contextvars.copy_context()
-        self._tw_in_run = False
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "run" in cls.__dict__:
-            cls.run = _capture_run(cls.__dict__["run"])  # type: ignore[method-assign]
 
     def start(self) -> None:
         self._tw_context = contextvars.copy_context()
-        super().start()
+        # The new thread's bootstrap calls ``self.run()``: an instance attribute placed here
+        # is found before whatever ``run`` the class hierarchy defines (a subclass, a mixin,
+        # ours), so the thread's entry goes through _tw_bootstrap_run whatever the MRO is.
+        previous = self.__dict__.get("run", _MISSING)
+        self.__dict__["run"] = functools.partial(_bootstrap_run, self, previous)
+        try:
+            super().start()
+        except BaseException:
+            _restore_run(self, previous)
+            raise
 
-    @_capture_run
     def run(self) -> Any:
         target = getattr(self, "_target", None)
         if target is None:
@@ -446,6 +631,38 @@ class Thread(threading.Thread):
 
     def cancelled(self) -> bool:
         return self._tw_task.cancelled()
+
+    def __del__(self) -> None:
+        task = self.__dict__.get("_tw_task")
+        if task is not None and task._exception is not None and not task._retrieved:
+            # Weak references die before finalizers run in a collected cycle: pass self.
+            task._report_unretrieved(self)
+
+
+_MISSING: Any = object()
+
+
+def _restore_run(thread: Thread, previous: Any) -> None:
+    if previous is _MISSING:
+        thread.__dict__.pop("run", None)
+    else:
+        thread.__dict__["run"] = previous
+
+
+def _bootstrap_run(thread: Thread, previous: Any) -> Any:
+    """The thread's first call of ``run()``: run the real ``run`` as the Thread's task."""
+    if threading.current_thread() is not thread:
+        # Another thread called run() directly before the new thread got here: a plain call.
+        return type(thread).run(thread) if previous is _MISSING else previous()
+    _restore_run(thread, previous)
+    task = thread._tw_task
+    task._name = thread.name
+    task._call = functools.partial(thread._tw_context.run, thread.run)
+    try:
+        task._run()
+    finally:
+        close_thread_locals()
+    return None
 
 
 # -- interpreter exit ------------------------------------------------------------------------
@@ -508,10 +725,28 @@ def _wait_for_tasks_at_exit() -> None:
 
 
 def _report_failures_at_exit() -> None:
-    for task in list(_failed_tasks):
+    for task in _failed_tasks.snapshot():
         if not task._retrieved:
-            _report_unretrieved(task)
+            task._report_unretrieved()
 
+
+def _after_fork_in_child() -> None:
+    """A forked child has only the thread that forked: the parent's tasks are not its own.
+
+    Without this the child would wait at exit for tasks whose threads do not exist in it,
+    and a kernel lock held by another thread at the instant of the fork would stay held.
+    """
+    global _live_lock
+    _live_lock = threading.Lock()
+    _live_tasks.clear()
+    _failed_tasks._after_fork()
+    _counter._after_fork()
+    cancel_after_fork()
+    state_after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _register_atexit = getattr(threading, "_register_atexit", None)
 if _register_atexit is not None:  # runs before the interpreter joins non-daemon threads

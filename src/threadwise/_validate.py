@@ -6,6 +6,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+# Seconds beyond which a timeout is "no limit" (about 31 million years). Larger ints would not
+# even convert to a float.
+_FOREVER = 10**15
+
 
 def check_timeout(value: object, name: str = "timeout") -> float | None:
     """Return the timeout in seconds (None: no limit); reject negatives, NaN and non-numbers."""
@@ -13,6 +17,8 @@ def check_timeout(value: object, name: str = "timeout") -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
+    if isinstance(value, int) and value > _FOREVER:
+        return None  # e.g. 10**400: no float can hold it, and it means "practically forever"
     if math.isnan(value) or value < 0:
         raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
     if math.isinf(value):

@@ -18,7 +18,16 @@ import time
 import traceback
 from collections.abc import Iterator
 
-__all__ = ["ThreadLeakError", "assert_no_thread_leaks", "leaked_threads", "tiny_switch_interval"]
+from ._threads import idle_threads
+
+__all__ = [
+    "ThreadLeakError",
+    "assert_no_thread_leaks",
+    "baseline_threads",
+    "busy_threads",
+    "leaked_threads",
+    "tiny_switch_interval",
+]
 
 
 class ThreadLeakError(AssertionError):
@@ -35,12 +44,32 @@ def _describe(threads: list[threading.Thread]) -> str:
     return "\n".join(parts)
 
 
+def busy_threads() -> list[threading.Thread]:
+    """Live threads, less the ones parked idle in threadwise's thread cache: compare its
+    length before and after a block instead of ``threading.active_count()``."""
+    idle = idle_threads()  # first: a thread that retires meanwhile was idle, not busy
+    return [t for t in threading.enumerate() if t not in idle and t.is_alive()]
+
+
+def baseline_threads() -> set[threading.Thread]:
+    """The threads to compare with after a block: every live thread except idle cached
+    workers (one of them may run the block's work, and must not be taken as a baseline)."""
+    return set(threading.enumerate()) - idle_threads()
+
+
 def leaked_threads(before: set[threading.Thread], settle: float = 1.0) -> list[threading.Thread]:
     """Threads alive now that were not in ``before``, after waiting up to ``settle`` seconds
-    for threads that are just finishing."""
+    for threads that are just finishing.
+
+    Threads parked idle in threadwise's thread cache are not leaks: they run nothing and
+    retire by themselves within seconds.
+    """
     deadline = time.monotonic() + settle
     while True:
-        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        idle = idle_threads()
+        leaked = [
+            t for t in threading.enumerate() if t not in before and t not in idle and t.is_alive()
+        ]
         if not leaked or time.monotonic() >= deadline:
             return leaked
         time.sleep(0.01)
@@ -49,7 +78,7 @@ def leaked_threads(before: set[threading.Thread], settle: float = 1.0) -> list[t
 @contextlib.contextmanager
 def assert_no_thread_leaks(settle: float = 1.0) -> Iterator[None]:
     """Fail with ``ThreadLeakError`` (names and stacks) if the block leaves threads alive."""
-    before = set(threading.enumerate())
+    before = baseline_threads()
     yield
     leaked = leaked_threads(before, settle)
     if leaked:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Iterator
 from typing import assert_type
 
@@ -37,6 +38,26 @@ def check_group() -> None:
         task = group.spawn(double, 1)
         assert_type(task, tw.Task[int])
         group.spawn(double)  # type: ignore[call-arg]
+
+
+def check_executor() -> None:
+    with tw.Executor(4, name="pool") as ex:
+        future = ex.submit(double, 21)
+        assert_type(future.result(), int)
+        assert isinstance(future, concurrent.futures.Future)
+        assert_type(ex.submit(greet, "you", punctuation="?").result(), str)
+        ex.submit(double, "not an int")  # type: ignore[arg-type]
+        assert_type(ex.map(double, [1, 2], buffersize=2), Iterator[int])
+
+
+async def check_aio() -> None:
+    assert_type(await tw.aio.run_sync(double, 21), int)
+    await tw.aio.run_sync(double, "not an int")  # type: ignore[arg-type]
+
+    async def fetch(url: str) -> bytes:
+        return url.encode()
+
+    assert_type(tw.aio.run(fetch, "x"), bytes)
 
 
 def check_map() -> None:

@@ -1,0 +1,325 @@
+"""Executor and asyncio-bridge benchmarks, each against its stdlib baseline in the same run.
+
+Run ``python benchmarks/bench_executor.py [--quick] [--json FILE]``.
+
+1. submit + result: ``tw.Executor`` against ``ThreadPoolExecutor`` (same ``max_workers``),
+   one call at a time (submit, wait for the result, next) with 1 and with 8 workers, and in a
+   batch (submit N, then collect). Goal: ratio <= 1.2. (With 8 workers the stdlib pool
+   wakes its idle workers in turn, we reuse the last one: its one-at-a-time figure suffers.)
+2. Many short-lived groups: G x ``with tw.TaskGroup() as g: 4 x g.spawn(noop)`` against
+   4 x ``submit`` + ``result`` on one shared ``ThreadPoolExecutor(4)``. Goal: ratio <= 1.2.
+3. ``await tw.aio.run_sync(noop)`` against ``await asyncio.to_thread(noop)``, one call at a
+   time. Goal: ratio <= 1.2. With anyio installed, ``anyio.to_thread.run_sync`` is shown too.
+4. Cancellation (no stdlib equivalent exists): ``future.cancel()`` of a running call blocked
+   in ``tw.sleep`` until its future is done; ``shutdown(cancel_futures=True)`` with running
+   blocked calls; ``asyncio.timeout`` around a 1 s sleep in a thread with each bridge: when
+   the ``await`` ends, and whether the work still runs after it.
+
+Contenders alternate within each round; every figure is the median of the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import json
+import platform
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import threadwise as tw
+
+GOAL = 1.2
+
+
+def noop() -> None:
+    return None
+
+
+# -- 1. submit + result ------------------------------------------------------------------------
+
+
+def round_trip(pool: concurrent.futures.Executor, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        pool.submit(noop).result()
+    return (time.perf_counter() - start) / n
+
+
+def batch(pool: concurrent.futures.Executor, n: int) -> float:
+    start = time.perf_counter()
+    futures = [pool.submit(noop) for _ in range(n)]
+    for future in futures:
+        future.result()
+    return (time.perf_counter() - start) / n
+
+
+# -- 2. many short-lived groups ----------------------------------------------------------------
+
+
+def groups_tw(n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        with tw.TaskGroup() as g:
+            for _ in range(4):
+                g.spawn(noop)
+    return (time.perf_counter() - start) / n
+
+
+def groups_shared_pool(pool: concurrent.futures.Executor, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        futures = [pool.submit(noop) for _ in range(4)]
+        for future in futures:
+            future.result()
+    return (time.perf_counter() - start) / n
+
+
+# -- 3. the asyncio bridges --------------------------------------------------------------------
+
+
+def aio_calls(kind: str, n: int) -> float:
+    async def main() -> float:
+        if kind == "tw":
+            call: Callable[[], Any] = lambda: tw.aio.run_sync(noop)  # noqa: E731
+        elif kind == "asyncio":
+            call = lambda: asyncio.to_thread(noop)  # noqa: E731
+        else:
+            import anyio.to_thread
+
+            call = lambda: anyio.to_thread.run_sync(noop)  # noqa: E731
+        for _ in range(20):  # warm the threads up
+            await call()
+        start = time.perf_counter()
+        for _ in range(n):
+            await call()
+        return (time.perf_counter() - start) / n
+
+    return asyncio.run(main())
+
+
+def have_anyio() -> bool:
+    try:
+        import anyio  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# -- 4. cancellation ---------------------------------------------------------------------------
+
+
+def cancel_latency(trials: int) -> list[float]:
+    samples = []
+    with tw.Executor(1) as ex:
+        for _ in range(trials):
+            future = ex.submit(tw.sleep, 60)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                task = future._tw_call
+                if task is not None and task.state is tw.State.BLOCKED:
+                    break
+                time.sleep(0.0005)
+            done = threading.Event()
+            future.add_done_callback(lambda _, done=done: done.set())
+            start = time.perf_counter()
+            future.cancel()
+            done.wait()
+            samples.append(time.perf_counter() - start)
+    return samples
+
+
+def shutdown_cancel(trials: int) -> list[float]:
+    samples = []
+    for _ in range(trials):
+        ex = tw.Executor(4)
+        futures = [ex.submit(tw.sleep, 60) for _ in range(8)]
+        while sum(f.running() for f in futures) < 4:
+            time.sleep(0.0005)
+        time.sleep(0.002)
+        start = time.perf_counter()
+        ex.shutdown(wait=True, cancel_futures=True)
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def timeout_behaviour(kind: str, timeout: float = 0.05, work: float = 1.0) -> tuple[float, bool]:
+    """(seconds until the await ended, whether the work was still running then)."""
+    running = threading.Event()
+
+    def blocking_work() -> None:
+        running.set()
+        try:
+            if kind == "tw":
+                tw.sleep(work)
+            else:
+                time.sleep(work)
+        finally:
+            running.clear()
+
+    async def main() -> tuple[float, bool]:
+        start = time.perf_counter()
+        if kind.startswith("anyio"):
+            import anyio
+            import anyio.to_thread
+
+            with anyio.move_on_after(timeout):
+                await anyio.to_thread.run_sync(
+                    blocking_work, abandon_on_cancel=kind == "anyio-abandon"
+                )
+        else:
+            try:
+                async with asyncio.timeout(timeout):
+                    if kind == "tw":
+                        await tw.aio.run_sync(blocking_work)
+                    else:
+                        await asyncio.to_thread(blocking_work)
+            except TimeoutError:
+                pass
+        ended = time.perf_counter() - start
+        still = running.is_set()
+        deadline = time.monotonic() + work + 5
+        while running.is_set() and time.monotonic() < deadline:  # let it finish before the next
+            await asyncio.sleep(0.01)
+        return ended, still
+
+    return asyncio.run(main())
+
+
+# -- driver ------------------------------------------------------------------------------------
+
+
+def median_of(rounds: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in rounds)
+
+
+def fmt_ratio(ratio: float) -> str:
+    verdict = "ok" if ratio <= GOAL else "over goal"
+    return f"{ratio:5.2f}x  ({verdict}, goal <= {GOAL}x)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    rounds_n = 3 if quick else 7
+    calls = 300 if quick else 3000
+    groups = 200 if quick else 5000
+    aio_n = 200 if quick else 2000
+    anyio_ok = have_anyio()
+
+    print(f"threadwise {tw.__version__} on Python {platform.python_version()} ({sys.platform})")
+    print(f"median of {rounds_n} rounds; contenders alternate within each round\n")
+
+    rounds: list[dict[str, float]] = []
+    with (
+        tw.Executor(8) as tw_pool,
+        concurrent.futures.ThreadPoolExecutor(8) as std_pool,
+        tw.Executor(1) as tw_one,
+        concurrent.futures.ThreadPoolExecutor(1) as std_one,
+        concurrent.futures.ThreadPoolExecutor(4) as shared4,
+    ):
+        for pool in (tw_pool, std_pool, tw_one, std_one, shared4):  # threads started untimed
+            batch(pool, 100)
+        for _ in range(rounds_n):
+            r: dict[str, float] = {}
+            r["rt1_std"] = round_trip(std_one, calls)
+            r["rt1_tw"] = round_trip(tw_one, calls)
+            r["rt_std"] = round_trip(std_pool, calls)
+            r["rt_tw"] = round_trip(tw_pool, calls)
+            r["batch_std"] = batch(std_pool, calls)
+            r["batch_tw"] = batch(tw_pool, calls)
+            r["groups_std"] = groups_shared_pool(shared4, groups)
+            r["groups_tw"] = groups_tw(groups)
+            r["aio_std"] = aio_calls("asyncio", aio_n)
+            r["aio_tw"] = aio_calls("tw", aio_n)
+            if anyio_ok:
+                r["aio_anyio"] = aio_calls("anyio", aio_n)
+            rounds.append(r)
+
+    figures = {key: median_of(rounds, key) for key in rounds[0]}
+    us = 1e6
+
+    def row(label: str, tw_key: str, std_key: str, std_label: str) -> float:
+        ratio = figures[tw_key] / figures[std_key]
+        print(
+            f"{label:<44} {figures[tw_key] * us:8.1f} us   {std_label} "
+            f"{figures[std_key] * us:8.1f} us   {fmt_ratio(ratio)}"
+        )
+        return ratio
+
+    print("1. submit + result, per call")
+    ratio_rt1 = row("   one at a time, max_workers=1", "rt1_tw", "rt1_std", "ThreadPoolExecutor")
+    ratio_rt = row("   one at a time, max_workers=8", "rt_tw", "rt_std", "ThreadPoolExecutor")
+    ratio_batch = row(
+        "   batch of N,    max_workers=8", "batch_tw", "batch_std", "ThreadPoolExecutor"
+    )
+    print(f"\n2. {groups} groups x 4 trivial tasks, per group")
+    ratio_groups = row(
+        "   with tw.TaskGroup(): 4 x spawn", "groups_tw", "groups_std", "shared TPE(4)"
+    )
+    print("\n3. asyncio bridge, per awaited call")
+    ratio_aio = row("   await tw.aio.run_sync(fn)", "aio_tw", "aio_std", "asyncio.to_thread")
+    if anyio_ok:
+        print(f"   await anyio.to_thread.run_sync(fn)          {figures['aio_anyio'] * us:8.1f} us")
+
+    trials = 10 if quick else 50
+    latencies = cancel_latency(trials)
+    shutdowns = shutdown_cancel(3 if quick else 10)
+    print("\n4. cancellation")
+    print(
+        f"   future.cancel() of a call blocked in tw.sleep -> future done: "
+        f"median {statistics.median(latencies) * 1e3:.2f} ms, "
+        f"max {max(latencies) * 1e3:.2f} ms over {trials} (goal < 10 ms)"
+    )
+    print(
+        f"   shutdown(cancel_futures=True), 4 running + 4 queued blocked calls: "
+        f"median {statistics.median(shutdowns) * 1e3:.2f} ms (goal < 50 ms)"
+    )
+    kinds = ["tw", "asyncio"] + (["anyio", "anyio-abandon"] if anyio_ok else [])
+    labels = {
+        "tw": "tw.aio.run_sync(fn) [fn: tw.sleep(1)]",
+        "asyncio": "asyncio.to_thread(fn) [fn: time.sleep(1)]",
+        "anyio": "anyio to_thread.run_sync(fn) [time.sleep(1)]",
+        "anyio-abandon": "  ... abandon_on_cancel=True",
+    }
+    behaviour: dict[str, tuple[float, bool]] = {}
+    print("   a 50 ms timeout around a 1 s call in a thread:")
+    for kind in kinds:
+        ended, still = timeout_behaviour(kind)
+        behaviour[kind] = (ended, still)
+        print(
+            f"     {labels[kind]:<46} await ended after {ended * 1e3:7.1f} ms; "
+            f"work still running then: {'yes' if still else 'no'}"
+        )
+
+    if args.json:
+        out = {
+            "python": platform.python_version(),
+            "quick": quick,
+            "figures_seconds": figures,
+            "ratios": {
+                "round_trip_1": ratio_rt1,
+                "round_trip": ratio_rt,
+                "batch": ratio_batch,
+                "groups": ratio_groups,
+                "aio": ratio_aio,
+            },
+            "cancel_latency_seconds": latencies,
+            "shutdown_cancel_seconds": shutdowns,
+            "timeout_behaviour": behaviour,
+        }
+        with open(args.json, "w") as file:
+            json.dump(out, file, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

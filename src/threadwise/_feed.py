@@ -1,0 +1,143 @@
+"""The feeder: the one thread that reads the source, handing items on in chunks.
+
+Reads are bulk (``islice`` in C) so trivial items cost almost nothing to hand over. A bulk
+read of a source that slows down or blocks would hold the items it already has, so for any
+source that is not a built-in container the items go into a shared ``deque`` as they are
+read (``deque.extend`` appends one by one), and the consumer, when it has waited a few
+milliseconds for output with nothing coming, rescues them: it hands whatever the feeder holds
+to the first stage while the feeder is still inside the source. Sequence numbers are given
+under one lock, so rescued items keep their place in an ordered run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ._pool import ChunkSizer
+from ._report import PipelineReport
+
+_perf = time.perf_counter
+
+# Iterators of these never block and never run user code: read them in bulk, no rescue needed.
+_CONTAINERS = (list, tuple, range, str, bytes, bytearray)
+
+# How long the consumer waits for output before rescuing items the feeder holds, and the
+# longest it lets that wait grow to while there is nothing to rescue.
+RESCUE_AFTER = 0.004
+RESCUE_AFTER_MAX = 0.05
+
+
+class Feeder:
+    """Reads ``source`` into chunks and passes each to ``deliver(seq, chunk)``.
+
+    ``deliver`` is called under ``self.lock``, with consecutive sequence numbers. It may block
+    (backpressure); ``rescue`` then does nothing, as the receiver is busy anyway.
+    """
+
+    def __init__(
+        self,
+        source: Iterable[Any],
+        report: PipelineReport,
+        deliver: Callable[[int, list[Any]], None],
+        *,
+        receiver: ChunkSizer | None,
+        receiver_full: Callable[[], bool],
+    ) -> None:
+        self.iterator = iter(source)
+        self.report = report
+        self.deliver = deliver
+        self.receiver = receiver
+        self.receiver_full = receiver_full
+        self.bulk = type(source) in _CONTAINERS
+        self.fresh: deque[Any] = deque()  # read from the source, not yet handed on
+        self.lock = threading.Lock()  # guards fresh's draining, seq and the counters
+        self.seq = 0
+        self.rescued = 0  # items rescued during the current read
+
+    @property
+    def rescuable(self) -> bool:
+        return not self.bulk
+
+    def run(self) -> None:
+        """The feeder thread's body. Returns at the end of the source; raises its error."""
+        iterator = self.iterator
+        fresh = self.fresh
+        extend = fresh.extend
+        lock = self.lock
+        receiver = self.receiver
+        own = ChunkSizer()  # the source's own pace: a slow source gets small chunks
+        max_items = ChunkSizer.MAX_ITEMS
+        bulk = self.bulk
+        try:
+            while True:
+                size = receiver.size() if receiver is not None else max_items
+                if own.cost is not None:
+                    size = min(size, own.size())
+                started = _perf()
+                if bulk:  # a container: nothing to rescue, read straight into the chunk
+                    chunk = list(itertools.islice(iterator, size))
+                    elapsed = _perf() - started
+                    pulled = len(chunk)
+                    if chunk:
+                        with lock:
+                            self._send(chunk)
+                else:
+                    # Appends item by item in C: if the source raises part-way, the items it
+                    # gave before are in ``fresh``, counted (never lost), and rescuable while
+                    # the source blocks.
+                    extend(itertools.islice(iterator, size))
+                    elapsed = _perf() - started
+                    with lock:
+                        pulled = len(fresh) + self.rescued
+                        self.rescued = 0
+                        if fresh:
+                            chunk = list(fresh)
+                            fresh.clear()
+                            self._send(chunk)
+                own.record(pulled, elapsed)
+                if pulled < size:
+                    return
+        finally:
+            self._count_leftovers()
+
+    def _send(self, chunk: list[Any]) -> None:
+        """Hand ``chunk`` on (the caller holds ``lock``). ``deliver`` accounts for the chunk
+        even when it raises (the receiver counts it in first)."""
+        self.report.source_read += len(chunk)
+        self.deliver(self.seq, chunk)
+        self.seq += 1
+
+    def rescue(self) -> bool:
+        """Hand on what the feeder holds while it waits inside the source. Called by the
+        consumer, never blocks: True if items were handed on."""
+        fresh = self.fresh
+        if not fresh or not self.lock.acquire(blocking=False):
+            return False
+        try:
+            # The receiver has room (only the feeder and this call put into it, both under
+            # the lock), so the hand-over below does not block.
+            if not fresh or self.receiver_full():
+                return False
+            popleft = fresh.popleft
+            chunk = [popleft() for _ in range(len(fresh))]
+            self.rescued += len(chunk)
+            try:
+                self._send(chunk)
+            except Exception:  # the run is stopping (its queue closed): counted as not run
+                return False
+            return True
+        finally:
+            self.lock.release()
+
+    def _count_leftovers(self) -> None:
+        """Items read but never handed on (the source failed or the run stopped)."""
+        with self.lock:
+            left = len(self.fresh)
+            self.fresh.clear()
+            self.report.source_read += left
+            self.report.source_unsent += left

@@ -1,0 +1,87 @@
+"""Ctrl-C never lands half-way through a primitive's bookkeeping.
+
+Python raises ``KeyboardInterrupt`` between bytecodes. A Python-level ``Lock.__enter__`` can be
+interrupted after it took its inner lock and before it returned: the ``with`` block never
+starts, so its ``__exit__`` never runs and the lock stays held forever. ``threading.Lock`` is
+immune only because its ``__enter__`` is a single C call.
+
+threadwise gets the same guarantee by deferring the interrupt, the way trio protects its own
+internals: at import, in the main thread and only if SIGINT still has Python's default handler,
+it installs a handler that behaves exactly like the default one (raise ``KeyboardInterrupt``)
+except while the main thread runs code of a *protected* module. There it re-arms the signal
+instead, so the interrupt is raised at the first check after the protected code has returned,
+at a point where the primitive is consistent.
+
+The blocking waits themselves are not protected: Ctrl-C still interrupts a thread parked in a
+wait (``_cancel.block``), and the primitives undo their bookkeeping on the way out. User code
+that a primitive calls (a ``wait_for`` predicate, a ``Barrier`` action, an item's ``__lt__``) is
+not protected either: it is not threadwise's own frame.
+"""
+
+from __future__ import annotations
+
+import _thread
+import itertools
+import signal
+import threading
+from collections.abc import Callable
+from types import CodeType, FrameType
+from typing import Any
+
+# Modules whose every frame is protected (only threadwise's primitives).
+_PROTECTED_MODULES = {"threadwise._sync", "threadwise._queue", "threadwise._ki"}
+# Helper modules our primitives call: their frames take the protection of their caller.
+_TRANSPARENT_MODULES = {"threadwise._cancel", "threadwise._state", "threadwise._debug"}
+# Code that waits (it must stay interruptible) even though its module is listed above.
+_UNPROTECTED: set[CodeType] = set()  # filled at import time only, read-only afterwards
+
+
+def unprotected(fn: Callable[..., Any]) -> None:
+    """Let Ctrl-C interrupt ``fn`` at once (a blocking wait) wherever it is called from."""
+    _UNPROTECTED.add(fn.__code__)
+
+
+def is_protected(frame: FrameType | None) -> bool:
+    """Whether a KeyboardInterrupt arriving while ``frame`` runs must wait until it returns."""
+    while frame is not None:
+        if frame.f_code in _UNPROTECTED:
+            return False
+        module = frame.f_globals.get("__name__")
+        if module in _PROTECTED_MODULES:
+            return True
+        if module not in _TRANSPARENT_MODULES:
+            return False  # user code, or the standard library called from a primitive
+        frame = frame.f_back
+    return False
+
+
+# Re-arming must not be a plain call: the interpreter checks for pending signals right after
+# every call returns, so calling interrupt_main() here would re-enter this handler at once, in
+# its own frame, forever. Advancing a C-level ``map`` with ``for`` calls interrupt_main from C,
+# and neither the loop step nor the ``return`` after it runs the pending-signal check.
+_REARM = map(_thread.interrupt_main, itertools.repeat(signal.SIGINT))
+
+
+def _handler(signum: int, frame: FrameType | None) -> None:
+    if is_protected(frame):
+        for _ in _REARM:
+            break
+        return
+    signal.default_int_handler(signum, frame)
+
+
+def install() -> bool:
+    """Install the deferring SIGINT handler if Python's default one is in place."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return False  # someone chose their own handler: leave it alone
+        signal.signal(signal.SIGINT, _handler)
+    except (ValueError, OSError):  # pragma: no cover - e.g. not the main interpreter
+        return False
+    return True
+
+
+def installed() -> bool:
+    return signal.getsignal(signal.SIGINT) is _handler

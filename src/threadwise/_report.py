@@ -1,0 +1,138 @@
+"""What a map or pipeline run did, stage by stage: the counts that must add up."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+
+class StageReport:
+    """What one stage did. ``items_in == completed + failed + not_started`` always holds."""
+
+    # Plain slots, not a dataclass: ``import threadwise`` stays free of the dataclasses module.
+    __slots__ = (
+        "busy_seconds",
+        "completed",
+        "discarded",
+        "errors",
+        "failed",
+        "items_in",
+        "items_out",
+        "kind",
+        "name",
+        "not_started",
+        "retries",
+        "utilisation",
+        "workers",
+    )
+
+    def __init__(self, name: str, kind: str, workers: int) -> None:
+        self.name = name
+        self.kind = kind
+        self.workers = workers
+        self.items_in = 0
+        self.items_out = 0
+        self.completed = 0
+        self.failed = 0
+        self.not_started = 0
+        self.retries = 0
+        self.discarded = 0  # outputs made but dropped because the run stopped early
+        self.busy_seconds = 0.0
+        self.utilisation = 0.0
+        self.errors: list[tuple[Any, BaseException]] = []
+
+    @property
+    def accounted(self) -> bool:
+        return self.items_in == self.completed + self.failed + self.not_started
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _STAGE_FIELDS)
+        return f"StageReport({fields})"
+
+
+_STAGE_FIELDS = (
+    "name",
+    "kind",
+    "workers",
+    "items_in",
+    "items_out",
+    "completed",
+    "failed",
+    "not_started",
+    "retries",
+    "discarded",
+    "busy_seconds",
+    "utilisation",
+)
+
+
+class PipelineReport:
+    """The outcome of a pipeline run, stage by stage."""
+
+    __slots__ = (
+        "abandoned",
+        "cancelled",
+        "delivered",
+        "elapsed",
+        "error",
+        "finished",
+        "name",
+        "source_read",
+        "source_unsent",
+        "stages",
+    )
+
+    def __init__(self, name: str, stages: list[StageReport]) -> None:
+        self.name = name
+        self.stages = stages
+        self.source_read = 0  # items pulled from the source
+        self.source_unsent = 0  # of those, never handed to the first stage (the run stopped)
+        self.delivered = 0
+        self.elapsed = 0.0
+        self.finished = False
+        self.cancelled: str | None = None
+        self.error: BaseException | None = None
+        # Names of threads still running after the grace period (stuck in code that cannot be
+        # cancelled): left behind as daemon threads rather than waited for forever.
+        self.abandoned: list[str] = []
+
+    @property
+    def bottleneck(self) -> str | None:
+        """The busiest stage (highest utilisation): the one to give more workers."""
+        if not self.stages:
+            return None
+        return max(self.stages, key=lambda s: s.utilisation).name
+
+    @property
+    def accounted(self) -> bool:
+        """Every item read from the source is accounted for at every stage."""
+        if not all(stage.accounted for stage in self.stages):
+            return False
+        if self.stages and self.stages[0].items_in + self.source_unsent != self.source_read:
+            return False
+        return all(a.items_out == b.items_in for a, b in itertools.pairwise(self.stages))
+
+    def __repr__(self) -> str:
+        return (
+            f"PipelineReport(name={self.name!r}, source_read={self.source_read}, "
+            f"delivered={self.delivered}, elapsed={self.elapsed:.3f}, finished={self.finished}, "
+            f"cancelled={self.cancelled!r}, stages={self.stages!r})"
+        )
+
+    def __str__(self) -> str:
+        head = (
+            f"{'stage':<20} {'workers':>7} {'in':>10} {'out':>10} {'failed':>7} "
+            f"{'not run':>8} {'busy s':>8} {'util':>6}"
+        )
+        lines = [f"pipeline {self.name!r}: {self.elapsed:.3f} s", head, "-" * len(head)]
+        for s in self.stages:
+            lines.append(
+                f"{s.name[:20]:<20} {s.workers:>7} {s.items_in:>10} {s.items_out:>10} "
+                f"{s.failed:>7} {s.not_started:>8} {s.busy_seconds:>8.3f} {s.utilisation:>6.0%}"
+            )
+        lines.append(f"bottleneck: {self.bottleneck}")
+        if self.cancelled:
+            lines.append(f"cancelled: {self.cancelled}")
+        if self.abandoned:
+            lines.append(f"abandoned threads: {', '.join(self.abandoned)}")
+        return "\n".join(lines)

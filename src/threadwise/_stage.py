@@ -1,0 +1,367 @@
+"""The stage runner: one stage's workers, each taking chunks from the stage's inbox, applying the
+stage's function and handing the outputs to the stage's emitter.
+
+The per-item loops run in C (``list.extend(map(fn, items))``): ``list.extend`` appends as
+it goes, so when ``fn`` raises, the length of the list says exactly which item failed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from itertools import chain, compress
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from ._cancel import Waiter, block, checkpoint, current_scope, sleep
+from ._exceptions import Cancelled, QueueClosed
+from ._pool import ChunkSizer, RateLimiter
+from ._report import StageReport
+from ._sync import Queue
+
+if TYPE_CHECKING:
+    import concurrent.futures
+
+    from ._reorder import Emitter
+    from ._run import Run
+
+StageKind = Literal["map", "filter", "flat_map", "each", "batch"]
+OnError = Literal["raise", "skip"]
+
+_perf = time.perf_counter
+
+# Per-stage bound on queued chunks: enough to keep workers fed, small enough to bound memory.
+# Chunks carry about ChunkSizer.TARGET_SECONDS of work each, so this bounds queued work too.
+CHUNKS_PER_WORKER = 2
+# Skipped items whose exception the report keeps (the count is always exact).
+_MAX_RECORDED_ERRORS = 1000
+
+
+class StageSpec:
+    """What a stage does; immutable once made (pipelines share their stage specs)."""
+
+    __slots__ = (
+        "backoff",
+        "chunk_size",
+        "executor",
+        "fn",
+        "kind",
+        "name",
+        "on_error",
+        "ordered",
+        "rate",
+        "retries",
+        "size",
+        "workers",
+    )
+
+    kind: StageKind
+    on_error: OnError
+
+    def __init__(
+        self,
+        kind: StageKind,
+        fn: Callable[[Any], Any] | None,
+        name: str,
+        *,
+        workers: int = 1,
+        ordered: bool = True,
+        rate: float | None = None,
+        retries: int = 0,
+        backoff: float = 0.1,
+        on_error: OnError = "raise",
+        executor: concurrent.futures.Executor | None = None,
+        chunk_size: int | None = None,
+        size: int = 0,  # batch size for kind == "batch"
+    ) -> None:
+        self.kind = kind
+        self.fn = fn
+        self.name = name
+        self.workers = workers
+        self.ordered = ordered
+        self.rate = rate
+        self.retries = retries
+        self.backoff = backoff
+        self.on_error = on_error
+        self.executor = executor
+        self.chunk_size = chunk_size
+        self.size = size
+
+
+class _Partial(BaseException):
+    """Internal: a chunk stopped at item ``done`` because of ``cause``."""
+
+    def __init__(self, done: int, cause: BaseException) -> None:
+        self.done = done
+        self.cause = cause
+
+
+def _apply_remote(kind: StageKind, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    """Run a chunk on an executor (possibly another machine): (ok, value-or-exception) each."""
+    import traceback
+
+    results: list[Any] = []
+    for item in items:
+        try:
+            value = fn(item)
+            if kind == "flat_map":
+                value = list(value)
+            results.append((True, value))
+        except Exception as exc:
+            # The traceback does not survive the trip back from another process: keep it
+            # as a note, which does.
+            exc.add_note("remote traceback:\n" + "".join(traceback.format_exception(exc)))
+            results.append((False, exc))
+    return results
+
+
+class _FutureWait:
+    __slots__ = ()
+
+    def _describe_wait(self, verb: str) -> str:
+        return f"executor future ({verb})"
+
+
+_FUTURE_WAIT = _FutureWait()
+
+
+def _wait_future(future: concurrent.futures.Future[Any]) -> Any:
+    """Wait for an executor future; a cancellation of the caller cancels the future too."""
+    waiter = Waiter()
+    future.add_done_callback(lambda _: waiter.wake())
+    try:
+        while not future.done():
+            block(waiter, None, (_FUTURE_WAIT, "result"))
+    except BaseException:
+        future.cancel()
+        raise
+    return future.result()
+
+
+def _describe_item(item: object) -> str:
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = 80
+    return short.repr(item)
+
+
+def _truth_failure(flags: list[Any], exc: BaseException) -> _Partial:
+    """Which filter result failed to convert to bool (a numpy array, say)."""
+    for index, flag in enumerate(flags):
+        try:
+            bool(flag)
+        except BaseException as error:
+            return _Partial(index, error)
+    return _Partial(len(flags), exc)  # pragma: no cover - bool() failed once, not twice
+
+
+class StageRun:
+    """One stage of one run: its inbox, its workers' loop, its counters."""
+
+    def __init__(self, spec: StageSpec, run: Run, index: int) -> None:
+        self.spec = spec
+        self.run = run
+        self.index = index
+        self.report = StageReport(spec.name, spec.kind, spec.workers)
+        capacity = max(2, CHUNKS_PER_WORKER * spec.workers)
+        self.inbox: Queue[tuple[int, list[Any]]] = Queue(capacity, name=f"{spec.name} inbox")
+        self.sizer = ChunkSizer(
+            spec.chunk_size, target=0.1 if spec.executor is not None else ChunkSizer.TARGET_SECONDS
+        )
+        self.limiter = RateLimiter(spec.rate) if spec.rate is not None else None
+        self.lock = threading.Lock()
+        self.active = spec.workers
+        self.partial: list[Any] = []  # a batch stage's unfinished batch
+        self.emitter: Emitter  # set by the run once the receiver exists
+        self.slow = bool(
+            spec.rate is not None
+            or spec.retries
+            or spec.on_error == "skip"
+            or spec.executor is not None
+        )
+
+    # -- counters (items_in/items_out change under the handing-over emitter's or feeder's lock)
+    def received(self, n: int) -> None:
+        self.report.items_in += n
+
+    def sent(self, n: int) -> None:
+        self.report.items_out += n
+
+    # -- the worker loop -----------------------------------------------------------------------
+    def work(self) -> None:
+        inbox = self.inbox
+        emit = self.emitter.emit
+        process = self._process_slow if self.slow else self._process_fast
+        record = self.sizer.record
+        report = self.report
+        lock = self.lock
+        items: list[Any] = []
+        try:
+            while True:
+                try:
+                    seq, items = inbox.get()
+                except QueueClosed:
+                    break
+                checkpoint()  # a queued chunk never starts once the run is cancelled
+                started = _perf()
+                try:
+                    out, failed = process(items)
+                except _Partial as partial:
+                    self._chunk_stopped(items, partial, _perf() - started)
+                    items = []
+                    return
+                busy = _perf() - started
+                record(len(items), busy)
+                with lock:
+                    report.completed += len(items) - failed
+                    report.failed += failed
+                    report.busy_seconds += busy
+                items = []
+                emit(seq, out)
+        except Cancelled:
+            with lock:
+                report.not_started += len(items)
+            return
+        except BaseException as exc:
+            with lock:
+                report.not_started += len(items)
+            self.run.fail(self, exc)
+            return
+        with lock:
+            self.active -= 1
+            last = self.active == 0
+        if last and self.run.failure is None:
+            extra = [self.partial] if self.partial else None
+            self.partial = []
+            self.emitter.close(extra)
+
+    def _chunk_stopped(self, items: list[Any], partial: _Partial, busy: float) -> None:
+        cause = partial.cause
+        report = self.report
+        # A Cancelled from this run being cancelled stops the item (not run); one that fn
+        # raised by hand, with no cancelled scope around it, is a failure of that item.
+        scope = current_scope()
+        stopped = isinstance(cause, Cancelled) and scope is not None and scope.cancelled
+        failed = 0 if stopped else 1
+        with self.lock:
+            report.completed += partial.done
+            report.failed += failed
+            report.not_started += len(items) - partial.done - failed
+            report.busy_seconds += busy
+        if failed:
+            item = items[partial.done]
+            cause.add_note(
+                f"threadwise: raised by stage {self.spec.name!r} for item {_describe_item(item)}"
+            )
+            self.run.fail(self, cause)
+
+    def _process_fast(self, items: list[Any]) -> tuple[list[Any], int]:
+        spec = self.spec
+        fn = spec.fn
+        kind = spec.kind
+        if kind == "batch":
+            partial = self.partial
+            partial.extend(items)
+            size = spec.size
+            batches = []
+            while len(partial) >= size:
+                batches.append(partial[:size])
+                del partial[:size]
+            return batches, 0
+        assert fn is not None
+        out: list[Any] = []
+        try:
+            if kind == "map":
+                out.extend(map(fn, items))
+                return out, 0
+            if kind == "flat_map":
+                # list() inside the loop: an iterable that fails part-way is that item's failure.
+                out.extend(map(list, map(fn, items)))
+                return list(chain.from_iterable(out)), 0
+            out.extend(map(fn, items))  # filter's verdicts, or each's return values
+        except BaseException as exc:
+            raise _Partial(len(out), exc) from None
+        if kind == "filter":
+            try:
+                return list(compress(items, out)), 0
+            except BaseException as exc:
+                raise _truth_failure(out, exc) from None
+        return items, 0  # each: a side effect, items pass through
+
+    def _process_slow(self, items: list[Any]) -> tuple[list[Any], int]:
+        """Rate limit, retries, skip-on-error or a remote executor: item by item."""
+        spec = self.spec
+        outcomes = self._remote(items) if spec.executor is not None else None
+        out: list[Any] = []
+        failed = 0
+        for done, item in enumerate(items):
+            try:
+                checkpoint()
+                if outcomes is not None:
+                    ok, value = outcomes[done]
+                    if not ok:
+                        value = self._call_with_retries(item, first_error=value)
+                else:
+                    value = self._call_with_retries(item, first_error=None)
+            except Exception as exc:
+                if spec.on_error == "raise":
+                    raise _Partial(done, exc) from None
+                failed += 1
+                with self.lock:
+                    if len(self.report.errors) < _MAX_RECORDED_ERRORS:
+                        self.report.errors.append((item, exc))
+                continue
+            except BaseException as exc:
+                raise _Partial(done, exc) from None
+            if spec.kind == "map":
+                out.append(value)
+            elif spec.kind == "filter":
+                if value:
+                    out.append(item)
+            elif spec.kind == "flat_map":
+                out.extend(value)
+            else:
+                out.append(item)
+        return out, failed
+
+    def _remote(self, items: list[Any]) -> list[Any]:
+        executor = self.spec.executor
+        fn = self.spec.fn
+        assert executor is not None
+        assert fn is not None
+        future = executor.submit(_apply_remote, self.spec.kind, fn, items)
+        return cast(list[Any], _wait_future(future))
+
+    def _call_with_retries(self, item: Any, first_error: BaseException | None) -> Any:
+        spec = self.spec
+        fn = spec.fn
+        assert fn is not None
+        attempt = 0
+        error = first_error
+        while True:
+            if error is not None:
+                if attempt >= spec.retries:
+                    raise error
+                attempt += 1
+                with self.lock:
+                    self.report.retries += 1
+                import random
+
+                # Exponential backoff with jitter, so retrying workers do not stampede.
+                sleep(spec.backoff * (2 ** (attempt - 1)) * (0.5 + random.random()))
+            if self.limiter is not None:
+                self.limiter.wait()
+            try:
+                if spec.executor is not None:
+                    ((ok, value),) = cast(
+                        list[Any],
+                        _wait_future(spec.executor.submit(_apply_remote, spec.kind, fn, [item])),
+                    )
+                    if not ok:
+                        raise value
+                    return value
+                value = fn(item)
+                return list(value) if spec.kind == "flat_map" else value
+            except Exception as exc:
+                error = exc

@@ -1,0 +1,253 @@
+"""Ctrl-C at any instant never leaves a primitive held or inconsistent (issue 14 point 6).
+
+Two kinds of trial:
+
+* in process: ``_thread.interrupt_main()`` from a timer at a random delay while the main thread
+  runs a primitive's operations in a loop; afterwards the primitive must be free and its counts
+  must add up. CI runs a short seeded campaign; ``THREADWISE_KI_TRIALS=300`` runs the long one.
+* a real SIGINT sent to a child process while its main thread works on (and waits for) a lock
+  that a helper thread keeps taking, so the interrupt also lands inside blocked waits.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import threadwise as tw
+from threadwise import _ki
+
+TRIALS = int(os.environ.get("THREADWISE_KI_TRIALS", "40"))
+SEED = int(os.environ.get("THREADWISE_KI_SEED", "1234"))
+
+
+def campaign(ops: Callable[[], object], check: Callable[[], None], seed: int) -> int:
+    """Interrupt ``ops`` (run in a loop) TRIALS times at random instants; ``check`` after each.
+
+    Returns how many trials the interrupt landed in (all of them, or the test fails)."""
+    assert _ki.installed(), "the Ctrl-C protection handler is not installed"
+    rng = random.Random(seed)
+    landed = 0
+    for _ in range(TRIALS):
+        timer = threading.Timer(rng.uniform(0, 0.003), _thread.interrupt_main)
+        try:
+            timer.start()
+            end = time.monotonic() + 10
+            while time.monotonic() < end:
+                ops()
+        except KeyboardInterrupt:
+            landed += 1
+        finally:
+            timer.join()
+        check()
+    return landed
+
+
+def test_lock_with_statement() -> None:
+    lock = tw.Lock()
+
+    def check() -> None:
+        assert not lock.locked()
+        assert lock.owner is None
+        assert len(lock._lot) == 0
+
+    assert campaign(lambda: _with(lock), check, SEED) == TRIALS
+
+
+def _with(primitive: tw.Lock | tw.RLock | tw.Semaphore | tw.Condition) -> None:
+    with primitive:
+        pass
+
+
+def test_rlock_nested_with_statements() -> None:
+    lock = tw.RLock()
+
+    def ops() -> None:
+        with lock, lock:
+            pass
+
+    def check() -> None:
+        assert not lock.locked()
+        assert lock._recursion_count() == 0
+        assert lock._count == 0
+
+    assert campaign(ops, check, SEED + 1) == TRIALS
+
+
+@pytest.mark.parametrize("kind", [tw.Semaphore, tw.BoundedSemaphore])
+def test_semaphore_with_statement(kind: type[tw.Semaphore]) -> None:
+    sem = kind(2)
+
+    def check() -> None:
+        assert sem.value == 2
+        assert not sem._mutex.locked()
+
+    assert campaign(lambda: _with(sem), check, SEED + 2) == TRIALS
+
+
+def test_condition_notify_and_wait() -> None:
+    cond = tw.Condition()
+
+    def ops() -> None:
+        with cond:
+            cond.notify()
+            cond.wait(0)
+
+    def check() -> None:
+        assert not cond._lock.locked()
+        assert len(cond._waiters) == 0
+
+    assert campaign(ops, check, SEED + 3) == TRIALS
+
+
+def test_event_set_clear_wait() -> None:
+    event = tw.Event()
+
+    def ops() -> None:
+        event.set()
+        event.wait(0)
+        event.clear()
+        event.wait(0)
+
+    def check() -> None:
+        assert not event._cond._lock.locked()
+        assert len(event._cond._waiters) == 0
+
+    assert campaign(ops, check, SEED + 4) == TRIALS
+
+
+@pytest.mark.parametrize("kind", [tw.Queue, tw.LifoQueue, tw.PriorityQueue])
+def test_queue_put_get(kind: type[tw.Queue[int]]) -> None:
+    q = kind(3)
+
+    def ops() -> None:
+        q.put(1)
+        q.get()
+
+    def check() -> None:
+        assert not q.mutex.locked()
+        # Each round puts one item and gets one: none lost, none doubled.
+        assert q.qsize() in (0, 1)
+        for cond in (q.not_empty, q.not_full, q.all_tasks_done):
+            assert len(cond._waiters) == 0
+        while q.qsize():
+            assert q.get() == 1
+        q.put(2)
+        assert q.get() == 2
+
+    assert campaign(ops, check, SEED + 5) == TRIALS
+
+
+def test_barrier_of_one() -> None:
+    barrier = tw.Barrier(1)
+
+    def check() -> None:
+        assert barrier.n_waiting == 0
+        assert not barrier.broken
+        assert barrier._count == 0
+        assert not barrier._cond._lock.locked()
+
+    assert campaign(barrier.wait, check, SEED + 6) == TRIALS
+
+
+def test_the_handler_raises_keyboard_interrupt_outside_threadwise() -> None:
+    def interrupted_here() -> None:
+        _thread.interrupt_main()
+        for _ in range(10_000):  # the interrupt arrives at the next check, here
+            time.sleep(0)
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted_here()
+
+
+def test_the_handler_is_not_installed_over_someone_elses() -> None:
+    previous = signal.getsignal(signal.SIGINT)
+
+    def mine(signum: int, frame: object) -> None:
+        pass
+
+    signal.signal(signal.SIGINT, mine)
+    try:
+        assert not _ki.install()
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_install_is_refused_outside_the_main_thread() -> None:
+    results: list[bool] = []
+    thread = threading.Thread(target=lambda: results.append(_ki.install()))
+    thread.start()
+    thread.join()
+    assert results == [False]
+
+
+# -- a real SIGINT to a child process ----------------------------------------------------------
+
+CHILD = """
+import sys, threading, time
+import threadwise as tw
+
+lock = tw.RLock() if sys.argv[1] == "rlock" else tw.Lock()
+sem = tw.Semaphore(1)
+stop = threading.Event()
+
+def hog():
+    # Keeps taking both, so the main thread often waits: the SIGINT lands in waits too.
+    while not stop.is_set():
+        with lock, sem:
+            time.sleep(0.0005)
+        time.sleep(0.0002)
+
+helper = threading.Thread(target=hog)
+helper.start()
+count = 0
+try:
+    print("ready", flush=True)
+    while True:
+        with lock:
+            with sem:
+                count += 1
+except KeyboardInterrupt:
+    pass
+finally:
+    stop.set()
+    helper.join()
+    free = lock.acquire(blocking=False)
+    sem_ok = sem.value == 1
+    print(f"free={free} sem_ok={sem_ok} waiters={len(lock._lot)} count={count}", flush=True)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT to a child process")
+@pytest.mark.parametrize("kind", ["lock", "rlock"])
+def test_a_real_sigint_never_leaves_the_lock_held(tmp_path: Path, kind: str) -> None:
+    script = tmp_path / "child.py"
+    script.write_text(textwrap.dedent(CHILD))
+    rng = random.Random(SEED)
+    runs = max(4, TRIALS // 10)
+    for _ in range(runs):
+        proc = subprocess.Popen(
+            [sys.executable, str(script), kind],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.01, 0.1))
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "free=True sem_ok=True waiters=0" in out, out + err
