@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from threadwise import _demo
 from threadwise._version import __version__
-from threadwise.cli import main
+from threadwise.cli import COMMANDS, _demo, build_parser, main
+from threadwise.cli._args import parse_size
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -32,6 +32,100 @@ def test_help_exits_0_and_lists_the_commands(capsys: pytest.CaptureFixture[str])
     assert "usage: threadwise" in out
     assert "demo" in out
     assert "get" in out
+
+
+_MODULES_AFTER = (
+    "import sys, threadwise.cli\n"
+    "try:\n"
+    "    threadwise.cli.main(sys.argv[1:])\n"
+    "finally:\n"
+    "    print(' '.join(sorted(sys.modules)), file=sys.stderr)\n"
+)
+
+
+def _modules_after(*argv: str) -> set[str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _MODULES_AFTER, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return set(proc.stderr.split())
+
+
+def test_import_threadwise_does_not_import_the_command_line() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys, threadwise; print(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    loaded = set(proc.stdout.split())
+    assert "threadwise" in loaded
+    assert not {m for m in loaded if m == "threadwise.cli" or m.startswith("threadwise.cli.")}
+    assert "argparse" not in loaded
+
+
+def test_import_threadwise_leaves_asyncio_until_aio_is_used() -> None:
+    # asyncio's import alone was most of `threadwise --help`'s start-up.
+    code = (
+        "import sys, threadwise as tw\n"
+        "print('asyncio' in sys.modules)\n"
+        "print(tw.aio.run_sync.__name__, 'asyncio' in sys.modules)\n"
+        "try:\n"
+        "    tw.no_such_name\n"
+        "except AttributeError as exc:\n"
+        "    print(exc)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert proc.stdout.splitlines() == [
+        "False",
+        "run_sync True",
+        "module 'threadwise' has no attribute 'no_such_name'",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--help"], set()),
+        (["get", "--help"], {"threadwise.cli._get", "threadwise.cli._args"}),
+        (["demo", "--help"], {"threadwise.cli._demo", "threadwise.cli._args"}),
+        (["tour", "--help"], {"threadwise.cli._tour"}),
+        (["watch", "--help"], {"threadwise.cli._watch", "threadwise.cli._args"}),
+    ],
+)
+def test_each_command_imports_only_what_it_uses(argv: list[str], expected: set[str]) -> None:
+    loaded = _modules_after(*argv)
+    ours = {m for m in loaded if m.startswith("threadwise.cli.")}
+    assert ours == expected
+    # Neither the downloader nor the HTTP client nor rich is needed to show help.
+    assert not {m for m in loaded if m.startswith(("threadwise.download", "urllib3", "rich"))}
+
+
+def test_the_listed_help_lines_are_the_commands_own() -> None:
+    # `threadwise --help` shows COMMANDS' lines without importing the modules: keep them equal.
+    import argparse
+    import importlib
+
+    for name, (module_name, help_line) in COMMANDS.items():
+        parser = argparse.ArgumentParser()
+        subparsers = parser.add_subparsers()
+        importlib.import_module(f"threadwise.cli.{module_name}").add_parser(subparsers)
+        (action,) = subparsers._choices_actions
+        assert (action.dest, action.help) == (name, help_line)
+
+
+def test_the_full_parser_has_every_command() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["tour", "--list"])
+    assert args.command == "tour"
+    assert args.list is True
 
 
 def test_demo_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -99,13 +193,13 @@ def test_bad_option_value_is_named(capsys: pytest.CaptureFixture[str]) -> None:
     ],
 )
 def test_parse_size(text: str, expected: float) -> None:
-    assert _demo.parse_size(text) == expected
+    assert parse_size(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "K", "1X", "one", "1.2.3M", "-1"])
 def test_parse_size_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="not a size"):
-        _demo.parse_size(text)
+        parse_size(text)
 
 
 def test_model() -> None:

@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 
 from threadwise.cli import main
-from threadwise.download import DemoServer, DownloadReport, FileResult
-from threadwise.download._cli import (
+from threadwise.cli._display import (
     INSTALL_HINT,
     DownloadDisplay,
     print_summary,
-    read_urls,
     snapshot,
 )
+from threadwise.cli._get import read_urls
+from threadwise.download import DemoServer, DownloadReport, FileResult
 
 
 @pytest.fixture
@@ -154,7 +154,7 @@ def test_json_to_stdout_moves_the_summary_to_stderr(
     captured = capsys.readouterr()
     data = json.loads(captured.out)
     assert [f["status"] for f in data["files"]] == ["done"]
-    assert "1 files: 1 done;" in captured.err
+    assert "1 file: 1 done;" in captured.err
 
 
 def test_second_run_skips_complete_files(
@@ -375,15 +375,36 @@ def test_rendered_frame_shows_the_overall_bar_and_active_files() -> None:
     assert re.search(r"three .*4\.0 KiB", third)
 
 
-def test_summary_lists_only_unfinished_files_of_a_large_batch() -> None:
+def test_summary_on_a_terminal_lists_only_unfinished_files_of_a_large_batch() -> None:
     files = [FileResult(f"http://h/{i}", f"d/{i}", "done", size=1) for i in range(100)]
     files[42] = FileResult("http://h/42", "d/42", "failed", error="HTTP 503 (after 6 attempts)")
     out = io.StringIO()
-    print_summary(_report(*files), out, use_rich=False)
+    print_summary(_report(*files), out, use_rich=True)
     text = out.getvalue()
-    assert re.search(r"^failed .* 42$", text, re.MULTILINE)
+    assert re.search(r"^failed .* 42\s*$", text, re.MULTILINE)
+    assert not re.search(r"^done ", text, re.MULTILINE)
     assert "... and 99 more files, all complete" in text
     assert "1 of 100 files failed:\n  http://h/42\n    HTTP 503 (after 6 attempts)" in text
+
+
+def test_summary_not_on_a_terminal_has_a_row_for_every_file() -> None:
+    # Bug: stdout to a file or a pipe got a table with no rows but "... and 500 more files".
+    files = [FileResult(f"http://h/{i}", f"d/{i}.bin", "done", size=1) for i in range(500)]
+    out = io.StringIO()  # not a terminal: print_summary chooses by itself
+    print_summary(_report(*files), out)
+    lines = out.getvalue().splitlines()
+    rows = [line for line in lines if re.fullmatch(r"done\s+1 B\s+0\.00 s\s+0  \d+\.bin", line)]
+    assert len(rows) == 500
+    assert "more files" not in out.getvalue()
+    assert "─" not in out.getvalue()  # plain text, no box drawing for a script to parse around
+
+
+def test_summary_of_a_large_batch_all_complete_on_a_terminal_is_the_totals_line() -> None:
+    files = [FileResult(f"http://h/{i}", f"d/{i}", "done", size=1) for i in range(100)]
+    out = io.StringIO()
+    print_summary(_report(*files), out, use_rich=True)
+    assert "more files" not in out.getvalue()
+    assert out.getvalue().startswith("100 files: 100 done;")
 
 
 def test_fake_terminal_gets_the_live_display(
@@ -513,7 +534,7 @@ def test_live_display_in_a_pseudo_terminal(tmp_path: Path) -> None:
         ) as proc:
             os.close(slave)
             try:
-                frame = re.compile(r"get\s.*0/1 files[^\n]*\n\s+big\.bin\s.*/8\.0 MiB\s+\d+%")
+                frame = re.compile(r"get\s.*0/1 file[^\n]*\n\s+big\.bin\s.*/8\.0 MiB\s+\d+%")
                 screen = _read_pty(master, frame, timeout=20)
                 proc.send_signal(signal.SIGINT)
                 rest = _read_pty(master, re.compile(r"interrupted: .*\n"), timeout=20)
@@ -525,7 +546,7 @@ def test_live_display_in_a_pseudo_terminal(tmp_path: Path) -> None:
     assert frame.search(screen), f"no overall bar and active file on the screen:\n{screen}"
     assert "━" in screen  # the bar
     assert proc.returncode == 130
-    assert "interrupted: 0 of 1 files finished" in rest
+    assert "interrupted: 0 of 1 file finished" in rest
 
 
 def test_progress_sees_bytes_as_they_arrive(tmp_path: Path) -> None:
@@ -539,3 +560,42 @@ def test_progress_sees_bytes_as_they_arrive(tmp_path: Path) -> None:
         )
     assert report.ok
     assert any(0 < n < 512 * 1024 for n in samples), sorted(set(samples))
+
+
+def test_one_file_is_said_in_the_singular() -> None:
+    # Bug: "1 files" in the summary and the failure list.
+    out = io.StringIO()
+    failed = FileResult("http://h/x", "d/x", "failed", attempts=1, error="HTTP 503")
+    print_summary(_report(failed), out, use_rich=False)
+    text = out.getvalue()
+    assert "1 of 1 file failed:" in text
+    assert "1 file:" in text
+    assert "files" not in text
+
+
+def test_live_frame_says_file_for_one() -> None:
+    from rich.console import Console
+
+    display = DownloadDisplay("get", stream=io.StringIO(), mode="live")
+    report = _report(FileResult("http://h/a", "d/a", "cancelled", error="not started"))
+    screen = io.StringIO()
+    Console(file=screen, width=120).print(display.render(report, width=120))
+    text = screen.getvalue()
+    assert "0/1 file " in text or text.rstrip().endswith("0/1 file")
+
+
+@pytest.mark.parametrize("width", [120, 50])
+def test_a_waiting_file_says_it_waits_not_0_bytes(width: int) -> None:
+    # Bug: a Retry-After wait showed a silent "0 B" row for as long as it lasted.
+    from rich.console import Console
+
+    display = DownloadDisplay("get", stream=io.StringIO(), mode="live")
+    waiting = FileResult("http://h/busy.bin", "d/busy.bin", "cancelled", attempts=1, error=None)
+    waiting.note = "waiting 30 s: HTTP 429 Too Many Requests (Retry-After)"
+    screen = io.StringIO()
+    Console(file=screen, width=width).print(display.render(_report(waiting), width=width))
+    row = next(line for line in screen.getvalue().splitlines() if "busy.bin" in line)
+    assert "waiting 30 s" in row
+    assert "0 B" not in row
+    if width >= 100:
+        assert "HTTP 429 Too Many Requests (Retry-After)" in row

@@ -234,14 +234,18 @@ def test_404_is_not_retried(server: DemoServer, dest: Path) -> None:
     assert os.listdir(dest) == []
 
 
-def test_refused_connection_fails_after_all_attempts(dest: Path) -> None:
-    url = f"http://127.0.0.1:{unused_port()}/nothing.bin"
-    result = only(download([url], dest, retries=2, backoff=0.01))
+def test_refused_connection_fails_at_once_like_curl_and_wget2(dest: Path) -> None:
+    # Regression (issue 12, bug 8): a refused connection used to take every retry with
+    # backoff (17.5 s with the defaults). Nothing listens there: fail at once.
+    port = unused_port()
+    url = f"http://127.0.0.1:{port}/nothing.bin"
+    started = time.monotonic()
+    result = only(download([url], dest, retries=5, backoff=2.0))
 
+    assert time.monotonic() - started < 1.5  # the first backoff alone would be >= 1 s
     assert result.status == "failed"
-    assert result.error is not None
-    assert "connection refused" in result.error.lower()
-    assert result.attempts == 3
+    assert result.error == f"connection refused by 127.0.0.1:{port}"
+    assert result.attempts == 1
     assert final_files(dest) == []
 
 

@@ -913,3 +913,10 @@ def test_real_thread_start_failure_under_a_memory_limit(mode: str) -> None:
         pytest.fail("the group's exit hung after a failed thread start")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "refused: can't start new thread\nexited True True\n", proc.stderr
+
+
+def test_unbounded_group_task_waiting_on_a_sibling() -> None:
+    with tw.TaskGroup() as g:
+        first = g.spawn(lambda: 20)
+        second = g.spawn(lambda: first.result() + 1)
+    assert second.result() == 21

@@ -11,7 +11,8 @@ import threadwise.download as twd
 
 def _public_names(module: types.ModuleType) -> set[str]:
     names = set()
-    for name, value in vars(module).items():
+    for name in dir(module):  # dir(): also the names a module loads lazily (PEP 562)
+        value = getattr(module, name)
         if name.startswith("_") or isinstance(value, types.ModuleType):
             continue
         if name in ("annotations",):  # from __future__

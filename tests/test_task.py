@@ -875,3 +875,20 @@ def test_default_names_are_unique_across_threads() -> None:
         for maker in makers:
             maker.result(timeout=WAIT)
     assert len(set(names)) == len(names) == 800
+
+
+def test_after_fork_reset_leaves_a_working_kernel() -> None:
+    # What a forked child runs first (tested for real in a subprocess above); here in-process,
+    # with nothing running, to check the reset itself.
+    from threadwise import _cancel, _state
+
+    failed = tw.spawn(explode, "before the fork")
+    failed.join(timeout=WAIT)
+    _task_module._after_fork_in_child()
+    assert _task_module._failed_tasks.snapshot() == []
+    with _task_module._live_lock:
+        assert not _task_module._live_tasks
+    assert set(_state.all_states()) <= {threading.get_ident()}
+    assert not _cancel._tree_lock.locked()
+    assert isinstance(failed.exception(), ValueError)
+    assert tw.spawn(add, 20, 22).result(timeout=WAIT) == 42

@@ -406,8 +406,6 @@ class TaskGroup:
         with self._lock:
             if self._phase is _Phase.CLOSED:
                 return
-            if self._phase is _Phase.NEW:
-                return
             self._phase = _Phase.CLOSED
             self._stopping = True
             self._idle.unpark_all()

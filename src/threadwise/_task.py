@@ -63,6 +63,8 @@ class NameCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._next = 0
+        if hasattr(os, "register_at_fork"):  # another thread may hold the lock at a fork
+            os.register_at_fork(after_in_child=self._after_fork)
 
     def __next__(self) -> int:
         with self._lock:
@@ -746,7 +748,6 @@ def _after_fork_in_child() -> None:
     _live_lock = threading.Lock()
     _live_tasks.clear()
     _failed_tasks._after_fork()
-    _counter._after_fork()
     cancel_after_fork()
     state_after_fork()
 

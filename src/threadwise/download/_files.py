@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -14,6 +13,8 @@ CHUNK = 1 << 20  # bytes per read and write: large blocks, straight into the fil
 
 
 def _parse_checksum(value: str, where: str) -> tuple[str, str]:
+    import hashlib
+
     algorithm, sep, digest = value.strip().partition(":")
     if not sep:
         algorithm, digest = "sha256", algorithm
@@ -51,6 +52,8 @@ def load_checksums(
 
 
 def _hash_file(path: str, algorithm: str) -> str:
+    import hashlib
+
     hasher = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):

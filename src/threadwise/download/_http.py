@@ -8,16 +8,16 @@ import socket
 import time
 from typing import Any
 
-_MAX_RETRY_AFTER = 120.0
 _FILL_SECONDS = 0.1  # hand a partly filled buffer over after this long
 _CLOSE_WAIT = 0.25  # seconds to wait for the end of a body on a closing connection
 
 
 def _retry_after(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (a number or an HTTP date), uncapped."""
     if not value:
         return None
     try:
-        return min(_MAX_RETRY_AFTER, max(0.0, float(value)))
+        return max(0.0, float(value))
     except ValueError:
         pass
     from email.utils import parsedate_to_datetime
@@ -26,7 +26,7 @@ def _retry_after(value: str | None) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return min(_MAX_RETRY_AFTER, max(0.0, when.timestamp() - time.time()))
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _will_close(response: Any) -> bool:
@@ -54,6 +54,9 @@ def _range_start(response: Any) -> int | None:
 
 
 def _socket_of(response: Any) -> socket.socket | None:
+    own = getattr(response, "sock", None)  # our own client's responses
+    if isinstance(own, socket.socket):
+        return own
     connection = getattr(response, "connection", None) or getattr(response, "_connection", None)
     sock = getattr(connection, "sock", None)
     return sock if isinstance(sock, socket.socket) else None
@@ -74,7 +77,7 @@ class _Body:
     Chunked or compressed bodies go through http.client / urllib3.
     """
 
-    __slots__ = ("_fp", "_left", "_raw", "_response", "short")
+    __slots__ = ("_error", "_fp", "_left", "_raw", "_response", "short")
 
     def __init__(self, response: Any) -> None:
         self._response = response
@@ -92,11 +95,15 @@ class _Body:
         self._fp = fp if plain else None
         self._left: int = int(getattr(raw, "length", 0) or 0) if plain else 0
         self.short = False
+        self._error: BaseException | None = None
 
     def readinto(self, target: memoryview) -> int:
         fp = self._fp
         if fp is None:
             return int(self._response._fp.readinto(target) if self._response._fp else 0)
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
         if self._left <= 0:
             return 0
         if len(target) > self._left:
@@ -107,7 +114,15 @@ class _Body:
         size = len(target)
         until = time.monotonic() + _FILL_SECONDS
         while n < size:
-            got = fp.readinto1(target[n:])
+            try:
+                got = fp.readinto1(target[n:])
+            except Exception as exc:
+                if not n:
+                    raise
+                # Keep what arrived before a reset or a stall: it is written, and the error
+                # is raised by the next call.
+                self._error = exc
+                break
             if not got:
                 if n == 0:
                     self.short = True  # the server closed before Content-Length bytes
@@ -117,6 +132,11 @@ class _Body:
                 break
         self._left -= n
         return n
+
+    @property
+    def consumed(self) -> bool:
+        """A plain body read to its Content-Length."""
+        return self._fp is not None and self._left <= 0
 
     def finish(self, *, closing: bool) -> bool:
         """Close the body for reuse of the connection; True if extra bytes were waiting.

@@ -3,7 +3,6 @@ safe — a name never leaves the destination folder, whatever the server sends."
 
 from __future__ import annotations
 
-import email.message
 import os
 import re
 import threading
@@ -59,6 +58,8 @@ def name_from_content_disposition(header: str | None) -> str | None:
         name = sanitize(decoded) if decoded else None
         if name:
             return name
+    import email.message  # only for the rare header without filename*
+
     message = email.message.Message()
     message["content-disposition"] = header
     try:

@@ -22,6 +22,7 @@ class FileResult:
     error: str | None = None
     resumed_from: int = 0  # bytes already there from an earlier, interrupted run
     segments: int = 1  # parallel connections used for this file
+    note: str | None = None  # what an active file is doing now ("waiting 30 s: HTTP 429 ...")
 
 
 @dataclass
@@ -31,6 +32,7 @@ class DownloadReport:
     files: list[FileResult] = field(default_factory=list)
     elapsed: float = 0.0
     interrupted: bool = False
+    warnings: list[str] = field(default_factory=list)  # about the batch, not one file
 
     def count(self, status: Status) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -60,7 +62,7 @@ class DownloadReport:
             if n:
                 parts.append(f"{n} {status}")
         return (
-            f"{len(self.files)} files: {', '.join(parts)}; {_human(self.total_bytes)} in "
+            f"{plural(len(self.files), 'file')}: {', '.join(parts)}; {_human(self.total_bytes)} in "
             f"{self.elapsed:.2f} s ({_human(self.throughput)}/s)"
         )
 
@@ -81,6 +83,7 @@ class DownloadReport:
             "files": [asdict(f) for f in self.files],
             "elapsed": self.elapsed,
             "interrupted": self.interrupted,
+            "warnings": list(self.warnings),
             "total_bytes": self.total_bytes,
             "throughput": self.throughput,
             "ok": self.ok,
@@ -93,3 +96,8 @@ def _human(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GiB"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 file``, ``2 files``; ``many`` for irregular plurals."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"

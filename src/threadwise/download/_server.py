@@ -1,17 +1,19 @@
 """A small HTTP/1.1 server on 127.0.0.1 serving generated files: the demo's "internet", and
-the misbehaving servers the tests and benchmarks need (errors, throttling, cut bodies, Range
-handling, odd names, redirects)."""
+the misbehaving servers the tests and benchmarks need (errors, throttling, cut, stalled and
+reset bodies, Range handling, changing files, odd names, redirects, refused connections)."""
 
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import hashlib
 import http.server
 import random
 import socket
+import struct
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -33,13 +35,34 @@ class ServedFile:
     content_disposition: str | None = None
     redirect_to: str | None = None  # answer 302 with this Location
     extra_bytes: int = 0  # send more bytes than Content-Length announces
+    stall_after: int | None = None  # send this many body bytes, then nothing (socket open) ...
+    stall_times: int = 1  # ... for the first N requests
+    reset_after: int | None = None  # send this many body bytes, then a TCP reset ...
+    reset_times: int = 1  # ... for the first N requests
+    drip: float | None = None  # bytes per second for this file (a slow drip)
+    gzip: bool = False  # send the body gzip-compressed to clients that accept it
     etag: str = ""
+    last_modified: float = 1_700_000_000.0  # sent as Last-Modified
     requests: int = 0
     range_requests: int = 0
+    request_headers: list[dict[str, str]] = field(default_factory=list)  # of every request
 
     def __post_init__(self) -> None:
         if not self.etag:
             self.etag = '"' + hashlib.sha256(self.data).hexdigest()[:16] + '"'
+
+    def change(self, data: bytes | None = None) -> None:
+        """Replace the content (by default: other bytes of the same size), with a new ETag
+        and a later Last-Modified, as a file edited on the server."""
+        if data is None:
+            data = bytes(b ^ 0xFF for b in self.data[:64]) + self.data[64:]
+        self.data = data
+        self.etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+        self.last_modified += 60
+
+    @property
+    def http_date(self) -> str:
+        return email.utils.formatdate(self.last_modified, usegmt=True)
 
     @property
     def sha256(self) -> str:
@@ -59,6 +82,7 @@ class _Stats:
     bytes_sent: int = 0
     peak_concurrent: int = 0  # most requests being answered at once
     concurrent: int = 0
+    connections: int = 0  # TCP connections accepted
 
 
 class DemoServer:
@@ -90,6 +114,14 @@ class DemoServer:
 
     def url(self, name: str) -> str:
         return f"{self.base_url}/{quote(name.lstrip('/'))}"
+
+    @staticmethod
+    def refused_url(name: str = "nothing.bin") -> str:
+        """A URL on a 127.0.0.1 port where nothing listens: connecting is refused."""
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        return f"http://127.0.0.1:{port}/{quote(name)}"
 
     @property
     def base_url(self) -> str:
@@ -153,6 +185,8 @@ class _Server(http.server.ThreadingHTTPServer):
         with self._open_lock:
             self._open.add(request)
             self._handlers.add(thread)
+        with self.app._lock:
+            self.app.stats.connections += 1
         thread.start()
 
     def _serve(self, request: Any, client_address: Any) -> None:
@@ -213,6 +247,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if served is not None:
                 served.requests += 1
                 attempt = served.requests
+                served.request_headers.append(dict(self.headers.items()))
         if served is None:
             self._plain(404, b"not found\n")
             return
@@ -233,11 +268,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._plain(served.fail_status, b"try again later\n", headers)
             return
         data = served.data
+        encoded = served.gzip and "gzip" in self.headers.get("Accept-Encoding", "")
+        if encoded:
+            import gzip
+
+            data = gzip.compress(data, mtime=0)
         start, end, status = 0, len(data), 200
+        since = self.headers.get("If-Modified-Since")
+        if since is not None and since == served.http_date:
+            self.send_response(304)
+            self.send_header("ETag", served.etag)
+            self.send_header("Last-Modified", served.http_date)
+            self.end_headers()
+            return
         range_header = self.headers.get("Range")
         if range_header and not served.ignore_range and served.accept_ranges:
             if_range = self.headers.get("If-Range")
-            if if_range is None or if_range == served.etag:
+            if if_range is None or if_range in (served.etag, served.http_date):
                 parsed = _parse_range(range_header, len(data))
                 if parsed is None:
                     self.send_response(416)
@@ -253,6 +300,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(end - start))
         self.send_header("ETag", served.etag)
+        self.send_header("Last-Modified", served.http_date)
+        if encoded:
+            self.send_header("Content-Encoding", "gzip")
         if served.accept_ranges and not served.ignore_range:
             self.send_header("Accept-Ranges", "bytes")
         if status == 206:
@@ -263,6 +313,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if head:
             return
         body = memoryview(data)[start:end]
+        if served.stall_after is not None and attempt <= served.fail_times + served.stall_times:
+            self._send(body[: served.stall_after])
+            self.wfile.flush()
+            # Hold the connection open, sending nothing, until the client gives up (or the
+            # server stops).
+            with contextlib.suppress(OSError):
+                while self.connection.recv(1024):
+                    pass
+            self.close_connection = True
+            return
+        if served.reset_after is not None and attempt <= served.fail_times + served.reset_times:
+            self._send(body[: served.reset_after])
+            self.wfile.flush()
+            # SO_LINGER with a zero timeout: close() sends RST, not FIN.
+            time.sleep(0.05)  # let the client read what was sent: the RST discards the rest
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+            return
+        if served.drip is not None:
+            self._send(body, served.drip)
+            return
         if served.cut_after is not None and attempt <= served.fail_times + served.cut_times:
             self._send(body[: served.cut_after])
             self.close_connection = True
@@ -273,16 +345,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             self._send(body)
 
-    def _send(self, body: memoryview) -> None:
+    def _send(self, body: memoryview, bandwidth: float | None = None) -> None:
         app = self.server.app
-        if app.bandwidth is None:
+        if bandwidth is None:
+            bandwidth = app.bandwidth
+        if bandwidth is None:
             self.wfile.write(body)
         else:
-            step = max(1024, int(app.bandwidth / 50))  # ~50 writes a second
+            step = max(64, int(bandwidth / 50))  # ~50 writes a second
             started = time.monotonic()
             for offset in range(0, len(body), step):
                 self.wfile.write(body[offset : offset + step])
-                ahead = (offset + step) / app.bandwidth - (time.monotonic() - started)
+                ahead = (offset + step) / bandwidth - (time.monotonic() - started)
                 if ahead > 0:
                     time.sleep(ahead)
         with app._lock:
@@ -295,7 +369,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:

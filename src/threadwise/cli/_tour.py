@@ -43,7 +43,7 @@ class Lesson:
 
 def lessons_dir() -> Path:
     """Where the lesson scripts are: ``examples/tour`` of the source checkout."""
-    return Path(__file__).resolve().parents[2] / "examples" / "tour"
+    return Path(__file__).resolve().parents[3] / "examples" / "tour"
 
 
 def _title(path: Path) -> str:

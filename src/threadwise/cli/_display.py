@@ -1,28 +1,25 @@
-"""``threadwise get``: download URLs in parallel, with a live display and a summary at the end.
+"""The download display shared by ``threadwise get`` and ``threadwise demo``: a live view while
+a batch runs and a summary when it ends.
 
-The display is a ``progress=`` callback of ``download()``: its sampler thread calls it about ten
+The live view is a ``progress=`` callback of ``download()``: its sampler thread calls it about ten
 times a second with the report, and the callback redraws from that snapshot. The download
 threads only count bytes; no drawing happens in them.
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
-import json
 import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from .._cliargs import number
-
 if TYPE_CHECKING:
-    from ._report import DownloadReport, FileResult
+    from threadwise.download import DownloadReport, FileResult
 
 INSTALL_HINT = "pip install 'threadwise[cli]'"
 
@@ -63,12 +60,13 @@ def have_rich() -> bool:
 
 
 def missing_client() -> str | None:
-    """The name of the HTTP client module when it cannot be imported, else None."""
-    try:
-        import urllib3  # noqa: F401
-    except ImportError:
-        return "urllib3"
-    return None
+    """The name of the HTTP client module when it is not installed, else None.
+
+    Looked up, not imported: the downloader imports urllib3 only when a download needs it
+    (https, a proxy), and importing it costs tens of milliseconds of every run."""
+    import importlib.util
+
+    return None if importlib.util.find_spec("urllib3") is not None else "urllib3"
 
 
 def _file_name(f: FileResult) -> str:
@@ -190,17 +188,21 @@ class DownloadDisplay:
         self.mode: Mode = mode
         self._live: Any = None
         self._printed: set[int] = set()
+        self._notes: dict[int, str] = {}  # the note last printed for each active file
         self._rate = _Rate()
         self._started = time.monotonic()
         self.frames = 0
 
     @classmethod
-    def choose(cls, title: str, *, quiet: bool, stream: TextIO | None = None) -> DownloadDisplay:
-        """``off`` when quiet, ``live`` on a terminal with rich, ``lines`` otherwise."""
+    def choose(
+        cls, title: str, *, quiet: bool, stream: TextIO | None = None, plain: bool = False
+    ) -> DownloadDisplay:
+        """``off`` when quiet, ``live`` on a terminal with rich (unless ``plain``), ``lines``
+        otherwise."""
         out = sys.stderr if stream is None else stream
         if quiet:
             mode: Mode = "off"
-        elif _isatty(out) and have_rich():
+        elif isatty(out) and have_rich() and not plain:
             mode = "live"
         else:
             mode = "lines"
@@ -253,7 +255,17 @@ class DownloadDisplay:
         files = report.files
         width = len(str(len(files)))
         for index, f in enumerate(files):
-            if index in self._printed or file_state(f) in ("pending", "active"):
+            if index in self._printed:
+                continue
+            state = file_state(f)
+            if state == "active":
+                # A wait or a retry: say so once, rather than nothing for minutes.
+                note = f.note
+                if note and self._notes.get(index) != note:
+                    self._notes[index] = note
+                    print(f"{self.title}: {_file_name(f)}: {note}", file=self.stream, flush=True)
+                continue
+            if state == "pending":
                 continue
             self._printed.add(index)
             size = f.size if f.size is not None else f.resumed_from + f.bytes
@@ -298,7 +310,7 @@ class DownloadDisplay:
                 info.append("ETA -")
         else:
             info.append(f"in {report.elapsed:.2f} s")
-        info.append(f"{snap.finished}/{snap.files} files")
+        info.append(f"{snap.finished}/{snap.files} {plural(snap.files, 'file')}")
         if snap.failed:
             info.append(f"{snap.failed} failed")
         if snap.cancelled:
@@ -312,11 +324,17 @@ class DownloadDisplay:
             notes = f"attempt {f.attempts}" if f.attempts > 1 else ""
             if f.segments > 1:
                 notes = f"{f.segments} segments {notes}".strip()
+            if f.note:  # waiting for a Retry-After, or for the next retry: not a stuck 0 B
+                notes = f.note
             name = Text("  " + _file_name(f))
             if f.size:
                 done = min(received, f.size)
                 amount = f"{human_bytes(done)}/{human_bytes(f.size)}"
                 rows.append((name, f.size, done, amount, f"{100 * done / f.size:.0f}%", notes))
+            elif f.note and not received:
+                # Nothing received yet because it waits: say so even where the notes column
+                # does not fit ("waiting 30 s"), not "0 B".
+                rows.append((name, None, 0, f.note.partition(":")[0], "", notes))
             else:
                 rows.append((name, None, received, human_bytes(received), "", notes))
         hidden = len(snap.active) - _ACTIVE_ROWS
@@ -349,7 +367,7 @@ class DownloadDisplay:
         return Group(Text(self.title + ": " + rows[0][5], no_wrap=True, overflow="ellipsis"), grid)
 
 
-def _isatty(stream: TextIO) -> bool:
+def isatty(stream: TextIO) -> bool:
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
@@ -357,27 +375,51 @@ def _isatty(stream: TextIO) -> bool:
 
 
 # -- the summary --------------------------------------------------------------------------------
-def print_summary(report: DownloadReport, out: TextIO, *, use_rich: bool | None = None) -> None:
-    """A table of the files (all of them, or the ones that did not finish in a large batch),
-    the totals, and every failure with its error."""
+def plural(n: int, word: str) -> str:
+    """``word`` for 1, ``word + "s"`` otherwise: "1 file", "2 files"."""
+    return word if n == 1 else word + "s"
+
+
+def print_summary(
+    report: DownloadReport,
+    out: TextIO,
+    *,
+    use_rich: bool | None = None,
+    dry_run: bool = False,
+) -> None:
+    """A table of the files, the totals, and every failure with its error.
+
+    On a terminal (with rich): a table, of the files that did not finish when the batch is
+    large. Elsewhere (a file, a pipe): one plain row for every file, for scripts to read.
+    """
     if use_rich is None:
-        use_rich = have_rich()
+        use_rich = isatty(out) and have_rich()  # rich is not even imported for a pipe
     if use_rich:
-        _print_rich_summary(report, out)
+        _print_rich_summary(report, out, dry_run)
     else:
-        _print_plain_summary(report, out)
+        _print_plain_summary(report, out, dry_run)
     failures = [f for f in report.files if f.status == "failed"]
     if failures:
-        print(f"\n{len(failures)} of {len(report.files)} files failed:", file=out)
+        n = len(report.files)
+        print(f"\n{len(failures)} of {n} {plural(n, 'file')} failed:", file=out)
         for f in failures:
             print(f"  {f.url}\n    {f.error or 'no error recorded'}", file=out)
+    if dry_run:
+        print("dry run: nothing was written", file=out)
     out.flush()
+
+
+def _status(f: FileResult, dry_run: bool) -> str:
+    # A dry run's "done" means the server answered: nothing was downloaded.
+    return "found" if dry_run and f.status == "done" else f.status
 
 
 def _size_cell(f: FileResult) -> str:
     """The size of a complete file; what arrived (of how much) for the others."""
     received = f.resumed_from + f.bytes
     if f.status in ("done", "skipped"):
+        if f.size is None and f.bytes == 0 and f.status == "done":
+            return "?"  # a dry run of a file of unknown size
         return human_bytes(f.size if f.size is not None else received)
     if f.size is not None:
         return f"{human_bytes(min(received, f.size))} of {human_bytes(f.size)}"
@@ -385,6 +427,7 @@ def _size_cell(f: FileResult) -> str:
 
 
 def _rows(report: DownloadReport) -> tuple[list[FileResult], int]:
+    """The rows of a terminal's table, and how many complete files it leaves out."""
     files = report.files
     if len(files) <= _TABLE_ROWS:
         return list(files), 0
@@ -393,249 +436,43 @@ def _rows(report: DownloadReport) -> tuple[list[FileResult], int]:
     return shown, len(files) - len(shown)
 
 
-def _print_rich_summary(report: DownloadReport, out: TextIO) -> None:
+def _print_rich_summary(report: DownloadReport, out: TextIO, dry_run: bool) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
     styles = {"done": "green", "skipped": "cyan", "failed": "red", "cancelled": "yellow"}
     console = Console(file=out)
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("status")
-    table.add_column("size", justify="right")
-    table.add_column("time", justify="right")
-    table.add_column("tries", justify="right")
-    table.add_column("file", overflow="fold")
     rows, hidden = _rows(report)
-    for f in rows:
-        table.add_row(
-            f"[{styles.get(f.status, '')}]{f.status}[/]",
-            _size_cell(f),
-            f"{f.seconds:.2f} s",
-            str(f.attempts),
-            _file_name(f),
-        )
-    if hidden:
-        table.add_row("", "", "", "", f"... and {hidden} more files, all complete")
-    console.print(table)
+    if rows:  # a large batch that all finished gets no table of nothing but "... and N more"
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        table.add_column("status")
+        table.add_column("size", justify="right")
+        table.add_column("time", justify="right")
+        table.add_column("tries", justify="right")
+        table.add_column("file", overflow="fold")
+        for f in rows:
+            table.add_row(
+                f"[{styles.get(f.status, '')}]{_status(f, dry_run)}[/]",
+                _size_cell(f),
+                f"{f.seconds:.2f} s",
+                str(f.attempts),
+                _file_name(f),
+            )
+        if hidden:
+            table.add_row(
+                "", "", "", "", f"... and {hidden} more {plural(hidden, 'file')}, all complete"
+            )
+        console.print(table)
     console.print(report.summary(), soft_wrap=True, highlight=False)
 
 
-def _print_plain_summary(report: DownloadReport, out: TextIO) -> None:
-    rows, hidden = _rows(report)
+def _print_plain_summary(report: DownloadReport, out: TextIO, dry_run: bool) -> None:
     print(f"{'status':<9} {'size':>22} {'time':>8} {'tries':>5}  file", file=out)
-    for f in rows:
+    for f in report.files:
         print(
-            f"{f.status:<9} {_size_cell(f):>22} {f.seconds:>6.2f} s {f.attempts:>5}  "
+            f"{_status(f, dry_run):<9} {_size_cell(f):>22} {f.seconds:>6.2f} s {f.attempts:>5}  "
             f"{_file_name(f)}",
             file=out,
         )
-    if hidden:
-        print(f"... and {hidden} more files, all complete", file=out)
     print(report.summary(), file=out)
-
-
-# -- the command --------------------------------------------------------------------------------
-def read_urls(lines: Iterable[str]) -> list[str]:
-    """One URL a line; blank lines and lines starting with ``#`` are skipped."""
-    urls = []
-    for line in lines:
-        text = line.strip()
-        if text and not text.startswith("#"):
-            urls.append(text)
-    return urls
-
-
-def _collect_urls(args: argparse.Namespace) -> list[str]:
-    urls: list[str] = list(args.urls)
-    for source in args.input or []:
-        if source == "-":
-            urls.extend(read_urls(sys.stdin))
-        else:
-            with open(source, encoding="utf-8") as f:
-                urls.extend(read_urls(f))
-    return urls
-
-
-def _usage_error(args: argparse.Namespace, message: str) -> int:
-    parser: argparse.ArgumentParser = args.get_parser
-    parser.print_usage(sys.stderr)
-    print(f"{parser.prog}: error: {message}", file=sys.stderr)
-    return 2
-
-
-def _write_json(report: DownloadReport, target: str) -> str | None:
-    """Write the report as JSON to ``target`` (``-``: stdout); return an error, if any."""
-    text = json.dumps(report.to_json(), indent=2) + "\n"
-    if target == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return None
-    try:
-        with open(target, "w", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as exc:
-        return f"cannot write the JSON report to {target}: {exc.strerror or exc}"
-    return None
-
-
-def run_get(args: argparse.Namespace) -> int:
-    """Run ``threadwise get``; return the exit code."""
-    missing = missing_client()
-    if missing is not None:
-        print(
-            f"threadwise get needs {missing}, which is not installed: {INSTALL_HINT}",
-            file=sys.stderr,
-        )
-        return 2
-    from ._download import DownloadInterrupted, download
-    from ._files import load_checksums
-
-    try:
-        urls = _collect_urls(args)
-    except (OSError, UnicodeDecodeError) as exc:
-        return _usage_error(args, f"cannot read the URL list: {exc}")
-    if not urls:
-        return _usage_error(args, "no URLs given (pass them as arguments or with -i FILE)")
-    if os.path.exists(args.output) and not os.path.isdir(args.output):
-        return _usage_error(args, f"-o {args.output}: not a directory")
-    if args.checksums is not None:
-        try:
-            load_checksums(args.checksums)
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            return _usage_error(args, f"--checksums {args.checksums}: {exc}")
-
-    # The summary goes to stdout, unless stdout carries the JSON report.
-    out = sys.stderr if args.json == "-" else sys.stdout
-    display = DownloadDisplay.choose("get", quiet=args.quiet)
-    if display.mode == "lines" and not have_rich() and _isatty(display.stream):
-        print(f"threadwise: for a live progress display, {INSTALL_HINT}", file=sys.stderr)
-    try:
-        with display:
-            report = download(
-                urls,
-                args.output,
-                workers=args.workers,
-                per_host=args.per_host,
-                retries=args.retries,
-                timeout=args.timeout,
-                resume=args.resume,
-                checksums=args.checksums,
-                progress=display.callback,
-            )
-    except DownloadInterrupted as interrupted:
-        report = interrupted.report
-        if args.json is not None:
-            _write_json(report, args.json)
-        if not args.quiet:
-            print_summary(report, out)
-        finished = report.count("done") + report.count("skipped")
-        again = "the same command" if args.resume else "the same command without --no-resume"
-        print(
-            f"\ninterrupted: {finished} of {len(report.files)} files finished; partial "
-            f"downloads are kept as .part files and {again} resumes them",
-            file=sys.stderr,
-        )
-        return 130
-    except OSError as exc:
-        print(f"threadwise get: error: {exc}", file=sys.stderr)
-        return 1
-
-    code = 0 if report.ok else 1
-    if args.json is not None:
-        error = _write_json(report, args.json)
-        if error is not None:
-            print(f"threadwise get: error: {error}", file=sys.stderr)
-            code = 1
-    if not args.quiet:
-        print_summary(report, out)
-    elif not report.ok:
-        for f in report.failures():
-            print(f"{f.status}: {f.url}: {f.error}", file=sys.stderr)
-    return code
-
-
-positive_int = number(int, "a positive integer", minimum=0, inclusive=False)
-non_negative_int = number(int, "an integer >= 0", minimum=0, inclusive=True)
-positive_float = number(float, "a positive number", minimum=0.0, inclusive=False)
-
-
-def add_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> argparse.ArgumentParser:
-    """Register the ``get`` subcommand."""
-    parser = subparsers.add_parser(
-        "get",
-        help="download URLs in parallel, resumably, with a live display",
-        description="Download URLs in parallel into a folder. Each file is written to "
-        "NAME.part and renamed when complete (and verified, with --checksums); an interrupted "
-        "run resumes its .part files. Exit code: 0 when every file is done or already "
-        "complete, 1 when some failed, 2 for bad usage, 130 on Ctrl-C.",
-    )
-    parser.add_argument("urls", nargs="*", metavar="URL", help="URLs to download")
-    parser.add_argument(
-        "-i",
-        "--input",
-        action="append",
-        metavar="FILE",
-        help="read URLs from FILE, one a line ('-': standard input); blank lines and "
-        "'#' comments are skipped; may be repeated",
-    )
-    parser.add_argument(
-        "-o",
-        "--output",
-        default=".",
-        metavar="DIR",
-        help="folder to download into, created if needed (default: the current folder)",
-    )
-    parser.add_argument(
-        "-j",
-        "--workers",
-        type=positive_int,
-        default=16,
-        metavar="N",
-        help="connections in total (default: 16)",
-    )
-    parser.add_argument(
-        "--per-host",
-        type=positive_int,
-        default=8,
-        metavar="N",
-        help="connections to one host (default: 8)",
-    )
-    parser.add_argument(
-        "--retries",
-        type=non_negative_int,
-        default=5,
-        metavar="N",
-        help="retries of a file after connection errors, timeouts, 429 and 5xx (default: 5)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=positive_float,
-        default=30.0,
-        metavar="S",
-        help="connect and read timeout in seconds (default: 30)",
-    )
-    parser.add_argument(
-        "--checksums",
-        metavar="FILE",
-        help="a sha256sum-style manifest ('HEX  NAME' or 'sha256:HEX  NAME', NAME a file "
-        "name or URL); a file that does not match is not kept",
-    )
-    parser.add_argument(
-        "--no-resume",
-        dest="resume",
-        action="store_false",
-        help="start over instead of resuming .part files",
-    )
-    parser.add_argument(
-        "--json",
-        metavar="REPORT",
-        help="write the report as JSON to REPORT ('-': standard output)",
-    )
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress and no summary; errors only"
-    )
-    parser.set_defaults(handler=run_get, get_parser=parser)
-    return parser

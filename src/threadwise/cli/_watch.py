@@ -17,9 +17,9 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._cliargs import number
-from ._inspect import ThreadInfo, format_table, threads
-from ._task import State
+from .._inspect import ThreadInfo, format_table, threads
+from .._task import State
+from ._args import number
 
 
 @dataclass
@@ -130,7 +130,10 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "watch",
         help="run a Python script with a live table of its threads",
-        description=__doc__.splitlines()[0] if __doc__ else None,
+        # Plain words: the module docstring is reST, which --help would show raw.
+        description="Run a Python script (or -m MODULE) as python would, with a live table of "
+        "its threads on standard error and a summary of them when it ends. Exit code: the "
+        "script's.",
     )
     parser.add_argument(
         "--interval",

@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import math
 import os
-import re
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
-from ._cliargs import number
+from ._args import number, size
 
 if TYPE_CHECKING:
     from threadwise.download import DemoServer, DownloadReport
@@ -38,28 +37,6 @@ DEFAULT_WORKERS = 12
 MAX_FILES = 10_000
 MAX_TOTAL = 1 << 30
 MAX_WORKERS = 1_000
-
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1024,
-    "kb": 1024,
-    "kib": 1024,
-    "m": 1024**2,
-    "mb": 1024**2,
-    "mib": 1024**2,
-    "g": 1024**3,
-    "gb": 1024**3,
-    "gib": 1024**3,
-}
-
-
-def parse_size(text: str) -> float:
-    """``"256K"``, ``"256KiB"``, ``"1.5M"``, ``"16384"`` → bytes (units are powers of 1024)."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
-    if match is None or match.group(2).lower() not in _UNITS:
-        raise ValueError(f"not a size: {text!r}")
-    return float(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
 @dataclass(frozen=True)
@@ -128,7 +105,8 @@ def _run(
     checksums: dict[str, str],
 ) -> tuple[DownloadReport, float]:
     from threadwise.download import download
-    from threadwise.download._cli import DownloadDisplay
+
+    from ._display import DownloadDisplay
 
     display = DownloadDisplay.choose(title, quiet=False)
     start = time.perf_counter()
@@ -147,7 +125,7 @@ def _run(
 
 
 def _describe(model: Model, base_url: str) -> str:
-    from threadwise.download._cli import human_bytes
+    from ._display import human_bytes
 
     speed = (
         f"at {human_bytes(model.bandwidth)}/s per connection" if model.bandwidth else "unthrottled"
@@ -164,7 +142,7 @@ def _table(
     sequential: float,
     parallel: float,
 ) -> None:
-    from threadwise.download._cli import have_rich, human_bytes
+    from ._display import have_rich, human_bytes
 
     speedup = sequential / parallel
     rows = [
@@ -210,7 +188,7 @@ def _table(
 def run(args: argparse.Namespace, output: TextIO | None = None) -> int:
     """Run the demo with the parsed options; return the exit code."""
     out: TextIO = sys.stdout if output is None else output
-    from threadwise.download._cli import INSTALL_HINT, missing_client
+    from ._display import INSTALL_HINT, missing_client
 
     missing = missing_client()
     if missing is not None:
@@ -279,18 +257,6 @@ def _int(what: str, maximum: int) -> Callable[[str], int]:
     return lambda text: int(parse(text))
 
 
-def _size(what: str, *, zero: bool, maximum: float | None = None) -> Callable[[str], int]:
-    parse = number(parse_size, what, minimum=0.0, inclusive=zero, maximum=maximum)
-
-    def parse_bytes(text: str) -> int:
-        value = parse(text)
-        if value and round(value) == 0:  # less than one byte: not 0, and not meaningful
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return round(value)
-
-    return parse_bytes
-
-
 def add_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
@@ -311,7 +277,7 @@ def add_parser(
     )
     parser.add_argument(
         "--size",
-        type=_size("a positive size such as 16384, 64K or 1M", zero=False, maximum=MAX_TOTAL),
+        type=size("a positive size such as 16384, 64K or 1M", zero=False, maximum=MAX_TOTAL),
         default=DEFAULT_SIZE,
         metavar="BYTES",
         help="size of each file; K, M and G suffixes are powers of 1024 (default: 256K)",
@@ -327,7 +293,7 @@ def add_parser(
     )
     parser.add_argument(
         "--bandwidth",
-        type=_size("a size per second such as 1M, or 0", zero=True),
+        type=size("a size per second such as 1M, or 0", zero=True),
         default=DEFAULT_BANDWIDTH,
         metavar="BYTES",
         help="bytes per second of each connection, with K/M/G suffixes; 0: unthrottled "

@@ -1,0 +1,109 @@
+"""The ``threadwise`` command line.
+
+Each subcommand lives in a module of its own (``_demo``, ``_get``, ``_tour``, ``_watch``), which
+provides ``add_parser(subparsers)`` to register itself and sets ``handler`` (a function taking the
+parsed arguments and returning an exit code) as a parser default. Only the module of the command
+being run is imported: the others are registered by name and one-line help alone, so
+``threadwise --help`` and ``threadwise get --help`` load neither the downloader nor rich.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from threadwise._version import __version__
+
+Handler = Callable[[argparse.Namespace], int]
+
+# name -> (module, the help line shown by `threadwise --help`). The help lines are repeated here
+# so that listing the commands imports none of them; tests check they match each module's own.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("_demo", "download files from a local server, sequentially then in parallel"),
+    "get": ("_get", "download URLs in parallel, resumably, with a live display"),
+    "tour": ("_tour", "run the threading tutorial's lessons, rewritten with threadwise"),
+    "watch": ("_watch", "run a Python script with a live table of its threads"),
+}
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv``: its first word that is not an option (the top-level
+    options, ``-h`` and ``--version``, take no value)."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Return the parser for the ``threadwise`` command.
+
+    With ``command``, only that subcommand's module is imported and its full parser built; the
+    other subcommands get a placeholder that carries their help line. Without it, every
+    subcommand is built in full.
+    """
+    parser = argparse.ArgumentParser(
+        prog="threadwise",
+        description="Threads that are safe, observable and fast.",
+    )
+    parser.add_argument("--version", action="version", version=f"threadwise {__version__}")
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", title="commands", required=True
+    )
+    for name, (module_name, help_line) in COMMANDS.items():
+        if command is None or name == command:
+            module = importlib.import_module(f"{__name__}.{module_name}")
+            module.add_parser(subparsers)
+        else:
+            subparsers.add_parser(name, help=help_line)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
+
+    Usage errors return 2, ``--help`` and ``--version`` return 0, Ctrl-C returns 130.
+    """
+    words = sys.argv[1:] if argv is None else argv
+    command = _command_of(words)
+    parser = build_parser(command if command in COMMANDS else "")
+    try:
+        args, extra = parser.parse_known_args(words)
+        if extra:
+            # A command may take words argparse left over (`get -O a URL1 -O b URL2`: a list of
+            # positionals is read only once); anything still left is an error, as parse_args says.
+            take: Callable[[argparse.Namespace, list[str]], list[str]] | None = getattr(
+                args, "take_extra", None
+            )
+            rest = extra if take is None else take(args, extra)
+            if rest:
+                command_parser: argparse.ArgumentParser = getattr(args, "get_parser", parser)
+                command_parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    except SystemExit as exc:  # argparse exits on --help, --version and usage errors
+        return _exit_code(exc)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `threadwise tour | head`: the reader left. Point stdout at devnull so the
+        # interpreter's final flush does not raise again, and exit like other tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
