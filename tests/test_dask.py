@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import traceback
+import uuid
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +145,43 @@ def test_skip_and_retries_on_the_cluster(executor: concurrent.futures.Executor) 
 def test_flat_map_stage_on_the_cluster(executor: concurrent.futures.Executor) -> None:
     pipeline = tw.Pipeline(range(10)).map(square, executor=executor).flat_map(pair)
     assert list(pipeline) == [y for x in range(10) for y in (x * x, -x * x)]
+
+
+def fail_first_time(marks: str, x: int) -> int:
+    """Fails the first call for each item (a mark file remembers it, across processes)."""
+    mark = Path(marks) / str(x)
+    if not mark.exists():
+        mark.touch()
+        raise Boom(f"first try of {x}")
+    return x
+
+
+def test_retries_on_the_cluster_run_again(
+    executor: concurrent.futures.Executor, tmp_path: Path
+) -> None:
+    """A retry is a task of its own: Dask names tasks by a hash of their arguments and hands
+    back the held outcome of an equal task, so a resubmitted chunk must not look equal."""
+    fn = functools.partial(fail_first_time, str(tmp_path))
+    pipeline = tw.Pipeline(range(6)).map(
+        fn, executor=executor, chunk_size=1, retries=2, backoff=0.001
+    )
+    assert list(pipeline) == list(range(6))
+
+
+def count_call(calls: str, x: int) -> int:
+    (Path(calls) / uuid.uuid4().hex).touch()
+    return x
+
+
+def test_an_equal_task_held_elsewhere_does_not_stand_in_for_a_chunk(
+    executor: concurrent.futures.Executor, tmp_path: Path
+) -> None:
+    """Dask names a task by a hash of its arguments and hands back the outcome of an equal
+    task still held: a chunk submitted by a stage must run (fn's side effects happen)."""
+    from threadwise._stage import _apply_remote, _Chunk
+
+    fn = functools.partial(count_call, str(tmp_path))
+    held = executor.submit(_apply_remote, "map", fn, _Chunk([5]))
+    held.result()
+    assert list(tw.map(fn, [5], executor=executor)) == [5]
+    assert len(list(tmp_path.iterdir())) == 2

@@ -77,7 +77,9 @@ class Feeder:
             while True:
                 size = receiver.size() if receiver is not None else max_items
                 if own.cost is not None:
-                    size = min(size, own.size())
+                    pace = own.size()
+                    if pace < max_items:  # a slow source: smaller chunks, sent sooner
+                        size = min(size, pace)
                 started = _perf()
                 if bulk:  # a container: nothing to rescue, read straight into the chunk
                     chunk = list(itertools.islice(iterator, size))

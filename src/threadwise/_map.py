@@ -27,7 +27,7 @@ def map(
     retries: int = 0,
     on_error: OnError = "raise",
     progress: ProgressArg = False,
-    executor: concurrent.futures.Executor | None = None,
+    executor: concurrent.futures.Executor | str | None = None,
     chunk_size: int | None = None,
 ) -> Iterator[R]:
     """``fn`` over ``iterable`` in ``workers`` threads: lazy, bounded, ordered by default.

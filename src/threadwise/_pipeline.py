@@ -88,7 +88,15 @@ def _check_executor(value: object) -> concurrent.futures.Executor | None:
 
     if isinstance(value, concurrent.futures.Executor):
         return value
-    raise TypeError(f"executor must be a concurrent.futures.Executor or None, got {value!r}")
+    from .dask import ClusterExecutor, is_address
+
+    if is_address(value):
+        # A Dask scheduler's address: resolved here, for every stage and map alike.
+        return ClusterExecutor(cast(str, value))
+    raise TypeError(
+        "executor must be a concurrent.futures.Executor, a Dask scheduler address such as "
+        f"'tcp://127.0.0.1:8786', or None, got {value!r}"
+    )
 
 
 class Pipeline(Generic[T]):
@@ -156,7 +164,7 @@ class Pipeline(Generic[T]):
         retries: int = 0,
         backoff: float = 0.1,
         on_error: OnError = "raise",
-        executor: concurrent.futures.Executor | None = None,
+        executor: concurrent.futures.Executor | str | None = None,
         chunk_size: int | None = None,
         name: str | None = None,
     ) -> Pipeline[R]:

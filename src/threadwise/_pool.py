@@ -96,8 +96,6 @@ class ChunkSizer:
 
     def __init__(self, fixed: int | None = None, *, target: float = TARGET_SECONDS) -> None:
         self.fixed = fixed
-        # A remote executor costs a round trip per chunk: give it a larger target, so chunks
-        # grow until the round trip is a small part of each.
         self.target = target
         self.cost: float | None = None  # seconds per item (hand-over included), smoothed
 
@@ -117,6 +115,81 @@ class ChunkSizer:
         sample = seconds / items
         cost = self.cost
         self.cost = sample if cost is None else 0.7 * cost + 0.3 * sample
+
+
+class RemoteChunkSizer(ChunkSizer):
+    """Chunk sizes for a stage whose chunks run on an executor (a process pool, a cluster).
+
+    Each chunk costs a round trip (submit, serialization, scheduling, the result's way back)
+    on top of its work, and the round trip does not shrink with the chunk. So the two are
+    measured apart, per chunk: the work time on the executor, and the rest of the
+    submit-to-result time. Chunks are then sized so the round trip is at most a tenth of
+    each, and no larger: a chunk of slow items still goes one item at a time.
+
+    The first chunk carries one item, as nothing is known yet. The next chunk is asked for
+    at once (the feeder fills the stage's inbox), and a round trip takes milliseconds: so the
+    second ``size()`` waits for the first chunk's figures, at most ``FIRST_WAIT`` seconds and
+    only once, rather than send a queue-full of one-item chunks, each a round trip of its own.
+    """
+
+    __slots__ = ("_asked", "_asked_lock", "_measured", "overhead")
+
+    # Work per chunk, as a multiple of the round trip: the round trip is then <= 10%.
+    WORK_PER_OVERHEAD = 9.0
+    # Larger than a local stage's, so that a round trip of tens of ms on a busy cluster is
+    # shared by enough trivial items; no larger than an ordered stage's reorder window.
+    MAX_ITEMS = 16384
+    FIRST_WAIT = 0.25
+
+    def __init__(self, fixed: int | None = None) -> None:
+        from ._sync import Event
+
+        super().__init__(fixed)
+        self.overhead: float | None = None  # seconds per chunk beyond its work
+        self._asked = 0  # size() calls before the first figures
+        self._asked_lock = threading.Lock()
+        self._measured = Event(name="first remote chunk measured")
+
+    def size(self) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        if self.overhead is None:
+            with self._asked_lock:  # taken only until the first figures come in
+                self._asked += 1
+                second = self._asked == 2
+            if second:
+                self._measured.wait(self.FIRST_WAIT)  # cancellable
+        cost = self.cost
+        overhead = self.overhead
+        if cost is None or overhead is None:
+            return 1
+        if cost <= 0:
+            return self.MAX_ITEMS
+        return max(1, min(self.MAX_ITEMS, int(self.WORK_PER_OVERHEAD * overhead / cost)))
+
+    def record(self, items: int, seconds: float) -> None:
+        """The stage's end-to-end timing alone cannot tell work from round trip: ignored in
+        favour of ``record_remote``."""
+
+    def record_remote(self, items: int, elapsed: float, work: float) -> None:
+        """One chunk of ``items``: ``elapsed`` from submit to result, ``work`` of it spent
+        running the function on the executor."""
+        if items <= 0:
+            return
+        # The fixed part of a round trip is what a chunk costs beyond its work at the least:
+        # follow lower samples at once and higher ones slowly. (Higher ones carry the
+        # serialization of larger chunks, or time queued behind other chunks on a busy
+        # executor, neither of which is a fixed cost per chunk.)
+        rest = max(0.0, elapsed - work)
+        overhead = self.overhead
+        overhead = rest if overhead is None or rest < overhead else 0.9 * overhead + 0.1 * rest
+        # An item's cost is its work: what a chunk costs beyond it does not tell per-item
+        # transfer from time queued, and a trivial item's transfer is cheap (a few us).
+        sample = work / items
+        cost = self.cost
+        self.cost = sample if cost is None else 0.7 * cost + 0.3 * sample
+        self.overhead = overhead  # last: size() reads a known overhead as "cost known too"
+        self._measured.set()
 
 
 class RateLimiter:

@@ -1,0 +1,203 @@
+"""The cluster helpers and remote chunk sizing, without a cluster: threadwise.dask's checks and
+install hint, the RemoteChunkSizer's rule, and a chunk that an executor gives up on."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import threadwise as tw
+from threadwise import dask as tw_dask
+from threadwise._pool import RemoteChunkSizer
+
+
+class GaveUp(Exception):
+    pass
+
+
+class GivesUpOnce(concurrent.futures.Executor):
+    """Runs chunks in the caller's thread, but fails the first chunk as a whole (as Dask does
+    with KilledWorker once the workers running it died)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.failed = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self.lock:
+            fail, self.failed = not self.failed, True
+        if fail:
+            future.set_exception(GaveUp("the workers died"))
+        else:
+            future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def double(x: int) -> int:
+    return 2 * x
+
+
+def test_a_chunk_given_up_on_is_retried_item_by_item() -> None:
+    pipeline = tw.Pipeline(range(10)).map(
+        double, executor=GivesUpOnce(), retries=1, backoff=0.001, chunk_size=4
+    )
+    assert list(pipeline) == [2 * x for x in range(10)]
+    report = pipeline.report
+    assert report is not None
+    assert report.accounted
+    stage = report.stages[0]
+    assert (stage.completed, stage.failed, stage.retries) == (10, 0, 4)
+
+
+def test_a_chunk_given_up_on_fails_each_of_its_items_with_that_cause() -> None:
+    pipeline = tw.Pipeline(range(10)).map(
+        double, executor=GivesUpOnce(), on_error="skip", chunk_size=4, workers=1
+    )
+    assert list(pipeline) == [2 * x for x in range(4, 10)]
+    report = pipeline.report
+    assert report is not None
+    assert report.accounted
+    stage = report.stages[0]
+    assert (stage.completed, stage.failed) == (6, 4)
+    assert [item for item, _ in stage.errors] == [0, 1, 2, 3]
+    assert all(isinstance(error, GaveUp) for _, error in stage.errors)
+
+
+def test_a_chunk_given_up_on_raises_its_cause() -> None:
+    pipeline = tw.Pipeline(range(10)).map(double, executor=GivesUpOnce(), chunk_size=4)
+    with pytest.raises(GaveUp):
+        pipeline.run()
+    report = pipeline.report
+    assert report is not None
+    assert report.accounted
+    assert report.stages[0].failed == 1
+
+
+# -- RemoteChunkSizer ----------------------------------------------------------------------------
+
+
+def test_remote_sizer_sends_one_item_first_and_waits_once_for_its_figures() -> None:
+    sizer = RemoteChunkSizer()
+    assert sizer.size() == 1
+    started = time.monotonic()
+    assert sizer.size() == 1  # waited for figures that never came
+    waited = time.monotonic() - started
+    assert waited >= RemoteChunkSizer.FIRST_WAIT * 0.9
+    started = time.monotonic()
+    assert sizer.size() == 1
+    assert time.monotonic() - started < RemoteChunkSizer.FIRST_WAIT / 2  # only once
+
+
+def test_remote_sizer_second_chunk_follows_the_first_figures() -> None:
+    sizer = RemoteChunkSizer()
+    assert sizer.size() == 1
+    done = threading.Timer(0.02, sizer.record_remote, (1, 0.010, 0.0))
+    done.start()
+    try:
+        assert sizer.size() == RemoteChunkSizer.MAX_ITEMS  # trivial work: the largest chunks
+    finally:
+        done.join()
+
+
+def test_remote_sizer_keeps_the_round_trip_a_tenth_of_each_chunk() -> None:
+    sizer = RemoteChunkSizer()
+    sizer.record_remote(1, elapsed=0.011, work=0.001)  # 10 ms round trip, 1 ms per item
+    assert sizer.overhead == pytest.approx(0.010)
+    assert sizer.size() in (89, 90)  # 90 ms of work per 10 ms round trip (float rounding)
+    sizer = RemoteChunkSizer()
+    sizer.record_remote(2, elapsed=2.01, work=2.0)  # slow items: one at a time
+    assert sizer.size() == 1
+
+
+def test_remote_sizer_round_trip_ignores_time_queued() -> None:
+    sizer = RemoteChunkSizer()
+    sizer.record_remote(10, elapsed=0.020, work=0.010)
+    sizer.record_remote(10, elapsed=1.010, work=0.010)  # queued behind other chunks
+    assert sizer.overhead == pytest.approx(0.9 * 0.010 + 0.1 * 1.0)
+    sizer.record_remote(10, elapsed=0.015, work=0.010)  # a lower sample is taken at once
+    assert sizer.overhead == pytest.approx(0.005)
+    sizer.record_remote(0, elapsed=1.0, work=1.0)  # nothing measured
+    assert sizer.overhead == pytest.approx(0.005)
+
+
+def test_remote_sizer_fixed_size_and_local_timing() -> None:
+    sizer = RemoteChunkSizer(7)
+    assert sizer.size() == 7
+    sizer = RemoteChunkSizer()
+    sizer.record(100, 1.0)  # the stage's own timing: not used for remote chunks
+    assert (sizer.cost, sizer.overhead) == (None, None)
+
+
+# -- threadwise.dask, no cluster needed ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("tcp://127.0.0.1:8786", True),
+        ("tls://scheduler:8786", True),
+        ("inproc://10.0.0.1/1/2", True),
+        ("127.0.0.1:8786", False),
+        ("tcp://", False),
+        ("pool", False),
+        (8786, False),
+    ],
+)
+def test_is_address(value: object, expected: bool) -> None:
+    assert tw_dask.is_address(value) is expected
+
+
+def test_a_string_executor_that_is_no_address_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"executor must be .*'tcp://127\.0\.0\.1:8786'.*'pool'"):
+        tw.map(double, range(3), executor="pool")
+    with pytest.raises(TypeError, match=r"executor must be .*got 3"):
+        tw.Pipeline(range(3)).map(double, executor=3)  # type: ignore[arg-type]
+
+
+def test_connect_checks_its_arguments() -> None:
+    with pytest.raises(ValueError, match=r"address must be a Dask scheduler address.*'here'"):
+        tw_dask.connect("here").__enter__()
+    with pytest.raises(TypeError, match=r"address must be .*None"):
+        tw_dask.connect(None).__enter__()  # type: ignore[arg-type]
+    for timeout in (0, -1, True, "5"):
+        with pytest.raises(ValueError, match=r"timeout must be a positive number"):
+            tw_dask.connect("tcp://127.0.0.1:1", timeout=timeout).__enter__()  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def no_distributed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if the dask extra were not installed."""
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any, **kwargs: Any) -> Any:
+        return None if name == "distributed" else real_find_spec(name, *args, **kwargs)
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import raises ModuleNotFoundError
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+@pytest.mark.usefixtures("no_distributed")
+def test_the_install_hint_when_distributed_is_missing() -> None:
+    hint = r"needs Dask's distributed package: pip install 'threadwise\[dask\]'"
+    with pytest.raises(ModuleNotFoundError, match=r"executor='tcp://127\.0\.0\.1:1' " + hint):
+        tw.map(double, range(3), executor="tcp://127.0.0.1:1")
+    with pytest.raises(ModuleNotFoundError, match=hint):
+        tw.Pipeline(range(3)).map(double, executor="tcp://127.0.0.1:1")
+    with pytest.raises(ModuleNotFoundError, match=r"connect\('tcp://127\.0\.0\.1:1'\) " + hint):
+        tw_dask.connect("tcp://127.0.0.1:1").__enter__()
+
+
+def test_cluster_executor_names_its_address() -> None:
+    pytest.importorskip("distributed")
+    executor = tw_dask.ClusterExecutor("tcp://127.0.0.1:1")
+    assert repr(executor) == "ClusterExecutor('tcp://127.0.0.1:1')"
+    tw_dask.close_all()  # nothing connected: nothing to close
