@@ -17,6 +17,9 @@ configuration on a free port of 127.0.0.1 and stops it; one skip line when it is
 * 4 files of 32 MiB from a server with `limit_rate 4m` (per connection). Goal: keep the lead
   over aria2c and wget2.
 
+"threadwise download()" is the library with its default options in a fresh interpreter (the
+same start-up without the command line), for comparison with `threadwise get`.
+
 And, with a DemoServer in its own process: 200 files of 64 KiB with 50 ms of latency per
 request, threadwise's `download()` in-process. Goal: <= 1.1x the floor (the latency paid
 ceil(200 / 16) times).
@@ -179,6 +182,19 @@ def threadwise_cli(folder: Path, urls: list[str], listing: Path) -> None:
     )
 
 
+LIBRARY_SCRIPT = """
+import sys
+from threadwise.download import download
+with open(sys.argv[2], encoding="utf-8") as f:
+    report = download(f.read().split(), sys.argv[1])
+sys.exit(0 if report.ok else 1)
+"""
+
+
+def threadwise_library(folder: Path, urls: list[str], listing: Path) -> None:
+    run_quiet([sys.executable, "-c", LIBRARY_SCRIPT, str(folder), str(listing)])
+
+
 def aria2c(folder: Path, urls: list[str], listing: Path) -> None:
     n = str(CONNECTIONS)
     run_quiet(["aria2c", "-q", "-j", n, "-x4", "-d", str(folder), "-i", str(listing)])
@@ -202,9 +218,12 @@ def tpe_urllib3(folder: Path, urls: list[str], listing: Path) -> None:
     run_quiet([sys.executable, "-c", TPE_SCRIPT, str(folder), *urls])
 
 
+TW_ROWS = ("threadwise get", "threadwise download()")
+
 CONTENDERS: dict[str, tuple[str | None, Runner]] = {
     # label: (the command it needs, runner)
     "threadwise get": (None, threadwise_cli),
+    "threadwise download()": (None, threadwise_library),
     "aria2c -j16 -x4": ("aria2c", aria2c),
     "wget2 --max-threads=16": ("wget2", wget2),
     "curl -Z --parallel-max 16": ("curl", curl),
@@ -344,31 +363,25 @@ def nginx_workloads(args: argparse.Namespace, results: dict[str, object]) -> Non
                     args.rounds,
                 )
                 results[label] = m
-                tw = m["threadwise get"]
-                if label == "small":
-                    r_aria = ratio(tw, m.get("aria2c -j16 -x4"))
-                    r_wget = ratio(tw, m.get("wget2 --max-threads=16"))
-                    goals.append(
-                        verdict(
-                            "faster than aria2c",
-                            None if r_aria is None else r_aria < 1,
-                            f"threadwise/aria2c = {fmt(r_aria)}",
+                wget = m.get("wget2 --max-threads=16")
+                for who in TW_ROWS:
+                    tw = m.get(who)
+                    if label == "small":
+                        r_aria = ratio(tw, m.get("aria2c -j16 -x4"))
+                        goals.append(
+                            verdict(
+                                f"{who} faster than aria2c",
+                                None if r_aria is None else r_aria < 1,
+                                f"time / aria2c's = {fmt(r_aria)}",
+                            )
                         )
-                    )
+                    r_wget = ratio(tw, wget)
+                    limit = 3 if label == "small" else 2
                     goals.append(
                         verdict(
-                            "<= 3x wget2",
-                            None if r_wget is None else r_wget <= 3,
-                            f"threadwise/wget2 = {fmt(r_wget)}",
-                        )
-                    )
-                else:
-                    r_wget = ratio(tw, m.get("wget2 --max-threads=16"))
-                    goals.append(
-                        verdict(
-                            "<= 2x wget2",
-                            None if r_wget is None else r_wget <= 2,
-                            f"threadwise/wget2 = {fmt(r_wget)}",
+                            f"{who} <= {limit}x wget2",
+                            None if r_wget is None else r_wget <= limit,
+                            f"time / wget2's = {fmt(r_wget)}",
                         )
                     )
             m = measure(
@@ -379,26 +392,27 @@ def nginx_workloads(args: argparse.Namespace, results: dict[str, object]) -> Non
                 args.rounds,
             )
             results["large"] = m
-            tw = m["threadwise get"]
             fastest = min(
                 (t for k, t in m.items() if k.startswith(("curl", "wget2")) and t), default=None
             )
-            r_fast = ratio(tw, fastest)
-            r_tpe = ratio(tw, m.get("ThreadPoolExecutor+urllib3"))
-            goals.append(
-                verdict(
-                    ">= the fastest of curl/wget2",
-                    None if r_fast is None else r_fast <= 1,
-                    f"threadwise time / theirs = {fmt(r_fast)}",
+            for who in TW_ROWS:
+                tw = m.get(who)
+                r_fast = ratio(tw, fastest)
+                r_tpe = ratio(tw, m.get("ThreadPoolExecutor+urllib3"))
+                goals.append(
+                    verdict(
+                        f"{who} >= the fastest of curl/wget2",
+                        None if r_fast is None else r_fast <= 1,
+                        f"time / theirs = {fmt(r_fast)}",
+                    )
                 )
-            )
-            goals.append(
-                verdict(
-                    ">= ThreadPoolExecutor+urllib3",
-                    None if r_tpe is None else r_tpe <= 1,
-                    f"threadwise time / its = {fmt(r_tpe)}",
+                goals.append(
+                    verdict(
+                        f"{who} >= ThreadPoolExecutor+urllib3",
+                        None if r_tpe is None else r_tpe <= 1,
+                        f"time / its = {fmt(r_tpe)}",
+                    )
                 )
-            )
             m = measure(
                 f"4 files of {slow_size // MiB} MiB, nginx limit_rate 4m per connection "
                 f"({args.rounds} rounds)",
@@ -408,16 +422,17 @@ def nginx_workloads(args: argparse.Namespace, results: dict[str, object]) -> Non
                 args.rounds,
             )
             results["rate_limited"] = m
-            tw = m["threadwise get"]
-            for other in ("aria2c -j16 -x4", "wget2 --max-threads=16"):
-                r = ratio(m.get(other), tw)
-                goals.append(
-                    verdict(
-                        f"lead over {other.split()[0]}",
-                        None if r is None else r > 1,
-                        f"{other.split()[0]} time / threadwise's = {fmt(r)}",
+            for who in TW_ROWS:
+                tw = m.get(who)
+                for other in ("aria2c -j16 -x4", "wget2 --max-threads=16"):
+                    r = ratio(m.get(other), tw)
+                    goals.append(
+                        verdict(
+                            f"{who} leads {other.split()[0]}",
+                            None if r is None else r > 1,
+                            f"{other.split()[0]} time / threadwise's = {fmt(r)}",
+                        )
                     )
-                )
             results["goals"] = goals
     finally:
         shutil.rmtree(root, ignore_errors=True)

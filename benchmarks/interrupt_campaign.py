@@ -29,6 +29,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from typing import Any
 
 import threadwise as tw
 from threadwise._state import current_state
+from threadwise._threads import idle_threads
 
 SETTLE = 3.0  # seconds a finishing thread may take to go away (>= the 1 s grace, + load)
 RESEND_AFTER = 5.0  # a Ctrl-C not seen by then was lost: interrupt again (counted)
@@ -43,13 +45,16 @@ HELPER_JOIN = 3.0
 
 
 class Interrupter:
-    """Interrupts the main thread once after ``delay`` s; again every RESEND_AFTER s until the
-    main thread acknowledges (each extra one means the first was lost or the op hung)."""
+    """Interrupts the main thread once after ``delay`` s. If the main thread has not
+    acknowledged RESEND_AFTER s later, the Ctrl-C was lost or the op hangs: it notes where
+    the main thread is and interrupts again every second (a real SIGINT where there is one,
+    which also breaks a blocking C-level wait) until it is acknowledged."""
 
     def __init__(self, delay: float, how: str) -> None:
         self.delay = delay
         self.how = how
         self.sent = 0
+        self.stuck_at = ""
         self._lock = threading.Lock()
         self._acked = False
         self._ack = threading.Event()
@@ -58,21 +63,28 @@ class Interrupter:
     def start(self) -> None:
         self._thread.start()
 
-    def _send(self) -> bool:
+    def _send(self, how: str) -> bool:
         with self._lock:  # never after acknowledge(): no stray Ctrl-C lands in the harness
             if self._acked:
                 return False
             self.sent += 1
-            if self.how == "signal":
+            if how == "signal":
                 signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
             else:
                 _thread.interrupt_main()
             return True
 
     def _run(self) -> None:
-        if self._ack.wait(self.delay):
+        if self._ack.wait(self.delay) or not self._send(self.how):
             return
-        while self._send() and not self._ack.wait(RESEND_AFTER) and self.sent < 5:
+        if self._ack.wait(RESEND_AFTER):
+            return
+        frame = sys._current_frames().get(threading.main_thread().ident or 0)
+        if frame is not None:
+            where = traceback.extract_stack(frame)[-3:]
+            self.stuck_at = " <- ".join(f"{f.name}:{f.lineno}" for f in reversed(where))
+        again = "signal" if hasattr(signal, "pthread_kill") else "main"
+        while self._send(again) and not self._ack.wait(1.0):
             pass
 
     def acknowledge(self) -> None:
@@ -605,7 +617,7 @@ def _scope_problem() -> str | None:
 
 def run_trial(cls: type[Target], rng: random.Random, how: str) -> list[str]:
     """Run one interrupted trial of ``cls``; returns the problems found (empty: all good)."""
-    before = set(threading.enumerate())
+    before = set(threading.enumerate()) - idle_threads()  # idle cached threads get reused
     target = cls()
     problems: list[str] = []
     delay = rng.uniform(0.0, cls.max_delay)
@@ -628,7 +640,8 @@ def run_trial(cls: type[Target], rng: random.Random, how: str) -> list[str]:
     if not isinstance(outcome, KeyboardInterrupt):
         problems.append(f"Ctrl-C came out as {outcome!r}")
     if interrupter.sent > 1 or extra:
-        problems.append(f"the Ctrl-C was lost or the op hung ({interrupter.sent} sent)")
+        where = f", stuck at {interrupter.stuck_at}" if interrupter.stuck_at else ""
+        problems.append(f"the Ctrl-C was lost or the op hung ({interrupter.sent} sent{where})")
     elif took - delay > RESEND_AFTER:
         problems.append(f"the Ctrl-C took {took - delay:.1f} s to come out")
     del outcome  # no traceback keeps frames (and the objects in them) alive
@@ -642,7 +655,10 @@ def run_trial(cls: type[Target], rng: random.Random, how: str) -> list[str]:
         problems.append(scope)
     deadline = time.monotonic() + SETTLE
     while True:
-        left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        idle = idle_threads()  # parked in the thread cache: they retire by themselves
+        left = [
+            t for t in threading.enumerate() if t not in before and t not in idle and t.is_alive()
+        ]
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.005)
@@ -684,6 +700,25 @@ def campaign(
             raise ValueError(f"unknown targets: {sorted(unknown)}")
         targets = [t for t in targets if t.name in names]
     results: dict[str, Result] = {}
+    # Python raises KeyboardInterrupt on SIGINT only with this handler installed; a process
+    # started in the background by a shell without job control inherits SIGINT ignored, and
+    # then no interrupt would ever arrive.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _run_targets(targets, trials, seed, how, results, progress)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return results
+
+
+def _run_targets(
+    targets: list[type[Target]],
+    trials: int,
+    seed: int,
+    how: str,
+    results: dict[str, Result],
+    progress: Callable[[str], None] | None,
+) -> None:
     for cls in targets:
         result = results[cls.name] = Result()
         for k in range(trials):
@@ -700,7 +735,6 @@ def campaign(
                     result.examples.append(f"seed {trial_seed} ({mode}): {'; '.join(problems)}")
         if progress is not None:
             progress(f"{cls.name:<22} {result.trials:>7} {result.failures:>9}")
-    return results
 
 
 def table(results: dict[str, Result]) -> Iterator[str]:

@@ -69,6 +69,27 @@ def test_import_threadwise_does_not_import_the_command_line() -> None:
     assert "argparse" not in loaded
 
 
+def test_import_threadwise_leaves_asyncio_until_aio_is_used() -> None:
+    # asyncio's import alone was most of `threadwise --help`'s start-up.
+    code = (
+        "import sys, threadwise as tw\n"
+        "print('asyncio' in sys.modules)\n"
+        "print(tw.aio.run_sync.__name__, 'asyncio' in sys.modules)\n"
+        "try:\n"
+        "    tw.no_such_name\n"
+        "except AttributeError as exc:\n"
+        "    print(exc)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert proc.stdout.splitlines() == [
+        "False",
+        "run_sync True",
+        "module 'threadwise' has no attribute 'no_such_name'",
+    ]
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [

@@ -349,6 +349,7 @@ def test_counts_add_up_when_many_workers_are_cancelled_at_once(
     # Item 0 holds up an ordered run; the others pile up in the reorder window (a small one
     # here, so the workers also wait in it) until the whole run is cancelled at once.
     monkeypatch.setattr("threadwise._reorder.WINDOW_ITEMS", 64)
+    monkeypatch.setattr("threadwise._reorder.WINDOW_ITEMS_PER_WORKER", 8)
 
     def fn(x: int) -> int:
         if x == 0:
@@ -471,3 +472,36 @@ def test_map_is_still_importable_from_its_old_module() -> None:
     assert _pipeline.map is tw.map
     with pytest.raises(AttributeError, match="no_such_name"):
         _pipeline.no_such_name  # noqa: B018
+
+
+def test_ctrl_c_during_the_shutdown_of_a_dropped_iterator_is_not_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Leaving the loop drops the iterator; its finaliser stops and joins the run. A Ctrl-C that
+    # lands meanwhile cannot propagate out of a finaliser, so it must come again just after.
+    from threadwise._run import Run
+
+    original = Run.shutdown
+    raised: list[str] = []
+
+    def shutdown(self: Run, reason: str | None) -> None:
+        original(self, reason)
+        if not raised:
+            raised.append(str(reason))
+            raise KeyboardInterrupt  # as if Ctrl-C landed at the end of the shutdown
+
+    monkeypatch.setattr(Run, "shutdown", shutdown)
+    arrived_in_loop = False
+    try:
+        for _ in tw.map(double, range(100)):
+            break
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            time.sleep(0.001)  # the Ctrl-C comes again here, in the caller's own code
+    except KeyboardInterrupt:
+        arrived_in_loop = True
+    for thread in threading.enumerate():
+        if thread.name == "threadwise Ctrl-C re-delivery":
+            thread.join(WAIT)
+    assert raised == ["the consumer stopped iterating"]
+    assert arrived_in_loop

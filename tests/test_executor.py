@@ -902,8 +902,8 @@ def test_thread_names_reuse_freed_numbers() -> None:
             gate.set()
             for future in first:
                 assert future.result() is True
-            for thread in list(ex._threads):
-                thread.join(5)  # they idle 0.02 s, then retire and free their numbers
+            # both runners idle 0.02 s, then retire and free their numbers
+            assert ex._wait_runners(5)
             name = ex.submit(lambda: threading.current_thread().name).result()
         assert name == "slots_0"
     finally:

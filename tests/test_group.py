@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 import threadwise as tw
+from threadwise import _threads
 from threadwise._state import all_states
+from threadwise.testing import busy_threads
 
 WAIT = 5.0  # upper bound for anything the tests wait for; never reached when all is well
 
@@ -270,7 +272,9 @@ def test_body_blocked_on_get_is_cancelled_when_producer_fails() -> None:
         for i in range(3):
             queue.put(i)
         # Fail only once the body is parked in get() on the drained queue.
-        wait_until(lambda: thread_blocked_on(main_ident) == "Queue.get on 'jobs'")
+        wait_until(
+            lambda: queue.qsize() == 0 and thread_blocked_on(main_ident) == "Queue.get on 'jobs'"
+        )
         raise error
 
     with pytest.raises(ExceptionGroup) as info, tw.TaskGroup() as g:
@@ -602,7 +606,7 @@ def test_spawn_rejects_non_callable() -> None:
 
 @pytest.mark.parametrize("max_workers", [1, 2, 4])
 def test_max_workers_bounds_concurrency_and_threads(max_workers: int) -> None:
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
     lock = threading.Lock()
     running = 0
     peak = 0
@@ -616,7 +620,7 @@ def test_max_workers_bounds_concurrency_and_threads(max_workers: int) -> None:
         with lock:
             running += 1
             peak = max(peak, running)
-            peak_threads = max(peak_threads, threading.active_count())
+            peak_threads = max(peak_threads, len(busy_threads()))
             if running == max_workers:
                 full.set()
         try:
@@ -633,18 +637,18 @@ def test_max_workers_bounds_concurrency_and_threads(max_workers: int) -> None:
     assert [t.result() for t in tasks] == [i * 3 for i in range(50)]
     assert peak == max_workers
     assert peak_threads <= baseline + max_workers + 1
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
 
 
 @pytest.mark.parametrize("max_workers", [None, 3])
 @pytest.mark.parametrize("outcome", ["success", "failure", "timeout", "cancel", "body error"])
 def test_thread_count_returns_to_baseline(max_workers: int | None, outcome: str) -> None:
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
     error = ValueError("boom")
     during: list[int] = []
 
     def work() -> None:
-        during.append(threading.active_count())
+        during.append(len(busy_threads()))
         if outcome == "success":
             return
         if outcome == "failure":
@@ -670,7 +674,7 @@ def test_thread_count_returns_to_baseline(max_workers: int | None, outcome: str)
             raise error
     assert all(t.done() for t in tasks)
     assert max(during) > baseline
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
 
 
 def test_unbounded_group_runs_every_task_at_once() -> None:
@@ -723,12 +727,19 @@ def threads_cannot_start() -> Iterator[None]:
     def start(self: threading.Thread) -> None:
         raise RuntimeError("can't start new thread")
 
+    def start_soon(*args: object, **kwargs: object) -> threading.Thread:
+        raise RuntimeError("can't start new thread")
+
     original = threading.Thread.start
     threading.Thread.start = start  # type: ignore[method-assign]
+    # and no idle thread of the thread cache can take the job either
+    cached = _threads.cache.start_thread_soon
+    _threads.cache.start_thread_soon = start_soon  # type: ignore[method-assign, assignment]
     try:
         yield
     finally:
         threading.Thread.start = original  # type: ignore[method-assign]
+        _threads.cache.start_thread_soon = cached  # type: ignore[method-assign]
 
 
 def test_failed_thread_start_in_unbounded_group_does_not_hang_exit() -> None:
@@ -902,3 +913,10 @@ def test_real_thread_start_failure_under_a_memory_limit(mode: str) -> None:
         pytest.fail("the group's exit hung after a failed thread start")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "refused: can't start new thread\nexited True True\n", proc.stderr
+
+
+def test_unbounded_group_task_waiting_on_a_sibling() -> None:
+    with tw.TaskGroup() as g:
+        first = g.spawn(lambda: 20)
+        second = g.spawn(lambda: first.result() + 1)
+    assert second.result() == 21

@@ -23,7 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import threadwise as tw
-from threadwise._reorder import WINDOW_ITEMS
+from threadwise._reorder import window_items
+from threadwise._stage import MIN_CHUNKS
 
 WAIT = 5.0  # upper bound for anything the tests wait for; never reached when all is well
 MAX_CHUNK = 1024  # the largest chunk the engine hands over
@@ -36,12 +37,12 @@ def names(argument: str, value: object) -> str:
 
 def in_flight_bound(workers: int, ordered: bool) -> int:
     """Items the design lets be in flight at once: a stage inbox and the output queue hold at
-    most max(2, 2 * workers) chunks each; every worker holds one chunk; the feeder, the
+    most max(8, 2 * workers) chunks each; every worker holds one chunk; the feeder, the
     consumer and the emitter's unsent remainder hold at most one chunk each; an ordered stage
     also keeps outputs that finished ahead of the one due: up to its item bound, plus the
     chunk each worker stored before it stopped to wait."""
-    per_queue = max(2, 2 * workers)
-    reorder = WINDOW_ITEMS + workers * MAX_CHUNK if ordered else 0
+    per_queue = max(MIN_CHUNKS, 2 * workers)
+    reorder = window_items(workers) + workers * MAX_CHUNK if ordered else 0
     return (2 * per_queue + workers + 3) * MAX_CHUNK + reorder
 
 
@@ -270,7 +271,7 @@ def test_first_error_cancels_the_rest(ordered: bool) -> None:
     # reached it (chunk_size=1).
     assert len(started_late) <= workers - 1, started_late
     # Beyond what fits in the queues ahead of the failure, no item was ever processed.
-    in_queues = max(2, 2 * workers) + workers + 2
+    in_queues = max(MIN_CHUNKS, 2 * workers) + workers + 2
     assert max(started) <= fail_at + in_queues, sorted(started)
     assert len(started) < fail_at + in_queues
     assert fail_at not in results
@@ -301,9 +302,9 @@ def test_queued_items_never_start_after_the_failure(ordered: bool) -> None:
     def fn(x: int) -> int:
         started.append(x)
         if x == 0:
-            # workers=2 and chunk_size=1: 2 items held by the workers, 4 in the full inbox,
-            # 1 in the hands of the feeder, which is then blocked on the inbox.
-            wait_until(lambda: source.pulled == 7)
+            # workers=2 and chunk_size=1: 2 items held by the workers, max(8, 2 * 2) in the
+            # full inbox, 1 in the hands of the feeder, which is then blocked on the inbox.
+            wait_until(lambda: source.pulled == pulled)
             failed.set()
             raise Boom(x)
         if x == 1:
@@ -311,9 +312,10 @@ def test_queued_items_never_start_after_the_failure(ordered: bool) -> None:
             wait_until(lambda: not source_threads())
         return x
 
+    pulled = 2 + max(MIN_CHUNKS, 2 * 2) + 1
     with pytest.raises(Boom):
         list(tw.map(fn, source, workers=2, ordered=ordered, chunk_size=1))
-    assert source.pulled == 7
+    assert source.pulled == pulled
     assert sorted(started) == [0, 1]
 
 

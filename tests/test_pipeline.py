@@ -26,6 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import threadwise as tw
+from threadwise._stage import MIN_CHUNKS
 from threadwise._state import all_states
 
 WAIT = 5.0  # upper bound for anything the tests wait for; never reached when all is well
@@ -468,13 +469,14 @@ def test_queued_items_never_start_after_a_failure(ordered: bool) -> None:
     source = Counted(iter(range(100)))
     failed = threading.Event()
     started: list[int] = []
+    pulled = 2 + max(MIN_CHUNKS, 2 * 2) + 1 + max(MIN_CHUNKS, 2 * 1) + 1
 
     def fn(x: int) -> int:
         started.append(x)
         if x == 0:
-            # Items 0 and 1 in the workers of 'b', 2-5 in its full inbox, 6 held by 'a'
-            # (blocked on that inbox), 7-8 in the inbox of 'a', 9 held by the blocked source.
-            wait_until(lambda: source.pulled == 10)
+            # Items 0 and 1 in the workers of 'b', then its full inbox, one held by 'a'
+            # (blocked on that inbox), the full inbox of 'a', one held by the blocked source.
+            wait_until(lambda: source.pulled == pulled)
             wait_until(lambda: (blocked_on("q-source") or "").startswith("Queue.put"))
             failed.set()
             raise Boom(x)

@@ -523,3 +523,19 @@ def test_result_inside_its_own_run_raises() -> None:
     thread = SelfWaiting()
     run_and_join(thread)
     assert "cannot wait for itself" in thread.result()
+
+
+def test_run_called_from_another_thread_before_the_thread_gets_there_is_plain() -> None:
+    # start() routes the new thread's first run() call; any other caller gets a plain call.
+    from threadwise._task import _MISSING, _bootstrap_run
+
+    class Plain(tw.Thread):
+        def run(self) -> str:  # type: ignore[override]
+            return "plain"
+
+    thread = Plain()
+    assert _bootstrap_run(thread, _MISSING) == "plain"
+    assert _bootstrap_run(thread, lambda: "instance") == "instance"
+    assert state_of(thread) is tw.State.CREATED
+    run_and_join(thread)
+    assert thread.result() == "plain"

@@ -6,7 +6,8 @@ deadlines reach every blocking call threadwise provides.
 
 from __future__ import annotations
 
-from . import aio as aio  # the asyncio bridge: tw.aio.run_sync, tw.aio.run
+import typing as _typing
+
 from ._cancel import (
     CancelScope,
     checkpoint,
@@ -42,6 +43,20 @@ from ._sync import (
 )
 from ._task import State, Task, Thread, spawn
 from ._version import __version__
+
+if _typing.TYPE_CHECKING:
+    from . import aio as aio  # the asyncio bridge: tw.aio.run_sync, tw.aio.run
+
+
+def __getattr__(name: str) -> object:
+    # tw.aio is imported on first use: asyncio alone takes longer to import than the rest of
+    # threadwise, and most programs (and `threadwise --help`) never touch it.
+    if name == "aio":
+        import importlib
+
+        return importlib.import_module(".aio", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Barrier",

@@ -133,7 +133,7 @@ class TaskGroup:
                 worker = self._worker_needed()
         if self._max_workers is None:
             try:
-                task._start_thread(register_live=False)
+                task._start_thread(register_live=False, cached=True)
             except RuntimeError:  # can't start new thread: the task never runs
                 self._forget(task)
                 raise
@@ -405,8 +405,6 @@ class TaskGroup:
     ) -> None:
         with self._lock:
             if self._phase is _Phase.CLOSED:
-                return
-            if self._phase is _Phase.NEW:
                 return
             self._phase = _Phase.CLOSED
             self._stopping = True

@@ -29,7 +29,13 @@ from types import CodeType, FrameType
 from typing import Any
 
 # Modules whose every frame is protected (only threadwise's primitives).
-_PROTECTED_MODULES = {"threadwise._sync", "threadwise._queue", "threadwise._ki"}
+_PROTECTED_MODULES = {
+    "threadwise._sync",
+    "threadwise._queue",
+    "threadwise._ki",
+    "threadwise._threads",  # handing a job to a worker: half done, the worker is lost
+    "threadwise._executor",  # queue, parked runners and counters move together
+}
 # Helper modules our primitives call: their frames take the protection of their caller.
 _TRANSPARENT_MODULES = {"threadwise._cancel", "threadwise._state", "threadwise._debug"}
 # Code that waits (it must stay interruptible) even though its module is listed above.

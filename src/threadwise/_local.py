@@ -32,6 +32,8 @@ def close_thread_locals() -> None:
     other exception (e.g. ``KeyboardInterrupt``) is raised again once every close has run.
     """
     with _all_locals_lock:
+        if not _all_locals:  # no ThreadLocal exists (the common case): a cheap way out
+            return
         snapshot = list(_all_locals)
     pending: BaseException | None = None
     for local in snapshot:

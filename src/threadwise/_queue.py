@@ -93,7 +93,7 @@ class Queue(Generic[T]):
         seconds = None if timeout is None or not block else strict_timeout(timeout)
         with self.mutex:
             if self.is_shutdown:
-                raise QueueClosed(f"put() on shut-down {self._describe()}")
+                raise QueueClosed(f"put() on closed {self._describe()}")
             if 0 < self.maxsize <= self._qsize():
                 if not block:
                     raise _stdlib_queue.Full
@@ -104,7 +104,7 @@ class Queue(Generic[T]):
                         raise _stdlib_queue.Full
                     self.not_full._wait(left, (self, "put"))
                     if self.is_shutdown:
-                        raise QueueClosed(f"{self._describe()} was shut down while put() waited")
+                        raise QueueClosed(f"{self._describe()} was closed while put() waited")
             self._put(item)
             self.unfinished_tasks += 1
             self.not_empty._notify(1)
@@ -117,7 +117,7 @@ class Queue(Generic[T]):
         with self.mutex:
             if not self._qsize():
                 if self.is_shutdown:
-                    raise QueueClosed(f"get() on shut-down and empty {self._describe()}")
+                    raise QueueClosed(f"get() on closed and empty {self._describe()}")
                 if not block:
                     raise _stdlib_queue.Empty
                 end = _end_of(seconds)
@@ -127,7 +127,7 @@ class Queue(Generic[T]):
                         raise _stdlib_queue.Empty
                     self.not_empty._wait(left, (self, "get"))
                     if self.is_shutdown and not self._qsize():
-                        raise QueueClosed(f"get() on shut-down and empty {self._describe()}")
+                        raise QueueClosed(f"get() on closed and empty {self._describe()}")
             item = self._get()
             self.not_full._notify(1)
             return item

@@ -4,6 +4,7 @@ output queue."""
 
 from __future__ import annotations
 
+import _thread
 import itertools
 import queue as _stdlib_queue
 import threading
@@ -12,13 +13,13 @@ from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from ._cancel import current_scope
-from ._exceptions import QueueClosed
+from ._exceptions import Cancelled, QueueClosed
 from ._feed import RESCUE_AFTER, RESCUE_AFTER_MAX, Feeder
 from ._pool import Workers
 from ._progress import Progress
 from ._reorder import Emitter
 from ._report import PipelineReport
-from ._stage import CHUNKS_PER_WORKER, StageRun, StageSpec
+from ._stage import CHUNKS_PER_WORKER, MIN_CHUNKS, StageRun, StageSpec
 from ._sync import Queue
 
 T = TypeVar("T")
@@ -42,14 +43,21 @@ class Run:
         self.stages = [StageRun(spec, self, i) for i, spec in enumerate(specs)]
         last_workers = self.stages[-1].spec.workers if self.stages else 1
         self.output: Queue[tuple[int, list[Any]]] = Queue(
-            max(2, CHUNKS_PER_WORKER * last_workers), name=f"{name} output"
+            max(MIN_CHUNKS, CHUNKS_PER_WORKER * last_workers), name=f"{name} output"
         )
         for this, nxt in itertools.zip_longest(self.stages, self.stages[1:]):
+            workers = this.spec.workers
             if nxt is None:
-                this.emitter = Emitter(this.spec.ordered, self.output, None, this.sent)
+                this.emitter = Emitter(
+                    this.spec.ordered, self.output, None, this.sent, workers=workers
+                )
             else:
                 this.emitter = Emitter(
-                    this.spec.ordered, nxt.inbox, nxt.sizer, _both(this.sent, nxt.received)
+                    this.spec.ordered,
+                    nxt.inbox,
+                    nxt.sizer,
+                    _both(this.sent, nxt.received),
+                    workers=workers,
                 )
         self.report = PipelineReport(name, [s.report for s in self.stages])
         if self.stages:
@@ -96,8 +104,6 @@ class Run:
                 workers.start(stage.work, f"{self.name}-{stage.spec.name}-{i + 1}")
 
     def _feed(self) -> None:
-        from ._exceptions import Cancelled
-
         try:
             self.feeder.run()
         except Cancelled:
@@ -193,6 +199,32 @@ class Results(itertools.chain[T]):
 
     def close(self) -> None:
         self._chunks.close()
+
+    def __del__(self) -> None:
+        # The caller left its loop and dropped the iterator: the run is stopped and joined here.
+        # A Ctrl-C landing meanwhile cannot propagate out of a finaliser (Python prints it and
+        # carries on), so it is delivered again, once this finaliser has returned.
+        chunks = getattr(self, "_chunks", None)
+        if chunks is None:
+            return
+        finished = threading.Event()
+        try:
+            chunks.close()
+        except KeyboardInterrupt:
+            _interrupt_main_after(finished)
+        finally:
+            finished.set()
+
+
+def _interrupt_main_after(finished: threading.Event) -> None:
+    """Ctrl-C the main thread again once ``finished`` is set (by a finaliser, which could not
+    raise it itself: interrupting from within would only raise it there again)."""
+
+    def deliver() -> None:
+        finished.wait()
+        _thread.interrupt_main()
+
+    threading.Thread(target=deliver, name="threadwise Ctrl-C re-delivery", daemon=True).start()
 
 
 def results(chunks: Generator[list[T], None, None]) -> Iterator[T]:

@@ -373,7 +373,9 @@ class Lock:
                 try:
                     woken = lot.wait(waiter, mutex, wait_for, (self, "acquire"), cancel=cancel)
                 finally:
-                    state.waiting_lock = None
+                    if state.waiting_lock is not None:
+                        with _wait_graph_lock:  # graph edges change only under its lock
+                            state.waiting_lock = None
                 if limited and not woken:
                     suspect_waited = True
         self._owner = _get_ident()

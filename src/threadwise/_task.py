@@ -15,6 +15,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
+from . import _threads
 from ._cancel import CancelMode, CancelScope
 from ._cancel import _after_fork as cancel_after_fork
 from ._exceptions import Cancelled, TaskCancelled
@@ -62,6 +63,8 @@ class NameCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._next = 0
+        if hasattr(os, "register_at_fork"):  # another thread may hold the lock at a fork
+            os.register_at_fork(after_in_child=self._after_fork)
 
     def __next__(self) -> int:
         with self._lock:
@@ -282,13 +285,18 @@ class Task(Generic[T]):
             close_thread_locals()  # the thread ends here: release its per-thread resources
             self._closed = True
 
-    def _start_thread(self, *, register_live: bool) -> None:
+    def _start_thread(self, *, register_live: bool, cached: bool = False) -> None:
         """Run the task in a new daemon thread: the one place a task's thread is started.
+        ``cached``: on a thread of the thread cache instead, joined alike (a ``Job``).
 
         If the thread cannot be started (``RuntimeError: can't start new thread``) the task
         is forgotten, never to run, and the error propagates to the caller of ``spawn``.
         """
-        thread = threading.Thread(target=self._run_and_close, name=self._name, daemon=True)
+        thread: threading.Thread
+        if cached:
+            thread = _threads.Job(self._run_and_close, name=self._name)
+        else:
+            thread = threading.Thread(target=self._run_and_close, name=self._name, daemon=True)
         self._thread = thread
         self._own_thread = True
         if register_live:
@@ -501,7 +509,7 @@ def spawn(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Task[T]:
     """
     check_callable(fn)
     task: Task[T] = Task(_bind(fn, args, kwargs), _new_name(fn))
-    task._start_thread(register_live=True)
+    task._start_thread(register_live=True, cached=True)
     return task
 
 
@@ -740,7 +748,6 @@ def _after_fork_in_child() -> None:
     _live_lock = threading.Lock()
     _live_tasks.clear()
     _failed_tasks._after_fork()
-    _counter._after_fork()
     cancel_after_fork()
     state_after_fork()
 

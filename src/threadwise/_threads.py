@@ -25,6 +25,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from . import _ki
 from ._local import close_thread_locals
 from ._state import current_state
 
@@ -173,20 +174,29 @@ class ThreadCache:
 
 
 class Job(threading.Thread):
-    """A job running on a cached worker, seen as a thread that ends with the job.
+    """``fn()`` run on a cached worker, seen as a thread of its own that ends with ``fn``.
 
-    ``join()`` returns (and ``is_alive()`` turns False) once the job has returned and its
-    worker is idle again; ``ident``, ``native_id`` and ``name`` are the worker's. Code that
-    keeps the thread of a task and joins it at the end (a group, ``Task.join``) so works
-    unchanged, while the OS thread goes back to the cache. Nothing else of ``Thread`` works
-    on it: it is never started, the worker is.
+    ``start()`` hands ``fn`` to an idle worker (or a new one); ``join()`` returns (and
+    ``is_alive()`` turns False) once ``fn`` has returned and the worker is idle again;
+    ``ident``, ``native_id`` are the worker's, ``name`` is the job's (the worker carries it
+    while it runs ``fn``). Code that keeps a task's thread and joins it at the end (a group,
+    ``Task.join``) so works unchanged, while the OS thread goes back to the cache. Nothing
+    else of ``Thread`` is supported.
     """
 
-    def __init__(self, name: str) -> None:  # no Thread.__init__: nothing of it is used
+    def __init__(self, fn: Callable[[], object], *, name: str) -> None:
+        # No Thread.__init__: none of its state is used, and it costs an Event and more.
+        self._job_fn: Callable[[], object] | None = fn
         self._job_name = name
         self._done = threading.Lock()
         self._done.acquire()
         self._worker: threading.Thread | None = None
+
+    def start(self) -> None:
+        fn, self._job_fn = self._job_fn, None
+        if fn is None:
+            raise RuntimeError("threads can only be started once")
+        self._worker = cache.start_thread_soon(fn, self._finished, name=self._job_name)
 
     def _finished(self, _: object = None) -> None:
         self._done.release()
@@ -198,7 +208,7 @@ class Job(threading.Thread):
             self._done.release()
 
     def is_alive(self) -> bool:
-        return self._done.locked()
+        return self._worker is not None and self._done.locked()
 
     @property
     def ident(self) -> int | None:
@@ -217,15 +227,20 @@ class Job(threading.Thread):
         return True
 
     def __repr__(self) -> str:
-        state = "running" if self.is_alive() else "done"
+        state = "initial" if self._worker is None else "running" if self.is_alive() else "done"
         return f"<threadwise job {self._job_name!r} on {self._worker!r}, {state}>"
+
+
+# Ctrl-C defers while the main thread runs this module's bookkeeping (see _ki); joining a job
+# is a wait, and stays interruptible.
+_ki.unprotected(Job.join)
 
 
 def start_job(fn: Callable[[], object], *, name: str) -> Job:
     """Run ``fn()`` on a cached worker thread, named ``name`` while it runs; the returned
     ``Job`` is joined like the thread of ``fn`` would be."""
-    job = Job(name)
-    job._worker = cache.start_thread_soon(fn, job._finished, name=name)
+    job = Job(fn, name=name)
+    job.start()
     return job
 
 

@@ -18,27 +18,21 @@ raises, where ``tw.Thread`` deliberately keeps the exception for ``result()`` an
 the hook only if nobody retrieves it (``tests/test_thread.py`` tests that behaviour). The
 ``test_print_exception*`` tests and ``test_no_refcycle_through_target`` do run and pass: an
 unretrieved failure reaches the hook at exit, and a quiet ``SystemExit`` keeps no frames.
+Two tests cannot apply; each is skipped with its reason below.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import types
 import unittest
 from typing import Any
 
-import pytest
-
 import threadwise as tw
+from compat import cpython_test
 
-try:
-    from test import test_threading as cpython  # the interpreter's own test suite
-except ImportError:  # pragma: no cover - distributions may strip the test package
-    pytest.skip(
-        "this Python ships without its test package (test.test_threading)", allow_module_level=True
-    )
-
-import threading
+cpython = cpython_test("test_threading")  # the interpreter's own test suite
 
 
 class _ThreadingWithTwThread(types.ModuleType):
@@ -91,8 +85,23 @@ _TEST_THREAD = _rebuilt_on_tw_thread(cpython.TestThread)
 _PROXY = _ThreadingWithTwThread()
 
 
+def _measured_by_coverage() -> bool:
+    coverage = sys.modules.get("coverage")
+    return coverage is not None and coverage.Coverage.current() is not None
+
+
+# Child interpreters that coverage measures (CI patches subprocesses) end differently: these
+# fail under coverage with the plain threading.Thread too.
+_NOT_UNDER_COVERAGE = {"test_locals_at_exit", "test_main_thread_during_shutdown"}
+
+
 class _SwapThread(unittest.TestCase):
     def setUp(self) -> None:
+        if self._testMethodName in _NOT_UNDER_COVERAGE and _measured_by_coverage():
+            self.skipTest(
+                "coverage measures the child interpreter and changes its shutdown "
+                "(this test fails so with threading.Thread as well)"
+            )
         patches = {
             "threading": _PROXY,
             "TestThread": _TEST_THREAD,
@@ -125,7 +134,13 @@ class ThreadJoinOnShutdown(_SwapThread, cpython.ThreadJoinOnShutdown):  # type: 
 
 
 class ThreadingExceptionTests(_SwapThread, cpython.ThreadingExceptionTests):  # type: ignore[misc]
-    pass
+    if hasattr(cpython.ThreadingExceptionTests, "test_print_exception_gh_102056"):  # 3.12+
+        test_print_exception_gh_102056 = _replaced(
+            "importing threadwise installs a Python-level SIGINT handler (Ctrl-C protection of the "
+            "primitives); the test's interrupt lands while the main thread recurses at the "
+            "recursion limit, calling that handler raises RecursionError, the script's own "
+            "`except RecursionError` swallows it and the Ctrl-C is lost: the child never ends"
+        )
 
 
 def test_the_swap_reaches_the_tests() -> None:

@@ -598,10 +598,10 @@ class Downloader:
         else:
             final = os.path.join(job.root, job.name)
         part = final + ".part"
-        if not self.o.resume:
-            if has_part or job.name + ".part.json" in listing:
-                _discard(part)
-        elif has_part:
+        if not self.o.resume and (has_part or job.name + ".part.json" in listing):
+            _discard(part)
+            has_part = False
+        if has_part:
             job.sidecar = True  # maybe: removed at the end either way
         elif has_final:
             try:
@@ -693,17 +693,17 @@ class Downloader:
                 return  # the real download will retry and report
             total = _total_size(response)
             status = response.status
+            # A server without ranges answers 200 either way: its validators tell.
+            same = headers.get("If-Range") in (
+                response.headers.get("ETag"),
+                response.headers.get("Last-Modified"),
+            )
             _release(response, reuse=status in (304, 416))
         if status == 304 or status == 416:
             result.size = size
             self._log(f"{job.url}: {final} is current, skipped")
             raise _Skip
-        if (
-            status == 200
-            and "If-Range" not in headers
-            and total == size
-            and not self.o.timestamping
-        ):
+        if status == 200 and total == size and not self.o.timestamping and same:
             result.size = size
             raise _Skip
         self._log(f"{job.url}: {final} is out of date (HTTP {status}), downloading again")
@@ -741,7 +741,9 @@ class Downloader:
         if it was computed on the way)."""
         status = response.status
         if status != 200:
-            raise self._status_error(response)
+            error = self._status_error(response)
+            _release(response, reuse=True)  # a short error page: the connection stays usable
+            raise error
         total = _total_size(response)
         headers = response.headers
         meta: dict[str, Any] = {
