@@ -334,6 +334,10 @@ class StageRun:
                 # The executor gave up on the chunk as a whole (Dask's KilledWorker after its
                 # workers died, a broken process pool): each of its items failed with that
                 # cause, and retries and on_error take it from there, item by item.
+                exc.add_note(
+                    f"threadwise: the executor failed a whole chunk of {len(items)} item(s) "
+                    f"of stage {spec.name!r}, from item {_describe_item(items[0])}"
+                )
                 outcomes = [(False, exc) for _ in items]
         out: list[Any] = []
         failed = 0
