@@ -8,9 +8,9 @@ immune only because its ``__enter__`` is a single C call.
 threadwise gets the same guarantee by deferring the interrupt, the way trio protects its own
 internals: at import, in the main thread and only if SIGINT still has Python's default handler,
 it installs a handler that behaves exactly like the default one (raise ``KeyboardInterrupt``)
-except while the main thread runs code of a *protected* module. There it re-arms the signal
-instead, so the interrupt is raised at the first check after the protected code has returned,
-at a point where the primitive is consistent.
+except while the main thread runs code of a *protected* module. There it sends the signal again
+a moment later instead, so the interrupt is raised after the protected code has returned, at a
+point where the primitive is consistent.
 
 The blocking waits themselves are not protected: Ctrl-C still interrupts a thread parked in a
 wait (``_cancel.block``), and the primitives undo their bookkeeping on the way out. User code
@@ -21,9 +21,9 @@ not protected either: it is not threadwise's own frame.
 from __future__ import annotations
 
 import _thread
-import itertools
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
@@ -61,17 +61,27 @@ def is_protected(frame: FrameType | None) -> bool:
     return False
 
 
-# Re-arming must not be a plain call: the interpreter checks for pending signals right after
-# every call returns, so calling interrupt_main() here would re-enter this handler at once, in
-# its own frame, forever. Advancing a C-level ``map`` with ``for`` calls interrupt_main from C,
-# and neither the loop step nor the ``return`` after it runs the pending-signal check.
-_REARM = map(_thread.interrupt_main, itertools.repeat(signal.SIGINT))
+# How the deferred interrupt comes back: a short-lived raw thread sends SIGINT to the main
+# thread again a moment later (again deferred if it is still inside a primitive). Re-arming
+# from inside this handler instead would run the handler again at once, in its own frame, and
+# under a tracer (coverage, debuggers) it never gets out. A real signal, unlike
+# interrupt_main(), also interrupts a wait the main thread has entered meanwhile.
+_REDELIVER_AFTER = 0.001
+_main_ident = threading.main_thread().ident
+
+
+def _deliver_later() -> None:
+    time.sleep(_REDELIVER_AFTER)
+    kill = getattr(signal, "pthread_kill", None)
+    if kill is not None and _main_ident is not None:
+        kill(_main_ident, signal.SIGINT)
+    else:  # pragma: no cover - platforms without pthread_kill (Windows)
+        _thread.interrupt_main()
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
     if is_protected(frame):
-        for _ in _REARM:
-            break
+        _thread.start_new_thread(_deliver_later, ())
         return
     signal.default_int_handler(signum, frame)
 
