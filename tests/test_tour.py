@@ -245,7 +245,7 @@ def check_11(out: str) -> None:
         "producer state=BLOCKED blocked_on=\"Queue.put on 'jobs'\"",
         "every item handled exactly once: True",
         "all consumers stopped by close(), no sentinel: True",
-        "put() after close() raises QueueClosed: put() on shut-down Queue 'jobs'",
+        "put() after close() raises QueueClosed: put() on closed Queue 'jobs'",
     )
     assert number_after(out, r"never held more than (\d+) items") <= 3
     handled = [int(n) for n in re.findall(r"consumer \d handled\s+(\d+) items", out)]
