@@ -363,3 +363,20 @@ def test_demo_ctrl_c_during_the_parallel_run_exits_promptly() -> None:
     assert "interrupted" in err
     assert "speedup" not in out
     assert elapsed < 5.0
+
+
+def test_the_command_is_the_first_word_that_is_not_an_option() -> None:
+    from threadwise.cli import _command_of
+
+    assert _command_of(["--version", "get", "-o", "x"]) == "get"
+    assert _command_of(["--", "get"]) is None
+    assert _command_of(["-h"]) is None
+
+
+def test_exit_codes_of_argparse_exits(capsys: pytest.CaptureFixture[str]) -> None:
+    from threadwise.cli import _exit_code
+
+    assert _exit_code(SystemExit(None)) == 0
+    assert _exit_code(SystemExit(3)) == 3
+    assert _exit_code(SystemExit("no such thing")) == 1
+    assert capsys.readouterr().err == "no such thing\n"

@@ -71,9 +71,15 @@ def test_a_chunk_given_up_on_fails_each_of_its_items_with_that_cause() -> None:
 
 
 def test_a_chunk_given_up_on_raises_its_cause() -> None:
-    pipeline = tw.Pipeline(range(10)).map(double, executor=GivesUpOnce(), chunk_size=4)
-    with pytest.raises(GaveUp):
+    pipeline = tw.Pipeline(range(10)).map(
+        double, executor=GivesUpOnce(), chunk_size=4, name="double"
+    )
+    with pytest.raises(GaveUp) as info:
         pipeline.run()
+    note = (
+        "threadwise: the executor failed a whole chunk of 4 item(s) of stage 'double', from item 0"
+    )
+    assert note in info.value.__notes__
     report = pipeline.report
     assert report is not None
     assert report.accounted

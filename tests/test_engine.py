@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import threadwise as tw
+from threadwise.testing import busy_threads  # idle cached threads retire at any time
 
 WAIT = 10.0  # upper bound for anything the tests wait for; never reached when all is well
 
@@ -184,14 +185,14 @@ def raise_cancelled_at_7(x: int) -> int:
 @pytest.mark.parametrize("chunk_size", [1, None])
 @pytest.mark.parametrize("retries", [0, 1])
 def test_fn_raising_cancelled_fails_its_item(chunk_size: int | None, retries: int) -> None:
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
     with pytest.raises(tw.Cancelled, match="raised by fn itself") as info:
         for _ in tw.map(
             raise_cancelled_at_7, range(100), workers=3, chunk_size=chunk_size, retries=retries
         ):
             pass
     assert "for item 7" in "\n".join(getattr(info.value, "__notes__", []))
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
 
 
 @pytest.mark.parametrize("kind", ["map", "filter", "each", "flat_map"])
@@ -236,13 +237,13 @@ def failing_thread_start(fail_at: int, error: BaseException) -> Callable[[thread
 def test_a_failed_start_up_leaves_no_thread(
     monkeypatch: pytest.MonkeyPatch, fail_at: int, error: BaseException
 ) -> None:
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
     monkeypatch.setattr(threading.Thread, "start", failing_thread_start(fail_at, error))
     with pytest.raises(type(error)):
         for _ in tw.map(double, range(100), workers=6):
             pass
     monkeypatch.undo()
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
 
 
 # -- joins that would never end ------------------------------------------------------------------

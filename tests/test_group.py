@@ -809,31 +809,44 @@ def test_bounded_group_tasks_waiting_on_their_own_subtasks_do_not_deadlock() -> 
 
 
 def test_lent_slots_still_bound_concurrency() -> None:
-    running = 0
-    peak = 0
+    # Tasks waiting on a sibling do not count; a task whose wait just ended counts again at
+    # once, so only those (until they finish) may take the count above max_workers.
+    active = 0
+    resumed = 0
+    violations: list[tuple[int, int]] = []
     lock = threading.Lock()
 
+    def step(delta: int) -> None:
+        nonlocal active
+        with lock:
+            active += delta
+            if active > 3 + resumed:
+                violations.append((active, resumed))
+
     def leaf() -> None:
-        nonlocal running, peak
-        with lock:
-            running += 1
-            peak = max(peak, running)
+        step(+1)
         time.sleep(0.005)
-        with lock:
-            running -= 1
+        step(-1)
 
     with tw.TaskGroup(max_workers=3, timeout=4 * WAIT) as g:
 
         def parent() -> None:
+            nonlocal resumed
+            step(+1)
             children = [g.spawn(leaf) for _ in range(3)]
+            step(-1)  # from here it waits on its children: it does not count
             for child in children:
                 child.result()
+            with lock:
+                resumed += 1
+            step(+1)
+            step(-1)
+            with lock:
+                resumed -= 1
 
         for _ in range(4):
             g.spawn(parent)
-    # Parents waiting on children do not count; the leaves alone never exceed the bound
-    # plus the parents' lent slots that are waiting (all 4 here) at most.
-    assert peak <= 3 + 4
+    assert violations == []
 
 
 # -- the cancel-scope stack ----------------------------------------------------------------------

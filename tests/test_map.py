@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 import threadwise as tw
 from threadwise._reorder import window_items
 from threadwise._stage import MIN_CHUNKS
+from threadwise.testing import busy_threads  # idle cached threads retire at any time
 
 WAIT = 5.0  # upper bound for anything the tests wait for; never reached when all is well
 MAX_CHUNK = 1024  # the largest chunk the engine hands over
@@ -150,26 +151,26 @@ def test_map_with_an_executor() -> None:
 
 
 def test_nothing_starts_before_the_first_next() -> None:
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
     source = Counted(iter(range(100)))
     it = tw.map(double, source, workers=4)
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
     assert source.pulled == 0
     assert next(it) == 0
     del it
     gc.collect()
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
 
 
 def test_infinite_input_with_a_break_stops_and_joins() -> None:
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
     seen = []
     for result in tw.map(double, itertools.count(), workers=4):
         seen.append(result)
         if len(seen) == 1000:
             break
     # The loop's iterator is gone: the workers are cancelled and joined right away.
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
     assert seen == [2 * x for x in range(1000)]
 
 
@@ -261,12 +262,12 @@ def test_first_error_cancels_the_rest(ordered: bool) -> None:
             raise Boom(x)
         return x
 
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
     results = []
     with pytest.raises(Boom):
         for result in tw.map(fn, range(n), workers=workers, ordered=ordered, chunk_size=1):
             results.append(result)
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
     # Each other worker may have started at most one item in the moment before the cancel
     # reached it (chunk_size=1).
     assert len(started_late) <= workers - 1, started_late
@@ -336,37 +337,37 @@ def test_errors_after_the_first_are_not_raised_instead() -> None:
 
 
 def test_leaving_the_loop_by_an_exception_joins_the_workers() -> None:
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
     with pytest.raises(KeyError):
         for result in tw.map(double, itertools.count(), workers=8):
             if result == 100:
                 raise KeyError(result)
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
 
 
 def test_deleting_the_iterator_joins_the_workers() -> None:
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
     it = tw.map(double, itertools.count(), workers=8)
     assert [next(it) for _ in range(10)] == [2 * x for x in range(10)]
-    assert threading.active_count() > baseline
+    assert len(busy_threads()) > baseline
     del it
     gc.collect()
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
 
 
 def test_close_stops_the_run() -> None:
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
     it = tw.map(double, itertools.count(), workers=4)
     assert next(it) == 0
     close = getattr(it, "close", None)
     assert close is not None, "map() returns a closable iterator"
     close()
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
     assert next(it, None) is None
 
 
 def test_closing_the_iterator_cancels_workers_blocked_in_tw_calls() -> None:
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
     entered = threading.Semaphore(0)
 
     def fn(x: int) -> int:
@@ -383,14 +384,14 @@ def test_closing_the_iterator_cancels_workers_blocked_in_tw_calls() -> None:
     del it
     gc.collect()
     assert time.monotonic() - started < WAIT
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
 
 
 # -- timeout and rate ----------------------------------------------------------------------------
 
 
 def test_timeout_raises_and_leaks_nothing() -> None:
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
 
     def stuck(x: int) -> int:
         tw.sleep(60)
@@ -400,7 +401,7 @@ def test_timeout_raises_and_leaks_nothing() -> None:
     with pytest.raises(TimeoutError):
         list(tw.map(stuck, range(10), workers=2, timeout=0.2))
     assert time.monotonic() - started < WAIT
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
 
 
 def test_timeout_not_reached() -> None:
@@ -518,12 +519,12 @@ def test_ordered_must_be_a_bool(ordered: Any) -> None:
 
 @pytest.mark.parametrize("workers", [10**9, 10_001])
 def test_absurd_worker_counts_are_rejected(workers: int) -> None:
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
     with pytest.raises(ValueError, match=names("workers", workers)):
         tw.map(double, range(3), workers=workers)
     with pytest.raises(ValueError, match=names("workers", workers)):
         tw.Pipeline(range(3)).filter(bool, workers=workers)
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
 
 
 def test_bad_progress() -> None:
@@ -541,7 +542,7 @@ def test_bad_progress() -> None:
 def test_other_bad_options_are_rejected_before_any_thread_starts(
     call: Callable[[], object],
 ) -> None:
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
     with pytest.raises(ValueError, match=r"\b(timeout|chunk_size)\b"):
         call()
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline

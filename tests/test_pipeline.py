@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 import threadwise as tw
 from threadwise._stage import MIN_CHUNKS
 from threadwise._state import all_states
+from threadwise.testing import busy_threads  # idle cached threads retire at any time
 
 WAIT = 5.0  # upper bound for anything the tests wait for; never reached when all is well
 
@@ -333,7 +334,7 @@ def test_counts_add_up_when_a_failure_cancels_the_run(
     n: int, failing: set[int], workers: int, ordered: bool
 ) -> None:
     failing = {x % n for x in failing}
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
 
     def fn(x: int) -> int:
         if x in failing:
@@ -360,7 +361,7 @@ def test_counts_add_up_when_a_failure_cancels_the_run(
     assert report.stages[1].failed >= 1
     assert sum(s.failed for s in report.stages) == report.stages[1].failed
     assert report.delivered == delivered
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
 
 
 # -- failure and cancellation --------------------------------------------------------------------
@@ -412,12 +413,12 @@ def test_failing_middle_stage_while_the_source_is_blocked() -> None:
         )
         .map(stuck, workers=2, name="stuck")
     )
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
     started = time.monotonic()
     with pytest.raises(Boom) as info:
         pipeline.run()
     assert time.monotonic() - started < WAIT
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
     assert failer == [1]
     report = pipeline.report
     assert report is not None
@@ -499,13 +500,13 @@ def test_queued_items_never_start_after_a_failure(ordered: bool) -> None:
 
 
 def test_breaking_out_of_the_loop_cancels_and_accounts() -> None:
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
     pipeline = tw.Pipeline(itertools.count(), name="endless").map(double, workers=4).map(inc)
     for i, result in enumerate(pipeline):
         assert result == 2 * i + 1
         if i == 500:
             break
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
     report = pipeline.report
     assert report is not None
     assert report.accounted, report
@@ -536,16 +537,16 @@ def test_outputs_dropped_by_an_early_stop_are_counted_as_discarded(stop_after: i
 
 
 def test_deleting_the_iterator_cancels_the_stages() -> None:
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
     it = iter(tw.Pipeline(itertools.count()).map(double, workers=4).filter(is_even))
     assert next(it) == 0
     del it
     gc.collect()
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
 
 
 def test_iterate_timeout() -> None:
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
 
     def stuck(x: int) -> int:
         tw.sleep(60)
@@ -556,7 +557,7 @@ def test_iterate_timeout() -> None:
     with pytest.raises(TimeoutError):
         list(pipeline.iterate(timeout=0.2))
     assert time.monotonic() - started < WAIT
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
     report = pipeline.report
     assert report is not None
     assert report.accounted, report

@@ -10,6 +10,7 @@ import time
 import pytest
 
 import threadwise as tw
+from threadwise.testing import busy_threads  # idle cached threads retire any time
 
 
 class Recorder:
@@ -103,10 +104,10 @@ def test_a_failing_callback_is_logged_and_the_run_continues(
 
 
 def test_force_draws_on_stderr_and_leaves_no_thread(capsys: pytest.CaptureFixture[str]) -> None:
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
     results = list(tw.map(slow_inc, range(30), workers=2, progress="force"))
     assert results == [x + 1 for x in range(30)]
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "30" in captured.err  # the final count is shown
@@ -118,10 +119,10 @@ def test_force_without_rich_writes_a_plain_line(
     monkeypatch.setitem(sys.modules, "rich", None)  # import rich... raises ImportError
     monkeypatch.setitem(sys.modules, "rich.console", None)
     monkeypatch.setitem(sys.modules, "rich.progress", None)
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
     report = tw.Pipeline(range(20), name="plain").map(slow_inc, workers=4).run(progress="force")
     assert report.delivered == 20
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
     err = capsys.readouterr().err
     assert "plain: 20/20 items" in err
     assert err.endswith("\n")
@@ -130,7 +131,7 @@ def test_force_without_rich_writes_a_plain_line(
 def test_true_draws_nothing_when_stderr_is_not_a_terminal(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    baseline = threading.active_count()
+    baseline = len(busy_threads())
     seen_threads: set[str] = set()
 
     def fn(x: int) -> int:
@@ -138,7 +139,7 @@ def test_true_draws_nothing_when_stderr_is_not_a_terminal(
         return x
 
     assert list(tw.map(fn, range(10), workers=1, progress=True)) == list(range(10))
-    assert threading.active_count() == baseline
+    assert len(busy_threads()) == baseline
     assert any(name.endswith("-map-1") for name in seen_threads)  # the worker is seen
     assert not any(name.startswith("progress") for name in seen_threads)  # no sampler ran
     assert capsys.readouterr().err == ""

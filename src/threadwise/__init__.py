@@ -44,7 +44,7 @@ from ._sync import (
 from ._task import State, Task, Thread, spawn
 from ._version import __version__
 
-if _typing.TYPE_CHECKING:
+if _typing.TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from . import aio as aio  # the asyncio bridge: tw.aio.run_sync, tw.aio.run
 
 

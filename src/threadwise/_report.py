@@ -13,6 +13,7 @@ class StageReport:
     __slots__ = (
         "busy_seconds",
         "completed",
+        "cpu_seconds",
         "discarded",
         "errors",
         "failed",
@@ -38,6 +39,7 @@ class StageReport:
         self.retries = 0
         self.discarded = 0  # outputs made but dropped because the run stopped early
         self.busy_seconds = 0.0
+        self.cpu_seconds = 0.0  # CPU time of the stage's threads while busy (this process)
         self.utilisation = 0.0
         self.errors: list[tuple[Any, BaseException]] = []
 
@@ -45,9 +47,32 @@ class StageReport:
     def accounted(self) -> bool:
         return self.items_in == self.completed + self.failed + self.not_started
 
+    @property
+    def hint(self) -> str | None:
+        """Why the stage may not scale, when its figures show it: several workers busy at
+        once, but together using about one core (each waits for the GIL)."""
+        workers, busy, cpu = self.workers, self.busy_seconds, self.cpu_seconds
+        # Enough CPU time to judge by; and busy well beyond it: the threads waited for
+        # something while busy, I/O or the GIL. About one core used in all says the GIL.
+        if workers < 2 or cpu < GIL_HINT_MIN_CPU or busy < 1.5 * cpu:
+            return None
+        cores = cpu * workers / busy
+        if not 0.6 <= cores <= 1.3:
+            return None
+        return (
+            f"stage {self.name!r} looks GIL-bound: {workers} workers were busy at once but "
+            f"used about {cores:.1f} CPU core together; pure-Python work does not run faster "
+            "on more threads: use executor=concurrent.futures.ProcessPoolExecutor(), a Dask "
+            "cluster (executor='tcp://...'), or a free-threaded Python"
+        )
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _STAGE_FIELDS)
         return f"StageReport({fields})"
+
+
+# Seconds of CPU a stage must have used before its report judges whether it is GIL-bound.
+GIL_HINT_MIN_CPU = 0.2
 
 
 _STAGE_FIELDS = (
@@ -135,4 +160,10 @@ class PipelineReport:
             lines.append(f"cancelled: {self.cancelled}")
         if self.abandoned:
             lines.append(f"abandoned threads: {', '.join(self.abandoned)}")
+        lines.extend(f"hint: {hint}" for hint in self.hints)
         return "\n".join(lines)
+
+    @property
+    def hints(self) -> list[str]:
+        """What the figures suggest (a GIL-bound stage and its remedy), stage by stage."""
+        return [hint for stage in self.stages if (hint := stage.hint) is not None]

@@ -29,6 +29,7 @@ StageKind = Literal["map", "filter", "flat_map", "each", "batch"]
 OnError = Literal["raise", "skip"]
 
 _perf = time.perf_counter
+_thread_time = time.thread_time  # this thread's CPU time: for the report's GIL-bound hint
 
 # Per-stage bound on queued chunks: enough to keep workers fed, small enough to bound memory.
 # Chunks carry about ChunkSizer.TARGET_SECONDS of work each, so this bounds queued work too.
@@ -235,6 +236,7 @@ class StageRun:
                     break
                 checkpoint()  # a queued chunk never starts once the run is cancelled
                 started = _perf()
+                cpu_started = _thread_time()
                 try:
                     out, failed = process(items)
                 except _Partial as partial:
@@ -242,11 +244,13 @@ class StageRun:
                     items = []
                     return
                 busy = _perf() - started
+                cpu = _thread_time() - cpu_started
                 record(len(items), busy)
                 with lock:
                     report.completed += len(items) - failed
                     report.failed += failed
                     report.busy_seconds += busy
+                    report.cpu_seconds += cpu
                 items = []
                 emit(seq, out)
         except Cancelled:
@@ -330,6 +334,10 @@ class StageRun:
                 # The executor gave up on the chunk as a whole (Dask's KilledWorker after its
                 # workers died, a broken process pool): each of its items failed with that
                 # cause, and retries and on_error take it from there, item by item.
+                exc.add_note(
+                    f"threadwise: the executor failed a whole chunk of {len(items)} item(s) "
+                    f"of stage {spec.name!r}, from item {_describe_item(items[0])}"
+                )
                 outcomes = [(False, exc) for _ in items]
         out: list[Any] = []
         failed = 0
