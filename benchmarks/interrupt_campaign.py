@@ -700,10 +700,18 @@ def campaign(
             raise ValueError(f"unknown targets: {sorted(unknown)}")
         targets = [t for t in targets if t.name in names]
     results: dict[str, Result] = {}
-    # Python raises KeyboardInterrupt on SIGINT only with this handler installed; a process
-    # started in the background by a shell without job control inherits SIGINT ignored, and
-    # then no interrupt would ever arrive.
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    # A process started in the background by a shell without job control inherits SIGINT
+    # ignored: Python then installs no handler (nor threadwise its deferring one) and no
+    # interrupt would ever arrive. Set things up as in a program started from a terminal.
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            from threadwise import _ki
+        except ImportError:  # a version without the deferring handler
+            pass
+        else:
+            _ki.install()
     try:
         _run_targets(targets, trials, seed, how, results, progress)
     finally:

@@ -24,6 +24,7 @@ import _thread
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
@@ -79,8 +80,32 @@ def _deliver_later() -> None:
         _thread.interrupt_main()
 
 
+# Code the interpreter runs without being able to raise from it: weakref callbacks (the
+# standard library's weak containers and ``weakref.finalize``) and ``__del__``. An exception
+# there is printed as "Exception ignored" and dropped, so a Ctrl-C arriving inside one would
+# be lost: it is deferred until the callback returns, like one in protected code.
+_UNRAISABLE: frozenset[CodeType] = frozenset(
+    {
+        weakref.finalize.__call__.__code__,
+        weakref.WeakSet()._remove.__code__,  # type: ignore[attr-defined]
+        weakref.WeakValueDictionary()._remove.__code__,  # type: ignore[attr-defined]
+        weakref.WeakKeyDictionary()._remove.__code__,  # type: ignore[attr-defined]
+    }
+)
+
+
+def in_unraisable_callback(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs inside a weakref callback or a ``__del__``."""
+    while frame is not None:
+        code = frame.f_code
+        if code in _UNRAISABLE or code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _handler(signum: int, frame: FrameType | None) -> None:
-    if is_protected(frame):
+    if is_protected(frame) or in_unraisable_callback(frame):
         _thread.start_new_thread(_deliver_later, ())
         return
     signal.default_int_handler(signum, frame)
