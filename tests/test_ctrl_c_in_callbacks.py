@@ -11,6 +11,7 @@ from __future__ import annotations
 import _thread
 import signal
 import sys
+import time
 import weakref
 from types import FrameType
 
@@ -31,9 +32,15 @@ def spin() -> None:
 
 
 def drop(holder: list[object]) -> None:
-    """Drop the last reference (its callbacks run here), then run on a little."""
+    """Drop the last reference (its callbacks run here), then run on for up to 5 s.
+
+    The deferred interrupt comes back a moment later (threadwise re-sends it from another
+    thread), so the caller must keep running Python code for it to land.
+    """
     holder.clear()
-    spin()
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        spin()
 
 
 def test_ctrl_c_inside_a_finalizer_callback_comes_out_after_it() -> None:
@@ -86,8 +93,10 @@ def test_ctrl_c_inside_a_weakset_removal_is_deferred() -> None:
 
 
 def defer_then_spin(frame: FrameType) -> None:
-    _ki._handler(signal.SIGINT, frame)  # deferred: returns, and re-arms the interrupt...
-    spin()  # ...which comes out here
+    _ki._handler(signal.SIGINT, frame)  # deferred: returns, and re-sends the interrupt...
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        spin()  # ...which comes out here, a moment later
 
 
 def test_the_handler_still_raises_at_once_in_plain_code() -> None:

@@ -14,11 +14,26 @@ T = TypeVar("T")
 logger = logging.getLogger("threadwise")
 
 # Every ThreadLocal, so threadwise's own threads can close their instances on the way out.
-# ThreadLocals are made in any thread while finishing threads walk the set: every add and
-# every walk takes the lock (a WeakSet iterated while another thread adds to it raises
-# "Set changed size during iteration"); the walk runs on a snapshot, outside the lock.
-_all_locals: weakref.WeakSet[ThreadLocal[Any]] = weakref.WeakSet()
+# ThreadLocals are made in any thread while finishing threads walk the registry. A WeakSet
+# will not do: its removal callback runs in whichever thread the garbage collector happens to
+# run in, checks "is anyone iterating?" and then removes, without a lock; a walk starting
+# between the two raises "Set changed size during iteration". So the registry is a plain dict
+# of weak references without callbacks, changed and copied only under the lock; dead
+# references are purged when it has doubled in size.
+_all_locals: dict[int, weakref.ref[ThreadLocal[Any]]] = {}
 _all_locals_lock = threading.Lock()
+_purge_at = 64
+
+
+def _register(local: ThreadLocal[Any]) -> None:
+    global _purge_at
+    with _all_locals_lock:
+        if len(_all_locals) >= _purge_at:
+            for key in [key for key, ref in _all_locals.items() if ref() is None]:
+                del _all_locals[key]
+            _purge_at = max(64, 2 * len(_all_locals))
+        # A live object's id is unique: an entry with the same id belongs to a dead one.
+        _all_locals[id(local)] = weakref.ref(local)
 
 
 def close_thread_locals() -> None:
@@ -32,11 +47,14 @@ def close_thread_locals() -> None:
     other exception (e.g. ``KeyboardInterrupt``) is raised again once every close has run.
     """
     with _all_locals_lock:
-        if not _all_locals:  # no ThreadLocal exists (the common case): a cheap way out
+        if not _all_locals:  # no ThreadLocal was ever made (the common case): a cheap way out
             return
-        snapshot = list(_all_locals)
+        snapshot = list(_all_locals.values())
     pending: BaseException | None = None
-    for local in snapshot:
+    for ref in snapshot:
+        local = ref()
+        if local is None:
+            continue
         try:
             local._close_mine()
         except BaseException as exc:  # one failing close must not skip the rest
@@ -83,8 +101,7 @@ class ThreadLocal(Generic[T]):
         # means. Each finalizer runs at most once (weakref.finalize's promise).
         self._finalizers: dict[int, weakref.finalize[..., _Holder[T]]] = {}
         self._next_key = 0
-        with _all_locals_lock:
-            _all_locals.add(self)
+        _register(self)
 
     def get(self) -> T:
         """This thread's instance, created on first use (and again after ``close_all()``)."""
