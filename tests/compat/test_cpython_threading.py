@@ -111,6 +111,10 @@ class _SwapThread(unittest.TestCase):
         for name, value in patches.items():
             self.addCleanup(setattr, cpython, name, getattr(cpython, name))
             setattr(cpython, name, value)
+        # test_frame_tstate_tracing installs threading.settrace(noop) and never puts the old
+        # hook back: every thread started after it would run without coverage's tracer.
+        self.addCleanup(threading.settrace, threading.gettrace())
+        self.addCleanup(threading.setprofile, threading.getprofile())
         super().setUp()
 
 
