@@ -40,9 +40,15 @@ def campaign(ops: Callable[[], object], check: Callable[[], None], seed: int) ->
     rng = random.Random(seed)
     landed = 0
     for _ in range(TRIALS):
-        timer = threading.Timer(rng.uniform(0, 0.003), _thread.interrupt_main)
+        sent = _thread.allocate_lock()
+        sent.acquire()
         try:
-            timer.start()
+            # A raw thread, not ``threading.Timer``: ``Timer.start()`` waits for the thread to
+            # start in a ``threading.Condition.wait`` of the main thread, and the standard
+            # library's wait is not Ctrl-C safe (an interrupt just after its _release_save()
+            # skips the re-acquire, and its ``with`` then fails with "release unlocked lock").
+            # With a delay near 0 the interrupt landed there, in the harness, not in ``ops``.
+            _thread.start_new_thread(_interrupt_main_after, (rng.uniform(0, 0.003), sent))
             end = time.monotonic() + 10
             # Not `while time.monotonic() < end:` - CPython 3.13 can let a KeyboardInterrupt
             # raised at that loop's condition escape the `try` (python/cpython#130279).
@@ -53,9 +59,15 @@ def campaign(ops: Callable[[], object], check: Callable[[], None], seed: int) ->
         except KeyboardInterrupt:
             landed += 1
         finally:
-            timer.join()
+            sent.acquire()  # the interrupt was sent (and has landed): none strays into check()
         check()
     return landed
+
+
+def _interrupt_main_after(delay: float, sent: _thread.LockType) -> None:
+    time.sleep(delay)
+    _thread.interrupt_main()
+    sent.release()
 
 
 def test_lock_with_statement() -> None:
