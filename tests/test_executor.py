@@ -669,6 +669,9 @@ def blocked(n):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT to a child process")
 @pytest.mark.parametrize("where", ["result", "body", "exit", "interpreter exit"])
+# A SIGINT that lands inside an atexit hook is printed as "Exception ignored" by Python;
+# rare and timing-dependent (issue 14 is open for it): retried, a regression fails every run.
+@pytest.mark.flaky(reruns=2)
 def test_sigint_with_busy_executor_work_exits_within_a_second(tmp_path: Path, where: str) -> None:
     body = {
         "result": "futures[0].result()",
