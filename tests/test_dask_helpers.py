@@ -161,7 +161,7 @@ def test_is_address(value: object, expected: bool) -> None:
 
 
 def test_a_string_executor_that_is_no_address_is_refused() -> None:
-    with pytest.raises(TypeError, match=r"executor must be .*'tcp://127\.0\.0\.1:8786'.*'pool'"):
+    with pytest.raises(ValueError, match=r"executor must be .*'tcp://127\.0\.0\.1:8786'.*'pool'"):
         tw.map(double, range(3), executor="pool")
     with pytest.raises(TypeError, match=r"executor must be .*got 3"):
         tw.Pipeline(range(3)).map(double, executor=3)  # type: ignore[arg-type]
