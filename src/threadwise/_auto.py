@@ -56,6 +56,8 @@ VERIFY_SECONDS = 0.3
 # ... and the pool is kept when it beats the threads' throughput by this factor at least
 # (the threads' figure includes their start, so a pool a bit faster is not enough).
 PAYS_OFF = 1.2
+# Work per chunk sent to the pool (see _pool_chunk_size).
+POOL_CHUNK_SECONDS = 0.005
 # Chunks in flight per process: one running, one waiting, so a process never idles for a
 # round trip.
 IN_FLIGHT_PER_PROCESS = 2
@@ -173,6 +175,7 @@ class AutoMap:
         self.phase_started = self.started
         self.gate = _Gate(self.iterator, None)
         self.why_moved = ""
+        self.per_item = 0.0  # CPU seconds per item on threads, when the move was decided
 
     # -- the decision ----------------------------------------------------------------------------
     def _settle(self, decision: str) -> bool:
@@ -256,6 +259,7 @@ class AutoMap:
                 f"pool ({type(exc).__name__}: {exc})"
             )
         self.thread_rate = done / elapsed
+        self.per_item = per_item
         self.why_moved = (
             f"{figures} ({done / elapsed:.0f} items/s): GIL-bound, {per_item * 1e3:.2f} ms "
             "of CPU per item"
@@ -334,7 +338,7 @@ class AutoMap:
             retries=self.retries,
             on_error=self.on_error,
             executor=executor,
-            chunk_size=self.chunk_size,
+            chunk_size=self._pool_chunk_size() if on_pool else self.chunk_size,
             name="map",
         )
         timeout = None
@@ -348,6 +352,16 @@ class AutoMap:
             if not self.first_output and chunk:
                 self.first_output.append(chunk[0])
             yield chunk
+
+    def _pool_chunk_size(self) -> int | None:
+        """The pool's chunks, from the cost per item measured on threads (unless given): a
+        round trip to a local process costs well under a millisecond, so chunks of about
+        ``POOL_CHUNK_SECONDS`` of work share it, while slow items go one by one."""
+        if self.chunk_size is not None:
+            return self.chunk_size
+        if self.per_item <= 0:
+            return None
+        return max(1, min(4096, int(POOL_CHUNK_SECONDS / self.per_item)))
 
     def chunks(self) -> Generator[list[Any], None, None]:
         interrupted = False
