@@ -89,10 +89,9 @@ def test_a_chunk_given_up_on_raises_its_cause() -> None:
 # -- RemoteChunkSizer ----------------------------------------------------------------------------
 
 
-def test_remote_sizer_sends_a_budgeted_chunk_first_and_waits_once_for_its_figures() -> None:
+def test_remote_sizer_sends_one_item_first_and_waits_once_for_its_figures() -> None:
     sizer = RemoteChunkSizer()
-    assert sizer.size() == RemoteChunkSizer.FIRST_ITEMS
-    assert sizer.budget() == RemoteChunkSizer.FIRST_BUDGET
+    assert sizer.size() == 1
     started = time.monotonic()
     assert sizer.size() == 1  # waited for figures that never came
     waited = time.monotonic() - started
@@ -104,39 +103,13 @@ def test_remote_sizer_sends_a_budgeted_chunk_first_and_waits_once_for_its_figure
 
 def test_remote_sizer_second_chunk_follows_the_first_figures() -> None:
     sizer = RemoteChunkSizer()
-    assert sizer.size() == RemoteChunkSizer.FIRST_ITEMS
+    assert sizer.size() == 1
     done = threading.Timer(0.02, sizer.record_remote, (1, 0.010, 0.0))
     done.start()
     try:
         assert sizer.size() == RemoteChunkSizer.MAX_ITEMS  # trivial work: the largest chunks
     finally:
         done.join()
-    assert sizer.budget() is None  # measured: no more budgets
-    assert RemoteChunkSizer(5).budget() is None  # nor with a fixed size
-
-
-def test_a_first_chunk_handed_back_part_done_runs_each_item_once() -> None:
-    from collections import Counter
-
-    from threadwise._stage import _apply_remote, _Chunk
-
-    calls: Counter[int] = Counter()
-    lock = threading.Lock()
-
-    def slow(x: int) -> int:
-        with lock:
-            calls[x] += 1
-        time.sleep(0.002)
-        return 2 * x
-
-    done = _apply_remote("map", slow, _Chunk(list(range(50)), budget=0.005))
-    assert 1 <= len(done.items) < 50  # stopped at its budget
-    assert done.items == [(True, 2 * x) for x in range(len(done.items))]
-    calls.clear()
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        out = tw.map(slow, range(60), executor=pool, workers=2)
-        assert list(out) == [2 * x for x in range(60)]
-    assert calls == Counter(range(60))
 
 
 def test_remote_sizer_keeps_the_round_trip_a_tenth_of_each_chunk() -> None:

@@ -126,14 +126,10 @@ class RemoteChunkSizer(ChunkSizer):
     submit-to-result time. Chunks are then sized so the round trip is at most a tenth of
     each, and no larger: a chunk of slow items still goes one item at a time.
 
-    The first chunk goes out before anything is known: it carries up to ``FIRST_ITEMS`` items
-    with a budget of work, ``FIRST_BUDGET`` seconds, after which the executor stops and hands
-    back what it did (the stage sends the rest again, sized from the figures). Trivial items
-    are then all done in one round trip (a small input costs no more than with the best
-    ``chunk_size``); slow ones cost one item's time before the figures come in. The next chunk
-    is asked for at once (the feeder fills the stage's inbox), and a round trip takes
-    milliseconds: so the second ``size()`` waits for the first chunk's figures, at most
-    ``FIRST_WAIT`` seconds and only once, rather than send a queue-full of unmeasured chunks.
+    The first chunk carries one item, as nothing is known yet. The next chunk is asked for
+    at once (the feeder fills the stage's inbox), and a round trip takes milliseconds: so the
+    second ``size()`` waits for the first chunk's figures, at most ``FIRST_WAIT`` seconds and
+    only once, rather than send a queue-full of one-item chunks, each a round trip of its own.
     """
 
     __slots__ = ("_asked", "_asked_lock", "_measured", "overhead")
@@ -142,14 +138,12 @@ class RemoteChunkSizer(ChunkSizer):
     WORK_PER_OVERHEAD = 9.0
     # Larger than a local stage's, so that a round trip of tens of ms on a busy cluster is
     # shared by enough trivial items: on 100,000 trivial items over 2 worker processes,
-    # 4,096 measured 1.9x the best tuned time, 16,384 1.0x-1.7x (chunks queued behind each
+    # 4,096 measured 1.9x the best tuned time, 16,384 1.0x-1.8x (chunks queued behind each
     # other, each a round trip), 65,536 about 1.0x. Larger than the reorder window's item
     # bound too: an ordered stage then holds up to a chunk per worker out of order, still
     # within its byte bound.
     MAX_ITEMS = 65536
     FIRST_WAIT = 0.25
-    FIRST_ITEMS = 1024
-    FIRST_BUDGET = 0.01
 
     def __init__(self, fixed: int | None = None) -> None:
         from ._sync import Event
@@ -166,10 +160,8 @@ class RemoteChunkSizer(ChunkSizer):
         if self.overhead is None:
             with self._asked_lock:  # taken only until the first figures come in
                 self._asked += 1
-                asked = self._asked
-            if asked == 1:
-                return self.FIRST_ITEMS  # with a budget of work: see budget()
-            if asked == 2:
+                second = self._asked == 2
+            if second:
                 self._measured.wait(self.FIRST_WAIT)  # cancellable
         cost = self.cost
         overhead = self.overhead
@@ -178,11 +170,6 @@ class RemoteChunkSizer(ChunkSizer):
         if cost <= 0:
             return self.MAX_ITEMS
         return max(1, min(self.MAX_ITEMS, int(self.WORK_PER_OVERHEAD * overhead / cost)))
-
-    def budget(self) -> float | None:
-        """Seconds of work a chunk sent now may take before the executor hands it back part
-        done: while nothing is measured. None: no limit."""
-        return self.FIRST_BUDGET if self.overhead is None and self.fixed is None else None
 
     def record(self, items: int, seconds: float) -> None:
         """The stage's end-to-end timing alone cannot tell work from round trip: ignored in

@@ -104,19 +104,16 @@ class _Partial(BaseException):
 class _Chunk:
     """Items, or their outcomes, on their way to or from an executor, in one opaque object:
     Dask walks a list argument item by item looking for its own futures (about 0.1 ms per
-    item), but passes an object through. ``seconds`` is the work time on the executor;
-    ``budget``, when set, the work time after which the executor hands the chunk back part
-    done (the first chunk, sent before its items' cost is known)."""
+    item), but passes an object through. ``seconds`` is the work time on the executor."""
 
-    __slots__ = ("budget", "items", "seconds")
+    __slots__ = ("items", "seconds")
 
-    def __init__(self, items: list[Any], seconds: float = 0.0, budget: float | None = None) -> None:
+    def __init__(self, items: list[Any], seconds: float = 0.0) -> None:
         self.items = items
         self.seconds = seconds
-        self.budget = budget
 
-    def __reduce__(self) -> tuple[type[_Chunk], tuple[list[Any], float, float | None]]:
-        return (_Chunk, (self.items, self.seconds, self.budget))
+    def __reduce__(self) -> tuple[type[_Chunk], tuple[list[Any], float]]:
+        return (_Chunk, (self.items, self.seconds))
 
     def __dask_tokenize__(self) -> object:
         # Each submission a task of its own: Dask names a task by a hash of its arguments
@@ -128,16 +125,12 @@ class _Chunk:
 
 
 def _apply_remote(kind: StageKind, fn: Callable[[Any], Any], chunk: _Chunk) -> _Chunk:
-    """Run a chunk on an executor (possibly another machine): (ok, value-or-exception) each,
-    for the items done (all, unless the chunk has a budget and ran out of it)."""
+    """Run a chunk on an executor (possibly another machine): (ok, value-or-exception) each."""
     import traceback
 
     started = _perf()
-    budget = chunk.budget
     results: list[Any] = []
     for item in chunk.items:
-        if budget is not None and results and _perf() - started >= budget:
-            break  # the rest goes back unrun: the stage sends it again
         try:
             value = fn(item)
             if kind == "flat_map":
@@ -381,41 +374,16 @@ class StageRun:
     def _remote(self, items: list[Any]) -> list[Any]:
         executor = self.spec.executor
         fn = self.spec.fn
-        kind = self.spec.kind
         assert executor is not None
         assert fn is not None
-        sizer = self.sizer
-        assert isinstance(sizer, RemoteChunkSizer)  # a stage on an executor has one
         started = _perf()
-        future = executor.submit(_apply_remote, kind, fn, _Chunk(items, budget=sizer.budget()))
+        future = executor.submit(_apply_remote, self.spec.kind, fn, _Chunk(items))
         done = cast(_Chunk, _wait_future(future))
-        # Submit to result, end to end: what the chunk really cost this stage.
-        sizer.record_remote(len(done.items), _perf() - started, done.seconds)
-        outcomes = done.items
-        if len(outcomes) == len(items):
-            return outcomes
-        # A first chunk handed back part done: the rest, in chunks sized from its figures,
-        # sent at once so that they spread over the executor's workers.
-        rest = items[len(outcomes) :]
-        size = sizer.size()
-        parts = [rest[i : i + size] for i in range(0, len(rest), size)]
-        futures: list[concurrent.futures.Future[Any]] = []
-        try:
-            futures.extend(executor.submit(_apply_remote, kind, fn, _Chunk(p)) for p in parts)
-            for part, future in zip(parts, futures, strict=True):
-                try:
-                    outcomes.extend(cast(_Chunk, _wait_future(future)).items)
-                except Exception as exc:  # given up on as a whole: see _process_slow
-                    exc.add_note(
-                        f"threadwise: the executor failed a whole chunk of {len(part)} item(s) "
-                        f"of stage {self.spec.name!r}, from item {_describe_item(part[0])}"
-                    )
-                    outcomes.extend((False, exc) for _ in part)
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-        return outcomes
+        sizer = self.sizer
+        if isinstance(sizer, RemoteChunkSizer):
+            # Submit to result, end to end: what the chunk really cost this stage.
+            sizer.record_remote(len(items), _perf() - started, done.seconds)
+        return done.items
 
     def _call_with_retries(self, item: Any, first_error: BaseException | None) -> Any:
         spec = self.spec
