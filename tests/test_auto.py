@@ -5,31 +5,23 @@ the move, not this machine's load); the judging rule on given figures is tested 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import auto_work as work
+from helpers import spin
 
 import threadwise as tw
 from threadwise import _auto
 from threadwise._auto import AutoMap, AutoResults
 from threadwise._report import PipelineReport, StageReport
-
-
-def spin(n: int) -> int:
-    """Pure Python: holds the GIL."""
-    total = 0
-    for i in range(n):
-        total += i % 7
-    return total
-
-
-def work(x: int) -> int:
-    # The item itself comes back in the result, so a lost or repeated item shows.
-    if x % 50 == 49:
-        raise ValueError(f"no {x}")
-    return x * 1_000_000 + spin(3_000)
 
 
 def expected(x: int) -> int:
@@ -279,3 +271,66 @@ def test_executor_values_are_checked() -> None:
         tw.Pipeline([1]).map(spin, executor="auto")
     with pytest.raises(ValueError, match=r"workers must be >= 1, got 0"):
         tw.map(spin, [1], executor="auto", workers=0)
+
+
+CTRL_C_SCRIPT = """
+import multiprocessing, sys
+import threadwise as tw
+from helpers import auto_work as work
+from helpers import spin
+from threadwise import _auto
+from helpers import spin
+
+# Move at the first figures, whatever the load (the move is under test, not the rule).
+for name, value in [
+    ("PROBE_MIN_CPU", 0.005), ("MIN_PARALLEL", 0.0), ("MIN_GIL_CORES", 0.0),
+    ("MAX_GIL_CORES", float("inf")), ("MIN_REMAINING_SECONDS", 0.0), ("PAYS_OFF", 0.0),
+]:
+    setattr(_auto, name, value)
+_auto.available_cpus = lambda: 2
+out = tw.map(spin, iter([200_000] * 100_000), executor="auto", workers=2)
+for i, _ in enumerate(out):
+    if out._auto.backend == "processes":
+        pids = [p.pid for p in multiprocessing.active_children()]
+        print(" ".join(map(str, pids)), flush=True)
+        break
+for _ in out:
+    pass
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="SIGINT to a child process, /proc")
+def test_ctrl_c_during_the_pool_phase_is_prompt_and_leaves_no_process() -> None:
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), *sys.path])}
+    with subprocess.Popen(
+        [sys.executable, "-c", CTRL_C_SCRIPT],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as child:
+        try:
+            assert child.stdout is not None
+            pids = [int(pid) for pid in child.stdout.readline().split()]
+            assert len(pids) == 2
+            sent = time.monotonic()
+            child.send_signal(signal.SIGINT)
+            child.wait(30)
+            took = time.monotonic() - sent
+            _, stderr = child.communicate()
+        finally:
+            if child.poll() is None:
+                child.kill()
+    print(f"exited {took:.2f} s after SIGINT")
+    assert "KeyboardInterrupt" in stderr
+    assert took < 1.0
+    assert not [pid for pid in pids if alive(pid)]

@@ -364,39 +364,38 @@ class AutoMap:
         return max(1, min(4096, int(POOL_CHUNK_SECONDS / self.per_item)))
 
     def chunks(self) -> Generator[list[Any], None, None]:
-        interrupted = False
+        finished = False
         try:
             reason = self.why_not()
             if reason is not None:
                 self.decision = f"threads: {reason}"
                 yield from self._phase(None, None)
-                return
-            yield from self._phase(None, self._judge_threads)
-            if not self.gate.stopped:
-                if self.decision == MEASURING:
+            else:
+                yield from self._phase(None, self._judge_threads)
+                if self.gate.stopped:
+                    yield from self._phase(self.pool, self._judge_pool)
+                    if self.back_to_threads:
+                        yield from self._phase(None, None)
+                elif self.decision == MEASURING:
                     waiting = " while the worker processes started" if self.loaded else ""
                     self.decision = (
                         f"threads: the input ended{waiting} after {self.gate.taken} items "
                         f"in {_perf() - self.started:.2f} s, before a move could pay"
                     )
-                return
-            yield from self._phase(self.pool, self._judge_pool)
-            if self.back_to_threads:
-                yield from self._phase(None, None)
-        except KeyboardInterrupt:
-            interrupted = True
-            raise
+            finished = True
         finally:
-            self._stop_pool(interrupted)
+            self._stop_pool(terminate=not finished)
 
-    def _stop_pool(self, interrupted: bool) -> None:
+    def _stop_pool(self, terminate: bool) -> None:
         pool = self.pool
         if pool is None:
             return
         self.pool = None
-        if interrupted:
-            # Ctrl-C: stop now, not once the chunks being computed are done. (The pool sees
-            # its processes die, and its shutdown below joins what is left.)
+        if terminate:
+            # Ctrl-C, an error, a timeout or the caller leaving early: the chunks still being
+            # computed would be thrown away, so the processes stop now rather than finish
+            # them (as fast as a thread would stop at its next checkpoint, or faster). The
+            # pool sees them die, and its shutdown below joins what is left.
             processes: dict[int, Any] = getattr(pool, "_processes", None) or {}
             for process in list(processes.values()):
                 process.terminate()
