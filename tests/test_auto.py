@@ -32,6 +32,7 @@ def expected(x: int) -> int:
 def eager(monkeypatch: pytest.MonkeyPatch) -> None:
     """Move at the first figures, and keep the pool whatever its speed."""
     monkeypatch.setattr(_auto, "PROBE_MIN_CPU", 0.005)
+    monkeypatch.setattr(_auto, "PROBE_MAX_SECONDS", 60.0)  # a stalled machine is no I/O
     monkeypatch.setattr(_auto, "MIN_PARALLEL", 0.0)
     monkeypatch.setattr(_auto, "MIN_GIL_CORES", 0.0)
     monkeypatch.setattr(_auto, "MAX_GIL_CORES", float("inf"))
@@ -285,6 +286,7 @@ from helpers import spin
 for name, value in [
     ("PROBE_MIN_CPU", 0.005), ("MIN_PARALLEL", 0.0), ("MIN_GIL_CORES", 0.0),
     ("MAX_GIL_CORES", float("inf")), ("MIN_REMAINING_SECONDS", 0.0), ("PAYS_OFF", 0.0),
+    ("PROBE_MAX_SECONDS", 60.0),
 ]:
     setattr(_auto, name, value)
 _auto.available_cpus = lambda: 2

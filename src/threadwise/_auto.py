@@ -211,7 +211,9 @@ class AutoMap:
         elapsed = _perf() - self.phase_started
         cpu, busy, done = stage.cpu_seconds, stage.busy_seconds, stage.completed
         workers = self.workers
-        if cpu < PROBE_MIN_CPU or not done:
+        if not done:
+            return False  # no figures yet (slow items): nothing to judge by
+        if cpu < PROBE_MIN_CPU:
             if elapsed < PROBE_MAX_SECONDS:
                 return False
             return self._settle(
