@@ -263,6 +263,16 @@ def test_the_rule_needs_two_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "workers=1" in out.decision
 
 
+def test_a_starting_worker_process_refuses_to_run_an_auto_map(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pool's process imports an unguarded script as it starts: the map in it must not run
+    again there (multiprocessing refuses to start a process then, for the same reason)."""
+    monkeypatch.setattr(multiprocessing.current_process(), "_inheriting", True, raising=False)
+    with pytest.raises(RuntimeError, match=r"if __name__ == '__main__':"):
+        list(tw.map(spin, [1, 2], executor="auto"))
+
+
 def test_executor_values_are_checked() -> None:
     with pytest.raises(ValueError, match=r"executor must be 'auto' \(tw.map\).*got 'Auto'"):
         tw.map(spin, [1], executor="Auto")

@@ -195,6 +195,15 @@ class AutoMap:
             return f"workers={self.workers}: a pool of one process runs no faster"
         import multiprocessing
 
+        if getattr(multiprocessing.current_process(), "_inheriting", False):
+            # A process of the pool re-running an unguarded script as it starts: the map must
+            # not run here too (it would repeat the script's work), as multiprocessing says
+            # when such a script starts a process.
+            raise RuntimeError(
+                "tw.map(..., executor='auto') ran in a worker process while it was starting: "
+                "the script that started the pool lacks `if __name__ == '__main__':` around "
+                "its work (its worker processes import it)"
+            )
         if multiprocessing.parent_process() is not None:
             return "this is a worker process already"
         try:
