@@ -8,6 +8,11 @@ One ``LocalCluster`` of 2 worker processes (1 thread each) on loopback serves ev
 2. A pure-Python CPU-bound function (it holds the GIL): ``tw.map`` on the cluster against
    ``tw.map`` on threads (goal: >= 1.7x faster) and against the standard library's
    ``ProcessPoolExecutor(2).map`` (goal: >= 0.9x its speed).
+3. ``tw.map(..., executor="auto")`` (no cluster: it starts on threads and may move to a
+   process pool of its own): on the same CPU-bound function, over 600 items (about 4 s on
+   threads: long enough for the move to pay for starting the processes, which takes about
+   0.5 s here), against threads (goal: >= 1.5x faster, the start of its pool included), and
+   on an I/O-bound one (``tw.sleep``) against threads (goal: stays on threads, <= 1.05x).
 
 Contenders alternate within each round; every figure is the median of the rounds. On a
 machine with other work running, the figures move from run to run: read the ratios.
@@ -125,11 +130,74 @@ def cpu_bound(executor: concurrent.futures.Executor, quick: bool) -> list[dict[s
     ]
 
 
+def io_bound(x: int) -> int:
+    tw.sleep(0.002)
+    return x
+
+
+def auto(quick: bool) -> list[dict[str, Any]]:
+    items = [100_000] * (200 if quick else 600)
+    expected = spin(100_000) * len(items)
+    decisions: list[str] = []
+
+    def run_auto(fn: Callable[[int], int], items: list[int]) -> int:
+        out = tw.map(fn, items, executor="auto")
+        total = sum(out)
+        decisions.append(getattr(out, "decision", ""))
+        return total
+
+    def check(total: int) -> None:
+        assert total == expected
+
+    n = 3 if quick else 5
+    cpu = rounds(
+        {
+            "auto": lambda: check(run_auto(spin, items)),
+            "threads": lambda: check(sum(tw.map(spin, items))),
+        },
+        n,
+    )
+    cpu_decisions = decisions[:]
+    decisions.clear()
+    io_items = list(range(1_000 if quick else 3_000))
+    io = rounds(
+        {
+            "auto": lambda: run_auto(io_bound, io_items),
+            "threads": lambda: sum(tw.map(io_bound, io_items)),
+        },
+        n,
+    )
+    moved = sum(d.startswith("processes") for d in cpu_decisions)
+    stayed = sum(d.startswith("threads") for d in decisions)
+    return [
+        {
+            "row": f"executor='auto', CPU-bound x {len(items)}, vs threads",
+            "seconds": cpu["auto"],
+            "baseline": f"tw.map on threads: {cpu['threads']:.3f} s",
+            "ratio": cpu["threads"] / cpu["auto"],
+            "goal": ">= 1.5x faster",
+            "met": cpu["threads"] / cpu["auto"] >= 1.5,
+            "decisions": f"moved to processes in {moved} of {len(cpu_decisions)} runs; "
+            f"last: {cpu_decisions[-1]}",
+        },
+        {
+            "row": f"executor='auto', I/O-bound x {len(io_items)}, vs threads",
+            "seconds": io["auto"],
+            "baseline": f"tw.map on threads: {io['threads']:.3f} s",
+            "ratio": io["auto"] / io["threads"],
+            "goal": "<= 1.05x, threads",
+            "met": io["auto"] / io["threads"] <= 1.05 and stayed == len(decisions),
+            "decisions": f"stayed on threads in {stayed} of {len(decisions)} runs; "
+            f"last: {decisions[-1]}",
+        },
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, smaller inputs")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
-    parser.add_argument("--only", choices=("chunks", "cpu"), help="run one part")
+    parser.add_argument("--only", choices=("chunks", "cpu", "auto"), help="run one part")
     args = parser.parse_args(argv)
     try:
         import distributed
@@ -154,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += chunk_sizing(executor, args.quick)
         if args.only in (None, "cpu"):
             rows += cpu_bound(executor, args.quick)
+        if args.only in (None, "auto"):
+            rows += auto(args.quick)
     header = ("benchmark", "seconds", "baseline", "ratio", "goal", "result")
     print("{:<58}  {:>8}  {:<44}  {:>6}  {:<16}  {}".format(*header))
     for row in rows:
@@ -163,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         if "all" in row:
             print("    " + ", ".join(f"{k}: {v:.3f} s" for k, v in row["all"].items()))
+        if "decisions" in row:
+            print(f"    {row['decisions']}")
     if args.json:
         with open(args.json, "w") as out:
             json.dump(rows, out, indent=2)

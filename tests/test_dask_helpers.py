@@ -161,7 +161,7 @@ def test_is_address(value: object, expected: bool) -> None:
 
 
 def test_a_string_executor_that_is_no_address_is_refused() -> None:
-    with pytest.raises(TypeError, match=r"executor must be .*'tcp://127\.0\.0\.1:8786'.*'pool'"):
+    with pytest.raises(ValueError, match=r"executor must be .*'tcp://127\.0\.0\.1:8786'.*'pool'"):
         tw.map(double, range(3), executor="pool")
     with pytest.raises(TypeError, match=r"executor must be .*got 3"):
         tw.Pipeline(range(3)).map(double, executor=3)  # type: ignore[arg-type]
@@ -207,3 +207,30 @@ def test_cluster_executor_names_its_address() -> None:
     executor = tw_dask.ClusterExecutor("tcp://127.0.0.1:1")
     assert repr(executor) == "ClusterExecutor('tcp://127.0.0.1:1')"
     tw_dask.close_all()  # nothing connected: nothing to close
+
+
+def test_a_container_read_slowly_keeps_the_receivers_chunk_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A list or range never blocks: a read of it that the machine slowed down (the first read,
+    preempted) must not make the feeder shrink the next chunks as for a slow source (it held a
+    remote stage's 100,000 trivial items to chunks of a few hundred, a round trip each)."""
+    import itertools
+
+    from threadwise import _feed
+    from threadwise._feed import Feeder
+    from threadwise._pool import ChunkSizer
+    from threadwise._report import PipelineReport
+
+    clock = itertools.count(0.0, 0.01)  # every read seems to take 10 ms
+    monkeypatch.setattr(_feed, "_perf", lambda: next(clock))
+    sizes: list[int] = []
+    feeder = Feeder(
+        range(20_000),
+        PipelineReport("p", []),
+        lambda seq, chunk: sizes.append(len(chunk)),
+        receiver=ChunkSizer(5_000),
+        receiver_full=lambda: False,
+    )
+    feeder.run()
+    assert sizes == [5_000] * 4

@@ -668,7 +668,7 @@ def test_bad_progress() -> None:
 
 
 def test_bad_executor() -> None:
-    with pytest.raises(TypeError, match=names("executor", "pool")):
+    with pytest.raises(ValueError, match=names("executor", "pool")):
         tw.Pipeline(range(3)).map(inc, executor="pool")  # type: ignore[arg-type]
 
 

@@ -76,7 +76,9 @@ class Feeder:
         try:
             while True:
                 size = receiver.size() if receiver is not None else max_items
-                if own.cost is not None:
+                # A container is never a slow source: one read of it slowed down by the
+                # machine (a first read of one item, preempted) must not shrink the chunks.
+                if own.cost is not None and not bulk:
                     pace = own.size()
                     if pace < max_items:  # a slow source: smaller chunks, sent sooner
                         size = min(size, pace)

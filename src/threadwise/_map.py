@@ -36,8 +36,28 @@ def map(
     flat). The first failure cancels the rest and is raised from the loop with ``fn``'s
     traceback. Leaving the loop early (break, exception, garbage collection) cancels and joins
     the workers. ``timeout`` bounds the whole run (``TimeoutError``).
+
+    ``executor="auto"`` starts on threads and moves the rest of the work to a process pool
+    when ``fn`` measurably holds the GIL and a pool measurably runs it faster; the returned
+    iterator's ``report`` (and ``decision``) says what it did and why.
     """
     check_source(iterable, "iterable")
+    if executor == "auto":
+        from ._auto import auto_map
+
+        return auto_map(
+            fn,
+            iterable,
+            name=f"map({getattr(fn, '__name__', 'fn')})",
+            workers=workers,
+            ordered=ordered,
+            timeout=timeout,
+            retries=retries,
+            on_error=on_error,
+            progress=progress,
+            chunk_size=chunk_size,
+            rate=rate,
+        )
     pipeline = Pipeline(iterable, name=f"map({getattr(fn, '__name__', 'fn')})").map(
         fn,
         workers=workers,

@@ -93,9 +93,19 @@ def _check_executor(value: object) -> concurrent.futures.Executor | None:
     if is_address(value):
         # A Dask scheduler's address: resolved here, for every stage and map alike.
         return ClusterExecutor(cast(str, value))
+    if value == "auto":
+        raise ValueError(
+            "executor='auto' is for tw.map only (it moves a whole map to a process pool); "
+            "give a pipeline stage executor=concurrent.futures.ProcessPoolExecutor() instead"
+        )
+    if isinstance(value, str):
+        raise ValueError(
+            "executor must be 'auto' (tw.map), a Dask scheduler address such as "
+            f"'tcp://127.0.0.1:8786', a concurrent.futures.Executor, or None, got {value!r}"
+        )
     raise TypeError(
         "executor must be a concurrent.futures.Executor, a Dask scheduler address such as "
-        f"'tcp://127.0.0.1:8786', or None, got {value!r}"
+        f"'tcp://127.0.0.1:8786', 'auto' (tw.map), or None, got {value!r}"
     )
 
 

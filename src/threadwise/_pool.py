@@ -137,11 +137,12 @@ class RemoteChunkSizer(ChunkSizer):
     # Work per chunk, as a multiple of the round trip: the round trip is then <= 10%.
     WORK_PER_OVERHEAD = 9.0
     # Larger than a local stage's, so that a round trip of tens of ms on a busy cluster is
-    # shared by enough trivial items (4,096 measured 1.9x the best tuned time on 100,000
-    # trivial items, this 1.0x-1.7x). Larger than the reorder window's item bound too: an
-    # ordered stage then holds up to a chunk per worker out of order, still within its
-    # byte bound.
-    MAX_ITEMS = 16384
+    # shared by enough trivial items: on 100,000 trivial items over 2 worker processes,
+    # 4,096 measured 1.9x the best tuned time, 16,384 1.0x-1.8x (chunks queued behind each
+    # other, each a round trip), 65,536 about 1.0x. Larger than the reorder window's item
+    # bound too: an ordered stage then holds up to a chunk per worker out of order, still
+    # within its byte bound.
+    MAX_ITEMS = 65536
     FIRST_WAIT = 0.25
 
     def __init__(self, fixed: int | None = None) -> None:

@@ -52,18 +52,15 @@ class StageReport:
         """Why the stage may not scale, when its figures show it: several workers busy at
         once, but together using about one core (each waits for the GIL)."""
         workers, busy, cpu = self.workers, self.busy_seconds, self.cpu_seconds
-        # Enough CPU time to judge by; and busy well beyond it: the threads waited for
-        # something while busy, I/O or the GIL. About one core used in all says the GIL.
-        if workers < 2 or cpu < GIL_HINT_MIN_CPU or busy < 1.5 * cpu:
-            return None
-        cores = cpu * workers / busy
-        if not 0.6 <= cores <= 1.3:
+        cores = gil_cores(workers, busy, cpu, GIL_HINT_MIN_CPU)
+        if cores is None:
             return None
         return (
             f"stage {self.name!r} looks GIL-bound: {workers} workers were busy at once but "
             f"used about {cores:.1f} CPU core together; pure-Python work does not run faster "
             "on more threads: use executor=concurrent.futures.ProcessPoolExecutor(), a Dask "
-            "cluster (executor='tcp://...'), or a free-threaded Python"
+            "cluster (executor='tcp://...'), tw.map(..., executor='auto'), or a free-threaded "
+            "Python"
         )
 
     def __repr__(self) -> str:
@@ -73,6 +70,16 @@ class StageReport:
 
 # Seconds of CPU a stage must have used before its report judges whether it is GIL-bound.
 GIL_HINT_MIN_CPU = 0.2
+
+
+def gil_cores(workers: int, busy: float, cpu: float, min_cpu: float = 0.0) -> float | None:
+    """The CPU cores ``workers`` threads used together while busy, when that says they wait
+    for the GIL (None otherwise): several busy at once, waiting well beyond their CPU time
+    (for I/O or the GIL), and about one core used in all (the GIL)."""
+    if workers < 2 or cpu <= 0 or cpu < min_cpu or busy < 1.5 * cpu:
+        return None
+    cores = cpu * workers / busy
+    return cores if 0.6 <= cores <= 1.3 else None
 
 
 _STAGE_FIELDS = (
@@ -96,7 +103,9 @@ class PipelineReport:
 
     __slots__ = (
         "abandoned",
+        "backend",
         "cancelled",
+        "decision",
         "delivered",
         "elapsed",
         "error",
@@ -120,6 +129,10 @@ class PipelineReport:
         # Names of threads still running after the grace period (stuck in code that cannot be
         # cancelled): left behind as daemon threads rather than waited for forever.
         self.abandoned: list[str] = []
+        # executor="auto": where the work ran in the end ("threads" or "processes"), and the
+        # decision with the figures behind it. None for any other run.
+        self.backend: str | None = None
+        self.decision: str | None = None
 
     @property
     def bottleneck(self) -> str | None:
@@ -160,10 +173,14 @@ class PipelineReport:
             lines.append(f"cancelled: {self.cancelled}")
         if self.abandoned:
             lines.append(f"abandoned threads: {', '.join(self.abandoned)}")
+        if self.decision:
+            lines.append(f"executor='auto' decided: {self.decision}")
         lines.extend(f"hint: {hint}" for hint in self.hints)
         return "\n".join(lines)
 
     @property
     def hints(self) -> list[str]:
         """What the figures suggest (a GIL-bound stage and its remedy), stage by stage."""
+        if self.backend == "processes":  # executor="auto" applied the remedy already
+            return []
         return [hint for stage in self.stages if (hint := stage.hint) is not None]
