@@ -352,17 +352,31 @@ def test_counts_add_up_when_many_workers_are_cancelled_at_once(
     monkeypatch.setattr("threadwise._reorder.WINDOW_ITEMS", 64)
     monkeypatch.setattr("threadwise._reorder.WINDOW_ITEMS_PER_WORKER", 8)
 
-    def fn(x: int) -> int:
-        if x == 0:
-            tw.sleep(WAIT)  # cancellable
-        return x
-
     for _ in range(20):
+        done = 0
+        count_lock = threading.Lock()
+        window_full = threading.Event()
+
+        def fn(x: int) -> int:
+            nonlocal done
+            if x == 0:
+                tw.sleep(WAIT)  # cancellable
+            with count_lock:
+                done += 1
+                if done >= 64:
+                    window_full.set()
+            return x
+
         pipeline = tw.Pipeline(range(20_000)).map(fn, workers=8, chunk_size=1)
         it = pipeline.iterate()
-        with tw.move_on_after(0.05):
+        with tw.CancelScope() as scope:
+            # Cancel once the window is full, not after a fixed time: a loaded machine may
+            # not have filled it within any fixed time.
+            canceller = threading.Thread(target=lambda: (window_full.wait(WAIT), scope.cancel()))
+            canceller.start()
             for _ in it:
                 pass
+        canceller.join(WAIT)
         it.close()  # type: ignore[attr-defined]
         report = pipeline.report
         assert report is not None
