@@ -352,7 +352,7 @@ def test_counts_add_up_when_many_workers_are_cancelled_at_once(
     monkeypatch.setattr("threadwise._reorder.WINDOW_ITEMS", 64)
     monkeypatch.setattr("threadwise._reorder.WINDOW_ITEMS_PER_WORKER", 8)
 
-    for _ in range(20):
+    def run_once() -> tw.Pipeline[int]:
         done = 0
         count_lock = threading.Lock()
         window_full = threading.Event()
@@ -372,12 +372,20 @@ def test_counts_add_up_when_many_workers_are_cancelled_at_once(
         with tw.CancelScope() as scope:
             # Cancel once the window is full, not after a fixed time: a loaded machine may
             # not have filled it within any fixed time.
-            canceller = threading.Thread(target=lambda: (window_full.wait(WAIT), scope.cancel()))
+            def cancel_when_full() -> None:
+                window_full.wait(WAIT)
+                scope.cancel()
+
+            canceller = threading.Thread(target=cancel_when_full)
             canceller.start()
             for _ in it:
                 pass
         canceller.join(WAIT)
         it.close()  # type: ignore[attr-defined]
+        return pipeline
+
+    for _ in range(20):
+        pipeline = run_once()
         report = pipeline.report
         assert report is not None
         assert report.accounted, report
