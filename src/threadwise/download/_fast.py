@@ -279,7 +279,7 @@ def request(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def parse_head(data: bytes, end: int) -> tuple[int, str, int, Headers]:
+def parse_head(data: bytes | bytearray, end: int) -> tuple[int, str, int, Headers]:
     """(status, reason, version, headers) of the response head ``data[:end]``."""
     lines = data[:end].decode("latin-1").split("\r\n")
     version_text, _, rest = lines[0].partition(" ")

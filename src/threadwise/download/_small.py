@@ -124,6 +124,8 @@ class SmallFiles:
         self.retried: set[int] = set()  # jobs already sent again after a stale keep-alive
         self.dirty = True  # connections may have to be opened
         self.connections_made = 0  # for the tests: keep-alive reuse shows here
+        self.raw = bytearray(_READ)
+        self.buffer = memoryview(self.raw)
 
     # -- the batch -------------------------------------------------------------------------------
     def add(self, job: _Job, host: str, port: int, request: bytes) -> None:
@@ -366,7 +368,8 @@ class SmallFiles:
                 self._close(conn)
                 self._fail(job, _too_long())
             else:
-                self._accept(conn, now)
+                assert conn.view is not None
+                self._accept(conn, conn.view[: conn.length], now)
             return
         view = conn.view
         if view is not None:  # the body, read straight into its buffer
@@ -386,30 +389,34 @@ class SmallFiles:
             if conn.got >= conn.length:
                 self._complete(conn, now)
             return
+        # The head, and mostly the whole body with it, lands in one buffer shared by every
+        # connection: a body that is all there is written from it, without a copy.
         try:
-            data = sock.recv(_READ)
+            n = sock.recv_into(self.buffer)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self._broken(conn, exc)
             return
-        if not data:
+        if not n:
             self._broken(conn, None)
             return
         conn.deadline = now + self.timeout
-        if conn.head:
-            data = conn.head + data
-        end = data.find(b"\r\n\r\n")
+        data: bytes | bytearray = self.raw
+        if conn.head:  # the head came in pieces
+            data = conn.head + self.raw[:n]
+            n = len(data)
+        end = data.find(b"\r\n\r\n", 0, n)
         if end < 0:
-            if len(data) >= _HEAD_MAX:
+            if n >= _HEAD_MAX:
                 self._close(conn)
                 self.hand_over(job, None, None)  # the threaded path reads it again and says why
             else:
-                conn.head = data
+                conn.head = bytes(data[:n])
             return
-        self._head(conn, data, end, now)
+        self._head(conn, data, end, n, now)
 
-    def _head(self, conn: _Conn, data: bytes, end: int, now: float) -> None:
+    def _head(self, conn: _Conn, data: bytes | bytearray, end: int, n: int, now: float) -> None:
         job = conn.job
         assert job is not None
         loader = self.loader
@@ -454,24 +461,27 @@ class SmallFiles:
                 self.hand_over(job, loader._connection_error(job.url, ConnectionResetError()), None)
                 return
             response = _fast.Response(
-                pool, sock, status, reason, version, headers, data[end + 4 :], length
+                pool, sock, status, reason, version, headers, bytes(data[end + 4 : n]), length
             )
             self.hand_over(job, None, response)
             return
         length = int(length_text)
-        # One byte more than announced fits the buffer: a server that sends too much shows.
-        body = bytearray(length + 1)
-        rest = data[end + 4 :]
-        got = len(rest)
-        if got > length:
-            got = length + 1
-        body[:got] = rest[:got]
-        conn.body = body
-        conn.view = memoryview(body)
-        conn.length = length
-        conn.got = got
+        start = end + 4
+        got = n - start
         result = loader.results[job.index]
         result.resumed_from = 0
+        conn.length = length
+        if got == length and conn.reusable:  # the whole body is here (the common case)
+            result.attempts += 1
+            self._accept(conn, memoryview(data)[start:n], now)
+            return
+        # One byte more than announced fits the buffer: a server that sends too much shows.
+        got = min(got, length + 1)
+        body = bytearray(length + 1)
+        body[:got] = memoryview(data)[start : start + got]
+        conn.body = body
+        conn.view = memoryview(body)
+        conn.got = got
         result.bytes = min(got, length)
         if got >= length:
             self._complete(conn, now)
@@ -493,15 +503,13 @@ class SmallFiles:
             conn.closing = True
             conn.deadline = now + _CLOSE_WAIT
             return
-        self._accept(conn, now)
+        self._accept(conn, conn.view[: conn.length], now)
 
-    def _accept(self, conn: _Conn, now: float) -> None:
+    def _accept(self, conn: _Conn, body: memoryview, now: float) -> None:
         job = conn.job
         assert job is not None
-        assert conn.view is not None
         assert conn.headers is not None
         result = self.loader.results[job.index]
-        body = conn.view[: conn.length]
         headers = conn.headers
         conn.view = None
         conn.body = None
@@ -570,7 +578,8 @@ class SmallFiles:
             self._close(conn)
             return
         if conn.closing:  # no more bytes came: the body was the whole answer
-            self._accept(conn, time.monotonic())
+            assert conn.view is not None
+            self._accept(conn, conn.view[: conn.length], time.monotonic())
             return
         self._broken(conn, TimeoutError("timed out"))
 
