@@ -4,12 +4,10 @@ safe names, checksums, bandwidth limits and parallel segments for large files.""
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import errno
 import math
 import os
-import random
 import socket
 import threading
 import time
@@ -18,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 from .. import _validate
 from .._cancel import checkpoint, on_cancel, sleep
@@ -156,6 +154,7 @@ class _Job:
     # A response the small-file loop got for this job and left to the threads (with the
     # connection slot it holds).
     handed: Any = None
+    parts: SplitResult | None = None  # urlsplit(url), made once
 
 
 @dataclass
@@ -312,7 +311,7 @@ class Downloader:
         name = job.name
         if name in listing or name + ".part" in listing or name + ".part.json" in listing:
             return None
-        parts = urlsplit(url)
+        parts = job.parts or urlsplit(url)
         try:
             port = parts.port or 80
         except ValueError:
@@ -388,15 +387,22 @@ class Downloader:
             registry = registries.get(folder)
             if registry is None:
                 registry = registries[folder] = NameRegistry(folder)
-            problem = url_problem(item.url)
-            base = item.name if item.name is not None else name_from_url(item.url)
+            try:
+                parts: SplitResult | None = urlsplit(item.url)
+            except ValueError:
+                parts = None
+            problem = url_problem(item.url, parts)
+            if item.name is not None:
+                base = item.name
+            else:
+                base = name_from_url(item.url, parts.path if parts is not None else None)
             name = registry.claim(base)
             expected = (
                 parse_checksum_option(item.checksum, f"the checksum of {item.url}")
                 if item.checksum is not None
                 else None
             )
-            host = "" if problem else (urlsplit(item.url).hostname or "").lower()
+            host = "" if problem or parts is None else (parts.hostname or "").lower()
             job = _Job(
                 index=len(jobs),
                 url=item.url,
@@ -408,6 +414,7 @@ class Downloader:
                 named=item.name is not None,
                 host=host,
                 problem=problem,
+                parts=parts,
             )
             jobs.append(job)
             self.results.append(
@@ -749,6 +756,8 @@ class Downloader:
         if self.o.retry_wait is not None:
             return self.o.retry_wait
         # Exponential backoff with jitter, so retries from many files spread out.
+        import random  # here: most batches never retry, and start-up counts
+
         return float(self.o.backoff * 2 ** (result.attempts - 1) * (0.5 + random.random()))
 
     def _fetch(self, job: _Job, result: FileResult, error: _Retryable | None = None) -> None:
@@ -1398,6 +1407,8 @@ def _http_date(text: str) -> float | None:
     if known:
         return when
     parts = text.split()
+    import calendar  # here, not at start-up: most dates are found in the cache
+
     try:
         if len(parts) == 6 and parts[5] == "GMT" and parts[2] in _MONTHS:
             hour, minute, second = (int(x) for x in parts[4].split(":"))

@@ -237,7 +237,11 @@ class SmallFiles:
                 return
         if host.addresses is None:
             try:
-                host.addresses = socket.getaddrinfo(host.name, host.port, type=socket.SOCK_STREAM)
+                # An ASCII name as bytes: a str would load the idna codec (milliseconds).
+                name: str | bytes = host.name
+                if host.name.isascii():
+                    name = host.name.encode("ascii")
+                host.addresses = socket.getaddrinfo(name, host.port, type=socket.SOCK_STREAM)
             except (OSError, UnicodeError):
                 host.addresses = []
         if index >= len(host.addresses):
