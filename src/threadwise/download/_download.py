@@ -288,7 +288,9 @@ class Downloader:
             for _ in range(running):
                 group.spawn(work)
             if loop.hosts:
-                group.spawn(loop.run)
+                # In this thread: no thread to start, and no hand-over at the end. A cancel of
+                # the group (a worker failed) wakes its wait; Ctrl-C raises in it.
+                loop.run()
 
     def _drop_queued(self, queue: deque[tuple[_Job, Exception | None, Any]]) -> None:
         """After a cancel: the responses handed over that no worker took are closed."""
@@ -1407,16 +1409,11 @@ def _http_date(text: str) -> float | None:
     if known:
         return when
     parts = text.split()
-    import calendar  # here, not at start-up: most dates are found in the cache
-
     try:
         if len(parts) == 6 and parts[5] == "GMT" and parts[2] in _MONTHS:
             hour, minute, second = (int(x) for x in parts[4].split(":"))
-            when = float(
-                calendar.timegm(
-                    (int(parts[3]), _MONTHS[parts[2]], int(parts[1]), hour, minute, second)
-                )
-            )
+            day = _days_since_epoch(int(parts[3]), _MONTHS[parts[2]], int(parts[1]))
+            when = float(day * 86400 + hour * 3600 + minute * 60 + second)
         else:
             import email.utils
 
@@ -1427,6 +1424,18 @@ def _http_date(text: str) -> float | None:
         if len(_dates) < 1024:  # a batch's files mostly share a handful of dates
             _dates[text] = when
     return when
+
+
+def _days_since_epoch(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to a proleptic Gregorian date: calendar.timegm's arithmetic
+    without importing calendar and datetime (milliseconds of start-up)."""
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        raise ValueError(f"not a date: {year}-{month}-{day}")
+    year -= month <= 2
+    era = year // 400
+    of_era = year - era * 400
+    of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    return era * 146097 + of_era * 365 + of_era // 4 - of_era // 100 + of_year - 719468
 
 
 def _format_date(when: float) -> str:

@@ -18,6 +18,7 @@ import errno
 import os
 import selectors
 import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -36,9 +37,10 @@ _HEAD_MAX = 64 * 1024
 _CLOSE_WAIT = 0.25  # seconds to wait for the end of a closing connection after its body
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
-# Stamp the validators through the open file (before the rename): no path lookups.
-_STAMP_BY_FD = (
-    hasattr(os, "setxattr") and os.utime in os.supports_fd and os.setxattr in os.supports_fd
+# Stamp the validators through the open file (before the rename): no path lookups. (os.setxattr
+# takes a descriptor wherever it exists, though os.supports_fd does not list it.)
+_STAMP_BY_FD = os.utime in os.supports_fd and (
+    not hasattr(os, "setxattr") or sys.platform.startswith("linux")
 )
 
 HandOver = Callable[["_Job", "Exception | None", "_fast.Response | None"], None]
