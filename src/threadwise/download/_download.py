@@ -155,6 +155,7 @@ class _Job:
     # connection slot it holds).
     handed: Any = None
     parts: SplitResult | None = None  # urlsplit(url), made once
+    port: int | None = None  # parts.port, checked once
 
 
 @dataclass
@@ -313,13 +314,12 @@ class Downloader:
         name = job.name
         if name in listing or name + ".part" in listing or name + ".part.json" in listing:
             return None
-        parts = job.parts or urlsplit(url)
-        try:
-            port = parts.port or 80
-        except ValueError:
+        parts = job.parts
+        if parts is None or "@" in parts.netloc:  # credentials: the threaded path sends them
             return None
-        host = parts.hostname
-        if not host or parts.username is not None or host.lower() in self._slow_hosts:
+        port = job.port or 80
+        host = job.host
+        if not host or host in self._slow_hosts:
             return None
         if self.net.proxy_for(url) is not None:
             return None
@@ -376,12 +376,16 @@ class Downloader:
         jobs: list[_Job] = []
         seen: set[tuple[str, str, str | None]] = set()
         registries: dict[str, NameRegistry] = {self.dest: self.names}
+        normal: dict[str, str] = {}
         duplicates = 0
         for item in items:
             folder = self.dest
             if item.dir is not None:
                 folder = os.path.join(self.dest, os.fspath(item.dir))
-            key = (item.url, os.path.normpath(folder), item.name)
+            folder_key = normal.get(folder)
+            if folder_key is None:
+                folder_key = normal[folder] = os.path.normpath(folder)
+            key = (item.url, folder_key, item.name)
             if key in seen:
                 duplicates += 1
                 continue
@@ -393,7 +397,10 @@ class Downloader:
                 parts: SplitResult | None = urlsplit(item.url)
             except ValueError:
                 parts = None
-            problem = url_problem(item.url, parts)
+            host, port = _plain_host(parts)
+            problem = None if host else url_problem(item.url, parts)
+            if problem is None and not host and parts is not None:
+                host, port = (parts.hostname or "").lower(), parts.port
             if item.name is not None:
                 base = item.name
             else:
@@ -404,7 +411,6 @@ class Downloader:
                 if item.checksum is not None
                 else None
             )
-            host = "" if problem or parts is None else (parts.hostname or "").lower()
             job = _Job(
                 index=len(jobs),
                 url=item.url,
@@ -414,9 +420,10 @@ class Downloader:
                 expected=expected,
                 headers=item.headers,
                 named=item.name is not None,
-                host=host,
+                host=host if problem is None else "",
                 problem=problem,
                 parts=parts,
+                port=port,
             )
             jobs.append(job)
             self.results.append(
@@ -1202,12 +1209,16 @@ class Downloader:
         if self.o.remote_time and last_modified:
             when = _http_date(last_modified)
             if when is not None:
-                with contextlib.suppress(OSError, OverflowError):
+                try:
                     os.utime(final, (when, when))
+                except (OSError, OverflowError):
+                    pass
         etag = meta.get("etag")
         if _XATTRS and etag:
-            with contextlib.suppress(OSError):
+            try:
                 os.setxattr(final, _XATTR_ETAG, etag.encode("utf-8", "replace"))
+            except OSError:
+                pass
 
     def _place_named(self, job: _Job, part: str, wanted: str) -> tuple[str, str]:
         """Where a file named by Content-Disposition goes. A rerun that downloads the same
@@ -1424,6 +1435,25 @@ def _http_date(text: str) -> float | None:
         if len(_dates) < 1024:  # a batch's files mostly share a handful of dates
             _dates[text] = when
     return when
+
+
+def _plain_host(parts: SplitResult | None) -> tuple[str, int | None]:
+    """(host, port) of an http(s) URL of the plain form ``scheme://host[:port]/...``, found
+    without urllib's properties (they parse the netloc again at each call); ("", None) for
+    any other URL, which ``url_problem`` then checks in full."""
+    if parts is None or parts.scheme not in ("http", "https"):
+        return "", None
+    netloc = parts.netloc
+    if "@" in netloc or "[" in netloc:
+        return "", None
+    host, _, port_text = netloc.partition(":")
+    if not host:
+        return "", None
+    if not port_text:
+        return host.lower(), None
+    if port_text.isascii() and port_text.isdigit() and int(port_text) <= 65535:
+        return host.lower(), int(port_text)
+    return "", None
 
 
 def _days_since_epoch(year: int, month: int, day: int) -> int:

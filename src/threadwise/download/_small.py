@@ -523,7 +523,6 @@ class SmallFiles:
         if self._write(job, body, headers):
             result.size = conn.length
             result.bytes = conn.length
-            result.path = os.path.join(job.folder, job.name)
             result.status = "done"
             result.error = None
             result.note = None
