@@ -229,7 +229,6 @@ class Downloader:
             and not (o.dry_run or o.verbose or o.limit_rate_per_file or total_limit)
             and o.lowest_speed_limit is None
         )
-        self.small_loop: _small.SmallFiles | None = None  # the last batch's (for the tests)
 
     def run(self, jobs: list[_Job]) -> None:
         """Download ``jobs``. Plain-http files go to one thread driving kept-alive connections
@@ -283,7 +282,6 @@ class Downloader:
                 group.spawn(work)
 
             loop.hand_over = hand_over
-            self.small_loop = loop
             with lock:
                 running = min(self.o.workers, len(threaded))
             for _ in range(running):

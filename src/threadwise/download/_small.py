@@ -114,7 +114,8 @@ class _Conn:
 
 
 class SmallFiles:
-    """One batch of plain-http jobs; ``hand_over(job, error)`` passes a job to the threads."""
+    """One batch of plain-http jobs. ``hand_over(job, error, response)`` passes a job to the
+    threads: with the failure of an attempt made here, or with a response to carry on with."""
 
     def __init__(self, loader: Downloader, hand_over: HandOver) -> None:
         self.loader = loader
@@ -125,7 +126,6 @@ class SmallFiles:
         self.selector = selectors.DefaultSelector()
         self.retried: set[int] = set()  # jobs already sent again after a stale keep-alive
         self.dirty = True  # connections may have to be opened
-        self.connections_made = 0  # for the tests: keep-alive reuse shows here
         self.raw = bytearray(_READ)
         self.buffer = memoryview(self.raw)
 
@@ -157,7 +157,7 @@ class SmallFiles:
                     result.status = "cancelled"
                     result.error = "cancelled"
                 self._close(conn)
-            for host in self.hosts.values():  # not reached (an exception): not started
+            for host in self.hosts.values():  # after an exception: files never sent stay so
                 host.jobs.clear()
             self.selector.close()
             wake_r.close()
@@ -269,7 +269,6 @@ class SmallFiles:
         host.live += 1
         conn.deadline = time.monotonic() + self.timeout
         self.conns.add(conn)
-        self.connections_made += 1
         self.selector.register(sock, selectors.EVENT_WRITE, conn)
 
     def _connected(self, conn: _Conn, now: float) -> None:
