@@ -126,3 +126,73 @@ def test_ctrl_c_keeps_part_files_and_a_second_run_completes_them(tmp_path: Path)
             assert result.status == "skipped"
         else:
             assert result.status == "done"
+
+
+SMALL_SCRIPT = textwrap.dedent(
+    """
+    import json
+    import sys
+
+    from threadwise.download import DownloadInterrupted, download
+
+    dest, urls = sys.argv[1], sys.argv[2:]
+    said = False
+
+
+    def progress(report):
+        global said
+        if not said:
+            said = True
+            print("ready", flush=True)
+
+
+    try:
+        download(urls, dest, workers=4, progress=progress)
+    except DownloadInterrupted as exc:
+        print(json.dumps(exc.report.to_json()), flush=True)
+        sys.exit(130)
+    print("finished without an interrupt", flush=True)
+    """
+)
+
+
+def test_ctrl_c_stops_the_small_file_loop_promptly(tmp_path: Path) -> None:
+    """Small files go through one loop in the calling thread: SIGINT there stops it at once,
+    the files on its connections are reported cancelled, and nothing half-written is kept
+    under any name."""
+    from hostile_server import HostileServer
+
+    dest = tmp_path / "downloads"
+    script = tmp_path / "get.py"
+    script.write_text(SMALL_SCRIPT, encoding="utf-8")
+    with HostileServer() as server:
+        for i in range(12):
+            server.stall(f"s{i}.bin", 20_000, after=5_000)  # head and 5 kB, then nothing
+        urls = [server.url(f"s{i}.bin") for i in range(12)]
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(dest), *urls],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            readable, _, _ = select.select([proc.stdout], [], [], STARTUP)
+            line = proc.stdout.readline() if readable else ""
+            assert line == "ready\n", line
+            time.sleep(0.3)  # the four connections are waiting for the rest of their bodies
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=STARTUP)
+            seconds = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 130, err
+    assert seconds < 2.0, f"took {seconds:.2f} s to stop after SIGINT"
+    report = json.loads(out)
+    assert report["interrupted"] is True
+    assert [f["status"] for f in report["files"]] == ["cancelled"] * 12
+    assert sum(1 for f in report["files"] if f["bytes"] == 5_000) == 4  # those in flight
+    assert list(dest.iterdir()) == []

@@ -3,6 +3,8 @@ checksum forms, HTTP dates, Request validation."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from threadwise.download import Request
@@ -128,3 +130,19 @@ def test_urls_must_be_strings_or_requests(tmp_path: object) -> None:
 
     with pytest.raises(TypeError, match="urls"):
         download([42], str(tmp_path))  # type: ignore[list-item]
+
+
+def test_http_dates_match_calendar_timegm() -> None:
+    import calendar
+    import email.utils
+    import random
+
+    rng = random.Random(12)
+    moments = [0, 951782400, 4107542400, -2208988800] + [
+        rng.randint(-(2**34), 2**34) for _ in range(3000)
+    ]
+    for moment in moments:
+        text = email.utils.formatdate(moment, usegmt=True)
+        assert _http_date(text) == float(calendar.timegm(time.gmtime(moment))), text
+    assert _http_date("Sun, 31 Feb 2026 00:00:00 GMT") is not None  # as lenient as timegm
+    assert _http_date("Sun, 32 Jan 2026 00:00:00 GMT") is None

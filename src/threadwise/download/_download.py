@@ -4,20 +4,19 @@ safe names, checksums, bandwidth limits and parallel segments for large files.""
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import errno
 import math
 import os
-import random
 import socket
 import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 from .. import _validate
 from .._cancel import checkpoint, on_cancel, sleep
@@ -26,7 +25,7 @@ from .._group import TaskGroup
 from .._local import ThreadLocal
 from .._sync import Semaphore
 from .._version import __version__
-from . import _fast
+from . import _fast, _small
 from ._files import (
     CHUNK,
     _discard,
@@ -152,6 +151,11 @@ class _Job:
     saved_at: float = 0.0
     saved_bytes: int = 0
     sidecar: bool = False  # a .part.json exists for this job
+    # A response the small-file loop got for this job and left to the threads (with the
+    # connection slot it holds).
+    handed: Any = None
+    parts: SplitResult | None = None  # urlsplit(url), made once
+    port: int | None = None  # parts.port, checked once
 
 
 @dataclass
@@ -218,25 +222,135 @@ class Downloader:
         self._fast_pools: dict[tuple[str, int], _fast.Pool] = {}
         self._slow_hosts: set[str] = set()
         self._plain_block = "".join(f"{k}: {v}\r\n" for k, v in network.headers.items())
+        o = options
+        self._small_ok = (
+            self._fast_ok
+            and network.plain
+            and not (o.dry_run or o.verbose or o.limit_rate_per_file or total_limit)
+            and o.lowest_speed_limit is None
+        )
 
     def run(self, jobs: list[_Job]) -> None:
-        """Download ``jobs``: ``workers`` threads, each taking the next job when it is free.
-        (Not ``threadwise.map``: no result goes back to this thread, so no hand-over and no
-        wake-up of it per file.) Ctrl-C here cancels the group: every worker stops."""
-        feed = iter(jobs)
+        """Download ``jobs``. Plain-http files go to one thread driving kept-alive connections
+        (``_small``), which hands back to worker threads what it does not finish itself; the
+        rest go to the worker threads at once: each takes the next job when it is free (not
+        ``threadwise.map``: no result goes back to this thread, so no wake-up of it per file).
+        Ctrl-C here cancels the group: every worker stops."""
+        loop = _small.SmallFiles(self, lambda job, error, response: None)
+        threaded: list[_Job] = []
+        for job in jobs:
+            request = self._small_request(job)
+            if request is None:
+                threaded.append(job)
+            else:
+                loop.add(job, *request)
+        queue: deque[tuple[_Job, Exception | None, Any]] = deque(
+            (job, None, None) for job in threaded
+        )
+        try:
+            self._run(loop, threaded, queue)
+        finally:
+            self._drop_queued(queue)
+
+    def _run(
+        self,
+        loop: _small.SmallFiles,
+        threaded: list[_Job],
+        queue: deque[tuple[_Job, Exception | None, Any]],
+    ) -> None:
         lock = threading.Lock()
-
-        def work() -> None:
-            while True:
-                with lock:
-                    job = next(feed, None)
-                if job is None:
-                    return
-                self.fetch(job)
-
+        running = 0
         with TaskGroup(name="download") as group:
-            for _ in range(min(self.o.workers, len(jobs))):
+
+            def work() -> None:
+                nonlocal running
+                while True:
+                    with lock:
+                        if not queue:
+                            running -= 1
+                            return
+                        job, error, response = queue.popleft()
+                    self.fetch(job, error, response)
+
+            def hand_over(job: _Job, error: Exception | None, response: Any) -> None:
+                nonlocal running
+                with lock:
+                    queue.append((job, error, response))
+                    if running >= self.o.workers:
+                        return  # a busy worker takes it
+                    running += 1
                 group.spawn(work)
+
+            loop.hand_over = hand_over
+            with lock:
+                running = min(self.o.workers, len(threaded))
+            for _ in range(running):
+                group.spawn(work)
+            if loop.hosts:
+                # In this thread: no thread to start, and no hand-over at the end. A cancel of
+                # the group (a worker failed) wakes its wait; Ctrl-C raises in it.
+                loop.run()
+
+    def _drop_queued(self, queue: deque[tuple[_Job, Exception | None, Any]]) -> None:
+        """After a cancel: the responses handed over that no worker took are closed."""
+        while queue:
+            job, _, response = queue.popleft()
+            if response is not None:
+                job.handed = response
+                self.drop_handed(job)
+
+    def _small_request(self, job: _Job) -> tuple[str, int, bytes] | None:
+        """(host, port, request) when ``job`` can go to the small-file loop, else None: plain
+        http without a proxy, credentials or per-URL headers, nothing of it on disk yet, no
+        rate limits or speed checks (those watch a stream), no dry run."""
+        if not self._small_ok or job.problem is not None or job.headers:
+            return None
+        url = job.url
+        if not url.startswith("http://"):
+            return None
+        listing = self._listings.get(job.root, ())
+        name = job.name
+        if name in listing or name + ".part" in listing or name + ".part.json" in listing:
+            return None
+        parts = job.parts
+        if parts is None or "@" in parts.netloc:  # credentials: the threaded path sends them
+            return None
+        port = job.port or 80
+        host = job.host
+        if not host or host in self._slow_hosts:
+            return None
+        if self.net.proxy_for(url) is not None:
+            return None
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        header = f"[{host}]" if ":" in host else host
+        if port != 80:
+            header = f"{header}:{port}"
+        try:
+            request = (
+                f"GET {target} HTTP/1.1\r\nHost: {header}\r\n{self._plain_block}\r\n"
+            ).encode("latin-1")
+        except UnicodeError:
+            return None
+        return host, port, request
+
+    def use_urllib3_for(self, host: str) -> None:
+        """The host sends bodies the lean client does not read (chunked, no length)."""
+        with self._hosts_lock:
+            self._slow_hosts.add(host.lower())
+            pools = [key for key in self._fast_pools if key[0].lower() == host.lower()]
+            dropped = [self._fast_pools.pop(key) for key in pools]
+        for pool in dropped:
+            pool.clear()
+
+    @staticmethod
+    def write_at(fd: int, data: memoryview, offset: int) -> None:
+        _write_all(fd, data, offset)
+
+    def note_answered(self, host: str) -> None:
+        with self._hosts_lock:
+            self._answered.add(host)
 
     def close(self) -> None:
         with self._hosts_lock:
@@ -260,12 +374,16 @@ class Downloader:
         jobs: list[_Job] = []
         seen: set[tuple[str, str, str | None]] = set()
         registries: dict[str, NameRegistry] = {self.dest: self.names}
+        normal: dict[str, str] = {}
         duplicates = 0
         for item in items:
             folder = self.dest
             if item.dir is not None:
                 folder = os.path.join(self.dest, os.fspath(item.dir))
-            key = (item.url, os.path.normpath(folder), item.name)
+            folder_key = normal.get(folder)
+            if folder_key is None:
+                folder_key = normal[folder] = os.path.normpath(folder)
+            key = (item.url, folder_key, item.name)
             if key in seen:
                 duplicates += 1
                 continue
@@ -273,15 +391,24 @@ class Downloader:
             registry = registries.get(folder)
             if registry is None:
                 registry = registries[folder] = NameRegistry(folder)
-            problem = url_problem(item.url)
-            base = item.name if item.name is not None else name_from_url(item.url)
+            try:
+                parts: SplitResult | None = urlsplit(item.url)
+            except ValueError:
+                parts = None
+            host, port = _plain_host(parts)
+            problem = None if host else url_problem(item.url, parts)
+            if problem is None and not host and parts is not None:
+                host, port = (parts.hostname or "").lower(), parts.port
+            if item.name is not None:
+                base = item.name
+            else:
+                base = name_from_url(item.url, parts.path if parts is not None else None)
             name = registry.claim(base)
             expected = (
                 parse_checksum_option(item.checksum, f"the checksum of {item.url}")
                 if item.checksum is not None
                 else None
             )
-            host = "" if problem else (urlsplit(item.url).hostname or "").lower()
             job = _Job(
                 index=len(jobs),
                 url=item.url,
@@ -291,8 +418,10 @@ class Downloader:
                 expected=expected,
                 headers=item.headers,
                 named=item.name is not None,
-                host=host,
+                host=host if problem is None else "",
                 problem=problem,
+                parts=parts,
+                port=port,
             )
             jobs.append(job)
             self.results.append(
@@ -363,6 +492,18 @@ class Downloader:
         with self.connections, self._host_limit(host):
             yield
 
+    @contextlib.contextmanager
+    def _slot_for(self, host: str, *, held: bool) -> Iterator[None]:
+        """``slot(host)``, or (``held``) the slot a handed-over response came with."""
+        if not held:
+            with self.slot(host):
+                yield
+            return
+        try:
+            yield
+        finally:
+            self.release_slots(host, 1)
+
     def try_extra_slots(self, host: str, wanted: int) -> int:
         """Take up to ``wanted`` more connection slots without waiting (for segments)."""
         limit = self._host_limit(host)
@@ -383,21 +524,23 @@ class Downloader:
             self.connections.release()
 
     # -- HTTP ----------------------------------------------------------------------------------
-    def open(self, job: _Job, headers: Mapping[str, str] | None, method: str = "GET") -> Any:
+    def open(
+        self,
+        job: _Job,
+        headers: Mapping[str, str] | None,
+        method: str = "GET",
+        first: Any = None,
+    ) -> Any:
         """Send a request for ``job``, following redirects ourselves so loops and odd schemes
-        fail clearly."""
+        fail clearly. ``first``: the response to a request already sent for it."""
         url = job.url
         seen = [url]
         for _ in range(_MAX_REDIRECTS + 1):
-            if self.o.verbose:
-                extra = "".join(f", {k}: {v}" for k, v in (headers or {}).items())
-                self._log(f"{method} {strip_userinfo(url)}{extra}")
-            response = None
-            parts = urlsplit(url)
-            if self._fast_ok and parts.scheme == "http":
-                response = self._open_fast(job, url, parts, headers, method)
-            if response is None:
-                response = self._open_urllib3(job, url, headers, method)
+            if first is not None:
+                response, first = first, None
+                parts = urlsplit(url)
+            else:
+                response, parts = self._request(job, url, headers, method)
             host = (parts.hostname or "").lower()
             with self._hosts_lock:
                 self._answered.add(host)
@@ -417,6 +560,20 @@ class Downloader:
                 continue
             return response
         raise _Fatal(f"too many redirects (more than {_MAX_REDIRECTS}) from {seen[0]}")
+
+    def _request(
+        self, job: _Job, url: str, headers: Mapping[str, str] | None, method: str
+    ) -> tuple[Any, Any]:
+        if self.o.verbose:
+            extra = "".join(f", {k}: {v}" for k, v in (headers or {}).items())
+            self._log(f"{method} {strip_userinfo(url)}{extra}")
+        response = None
+        parts = urlsplit(url)
+        if self._fast_ok and parts.scheme == "http":
+            response = self._open_fast(job, url, parts, headers, method)
+        if response is None:
+            response = self._open_urllib3(job, url, headers, method)
+        return response, parts
 
     def _open_urllib3(
         self, job: _Job, url: str, headers: Mapping[str, str] | None, method: str
@@ -466,11 +623,7 @@ class Downloader:
         if pool is None:
             if self.net.proxy_for(url) is not None:
                 return None
-            with self._hosts_lock:
-                pool = self._fast_pools.get(key)
-                if pool is None:
-                    pool = _fast.Pool(host, port, self.o.timeout, self.o.per_host)
-                    self._fast_pools[key] = pool
+            pool = self.fast_pool(host, port)
         if self.net.plain and not job.headers and parts.username is None:
             block = self._plain_block
         else:
@@ -499,6 +652,15 @@ class Downloader:
             checkpoint()
             raise self._connection_error(url, exc) from exc
 
+    def fast_pool(self, host: str, port: int) -> _fast.Pool:
+        """The lean client's kept-alive connections to ``host:port``."""
+        with self._hosts_lock:
+            pool = self._fast_pools.get((host, port))
+            if pool is None:
+                pool = _fast.Pool(host, port, self.o.timeout, self.o.per_host)
+                self._fast_pools[(host, port)] = pool
+            return pool
+
     def _connection_error(self, url: str, exc: BaseException) -> _Retryable:
         parts = urlsplit(url)
         where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
@@ -526,19 +688,26 @@ class Downloader:
         return _Fatal(what)
 
     # -- one file ------------------------------------------------------------------------------
-    def fetch(self, job: _Job) -> FileResult:
+    def fetch(self, job: _Job, error: Exception | None = None, response: Any = None) -> FileResult:
+        """Download one file; ``error``: how an attempt already made failed (to retry, or to
+        report when it is final); ``response``: one to a GET sent already, to carry on with
+        (it holds a connection slot)."""
         result = self.results[job.index]
+        if response is not None:
+            job.handed = response
         result.error = None
         started = time.monotonic()
         try:
             if job.problem is not None:
                 raise _Fatal(job.problem)
+            if isinstance(error, _Fatal):
+                raise error
             if self.disk_full.is_set():
                 raise _Fatal("not started: the disk is full")
             if self.o.dry_run:
                 self._spider(job, result)
             else:
-                self._fetch(job, result)
+                self._fetch(job, result, error if isinstance(error, _Retryable) else None)
             result.error = None
         except _Skip:
             result.status = "skipped"
@@ -555,9 +724,17 @@ class Downloader:
             result.error = f"{type(exc).__name__}: {exc}"
             self._log(f"{job.url}: failed: {result.error}")
         finally:
+            self.drop_handed(job)
             result.note = None
             result.seconds = time.monotonic() - started
         return result
+
+    def drop_handed(self, job: _Job) -> None:
+        """Close a handed-over response nobody used, and free its slot."""
+        response, job.handed = job.handed, None
+        if response is not None:
+            _release(response, reuse=False)
+            self.release_slots(job.host, 1)
 
     def _spider(self, job: _Job, result: FileResult) -> None:
         """Dry run: ask for the file without a body; write nothing."""
@@ -586,9 +763,11 @@ class Downloader:
         if self.o.retry_wait is not None:
             return self.o.retry_wait
         # Exponential backoff with jitter, so retries from many files spread out.
+        import random  # here: most batches never retry, and start-up counts
+
         return float(self.o.backoff * 2 ** (result.attempts - 1) * (0.5 + random.random()))
 
-    def _fetch(self, job: _Job, result: FileResult) -> None:
+    def _fetch(self, job: _Job, result: FileResult, error: _Retryable | None = None) -> None:
         # What the folder held when the batch started (one listdir, not two stats a file).
         listing = self._listings.get(job.root, ())
         has_part = job.name + ".part" in listing
@@ -610,7 +789,6 @@ class Downloader:
                 stat = None
             if stat is not None:
                 self._check_existing(job, final, stat, result)  # raises _Skip when current
-        error: _Retryable | None = None
         while True:
             if error is not None:
                 if error.refused and job.host not in self._answered_hosts():
@@ -723,8 +901,9 @@ class Downloader:
             return
         job.meta = None
         result.note = None
-        with self.slot(job.host):
-            response = self.open(job, None)
+        given, job.handed = job.handed, None
+        with self._slot_for(job.host, held=given is not None):
+            response = self.open(job, None, first=given)
             ok = False
             try:
                 finished, hashed = self._first_response(job, final, part, result, response)
@@ -1020,7 +1199,7 @@ class Downloader:
         result.size = size
         result.status = "done"
 
-    def _stamp(self, final: str, meta: Mapping[str, Any]) -> None:
+    def _stamp(self, final: str | int, meta: Mapping[str, Any]) -> None:
         """Record the server's validators on the file: its mtime from Last-Modified, its ETag
         in an extended attribute where the file system keeps them. A later run checks them
         before skipping the file."""
@@ -1028,12 +1207,16 @@ class Downloader:
         if self.o.remote_time and last_modified:
             when = _http_date(last_modified)
             if when is not None:
-                with contextlib.suppress(OSError, OverflowError):
+                try:
                     os.utime(final, (when, when))
+                except (OSError, OverflowError):
+                    pass
         etag = meta.get("etag")
         if _XATTRS and etag:
-            with contextlib.suppress(OSError):
+            try:
                 os.setxattr(final, _XATTR_ETAG, etag.encode("utf-8", "replace"))
+            except OSError:
+                pass
 
     def _place_named(self, job: _Job, part: str, wanted: str) -> tuple[str, str]:
         """Where a file named by Content-Disposition goes. A rerun that downloads the same
@@ -1238,11 +1421,8 @@ def _http_date(text: str) -> float | None:
     try:
         if len(parts) == 6 and parts[5] == "GMT" and parts[2] in _MONTHS:
             hour, minute, second = (int(x) for x in parts[4].split(":"))
-            when = float(
-                calendar.timegm(
-                    (int(parts[3]), _MONTHS[parts[2]], int(parts[1]), hour, minute, second)
-                )
-            )
+            day = _days_since_epoch(int(parts[3]), _MONTHS[parts[2]], int(parts[1]))
+            when = float(day * 86400 + hour * 3600 + minute * 60 + second)
         else:
             import email.utils
 
@@ -1253,6 +1433,37 @@ def _http_date(text: str) -> float | None:
         if len(_dates) < 1024:  # a batch's files mostly share a handful of dates
             _dates[text] = when
     return when
+
+
+def _plain_host(parts: SplitResult | None) -> tuple[str, int | None]:
+    """(host, port) of an http(s) URL of the plain form ``scheme://host[:port]/...``, found
+    without urllib's properties (they parse the netloc again at each call); ("", None) for
+    any other URL, which ``url_problem`` then checks in full."""
+    if parts is None or parts.scheme not in ("http", "https"):
+        return "", None
+    netloc = parts.netloc
+    if "@" in netloc or "[" in netloc:
+        return "", None
+    host, _, port_text = netloc.partition(":")
+    if not host:
+        return "", None
+    if not port_text:
+        return host.lower(), None
+    if port_text.isascii() and port_text.isdigit() and int(port_text) <= 65535:
+        return host.lower(), int(port_text)
+    return "", None
+
+
+def _days_since_epoch(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to a proleptic Gregorian date: calendar.timegm's arithmetic
+    without importing calendar and datetime (milliseconds of start-up)."""
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        raise ValueError(f"not a date: {year}-{month}-{day}")
+    year -= month <= 2
+    era = year // 400
+    of_era = year - era * 400
+    of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    return era * 146097 + of_era * 365 + of_era // 4 - of_era // 100 + of_year - 719468
 
 
 def _format_date(when: float) -> str:

@@ -181,34 +181,44 @@ class Pool:
         if ":" in host and not host.startswith("["):
             self.host_header = f"[{host}]" if port == 80 else f"[{host}]:{port}"
 
-    def get(self) -> tuple[socket.socket, bool]:
-        """A socket (and whether it is a reused one)."""
+    def take(self) -> socket.socket | None:
+        """An idle kept-alive socket that is still open, if there is one."""
         while True:
             with self._lock:
                 sock = self._idle.pop() if self._idle else None
             if sock is None:
-                break
+                return None
             # A kept-alive socket with something to read is closed (or broken): drop it.
             try:
                 sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
-                return sock, True  # nothing to read: alive and idle
+                return sock  # nothing to read: alive and idle
             except OSError:
                 pass
             with contextlib.suppress(OSError):
                 sock.close()
+
+    def get(self) -> tuple[socket.socket, bool]:
+        """A socket (and whether it is a reused one)."""
+        sock = self.take()
+        if sock is not None:
+            return sock, True
         sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         try:
-            sock.settimeout(None)
-            seconds = int(self.timeout)
-            wait = struct.pack("ll", seconds, int((self.timeout - seconds) * 1e6))
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, wait)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, wait)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.adopt(sock)
         except BaseException:
             sock.close()
             raise
         return sock, False
+
+    def adopt(self, sock: socket.socket) -> None:
+        """Make a connected socket one of ours: blocking, with kernel timeouts."""
+        sock.settimeout(None)
+        seconds = int(self.timeout)
+        wait = struct.pack("ll", seconds, int((self.timeout - seconds) * 1e6))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, wait)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, wait)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def put(self, sock: socket.socket) -> None:
         with self._lock:
@@ -269,14 +279,13 @@ def request(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _parse(pool: Pool, sock: socket.socket, data: bytes, end: int, head_only: bool) -> Response:
+def parse_head(data: bytes | bytearray, end: int) -> tuple[int, str, int, Headers]:
+    """(status, reason, version, headers) of the response head ``data[:end]``."""
     lines = data[:end].decode("latin-1").split("\r\n")
     version_text, _, rest = lines[0].partition(" ")
     code, _, reason = rest.partition(" ")
     if not version_text.startswith("HTTP/1.") or not code.isdigit():
-        sock.close()
         raise ValueError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
-    status = int(code)
     headers = Headers()
     for line in lines[1:]:
         name, sep, value = line.partition(":")
@@ -286,7 +295,15 @@ def _parse(pool: Pool, sock: socket.socket, data: bytes, end: int, head_only: bo
         value = value.strip()
         previous = dict.get(headers, key)
         headers[key] = value if previous is None else f"{previous}, {value}"
-    version = 11 if version_text == "HTTP/1.1" else 10
+    return int(code), reason, 11 if version_text == "HTTP/1.1" else 10, headers
+
+
+def _parse(pool: Pool, sock: socket.socket, data: bytes, end: int, head_only: bool) -> Response:
+    try:
+        status, reason, version, headers = parse_head(data, end)
+    except ValueError:
+        sock.close()
+        raise
     rest_bytes = data[end + 4 :]
     if head_only or status in _NO_BODY or 100 <= status < 200:
         length = 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -68,6 +67,12 @@ def _write_all(fd: int, data: memoryview, offset: int) -> None:
         offset += written
 
 
+def _json() -> Any:
+    import json  # here: batches of small files never write a sidecar, and start-up counts
+
+    return json
+
+
 class _Meta:
     """The sidecar of a ``.part`` file: what a resume must check against."""
 
@@ -79,7 +84,7 @@ class _Meta:
     def load(part: str) -> dict[str, Any]:
         try:
             with open(_Meta.path(part), encoding="utf-8") as f:
-                data = json.load(f)
+                data = _json().load(f)
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
@@ -88,7 +93,7 @@ class _Meta:
     def save(part: str, data: dict[str, Any]) -> None:
         tmp = _Meta.path(part) + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f)
+            _json().dump(data, f)
         os.replace(tmp, _Meta.path(part))
 
     @staticmethod

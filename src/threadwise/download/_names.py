@@ -34,8 +34,17 @@ def sanitize(name: str) -> str | None:
     return name
 
 
-def name_from_url(url: str) -> str:
-    path = urlsplit(url).path
+# A last path component that needs none of sanitize's changes (most do not).
+_PLAIN = re.compile(r"[A-Za-z0-9_+=,-][A-Za-z0-9._+=,-]{0,150}")
+
+
+def name_from_url(url: str, path: str | None = None) -> str:
+    """The file name for ``url`` (``path``: its path, when the caller split it already)."""
+    if path is None:
+        path = urlsplit(url).path
+    last = path.rpartition("/")[2]
+    if _PLAIN.fullmatch(last) and last[-1] != "." and not _WINDOWS_RESERVED.match(last):
+        return last
     return sanitize(unquote(path)) or "index.html"
 
 

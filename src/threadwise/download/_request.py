@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from ._files import _parse_checksum
 
@@ -61,12 +61,14 @@ def parse_checksum_option(value: str, where: str) -> tuple[str, str]:
     return _parse_checksum(text, where)
 
 
-def url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be downloaded, in words that say what to type instead; None if fine."""
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:
-        return f"not a URL: {url!r} ({exc})"
+def url_problem(url: str, parts: SplitResult | None = None) -> str | None:
+    """Why ``url`` cannot be downloaded, in words that say what to type instead; None if fine.
+    ``parts``: ``urlsplit(url)``, when the caller has it."""
+    if parts is None:
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:
+            return f"not a URL: {url!r} ({exc})"
     scheme = parts.scheme.lower()
     if not scheme or not parts.netloc:
         if not url.strip():
