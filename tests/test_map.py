@@ -149,6 +149,26 @@ def test_map_with_an_executor() -> None:
         assert list(tw.map(double, range(500), executor=pool)) == [2 * x for x in range(500)]
 
 
+@pytest.mark.parametrize("kind", [list, tuple, range, "str", "bytes", "generator"])
+def test_every_kind_of_source_gives_every_item_once_in_order(kind: object) -> None:
+    # Lists, tuples and ranges are read by slicing, str and bytes by islice, other iterables
+    # item by item: each over several chunks of the largest size.
+    n = 3 * MAX_CHUNK + 7
+    source: Any
+    if kind == "str":
+        source = "".join(chr(65 + i % 26) for i in range(n))
+    elif kind == "bytes":
+        source = bytes(i % 256 for i in range(n))
+    elif kind == "generator":
+        source = (i for i in range(n))
+    elif kind is range:
+        source = range(n)
+    else:
+        source = kind(range(n))  # type: ignore[operator]
+    expected = list(source) if kind != "generator" else list(range(n))
+    assert list(tw.map(lambda x: x, source, workers=3)) == expected
+
+
 # -- laziness and bounded memory -----------------------------------------------------------------
 
 
