@@ -1,6 +1,6 @@
 """Map and pipeline benchmarks: throughput, latency-bound scaling, pipelines, flat memory.
 
-Run ``python benchmarks/bench_map.py [--quick] [--json FILE] [--strict]``.
+Run ``python benchmarks/bench_map.py [--quick] [--json FILE] [--strict] [--callgrind]``.
 
 Every figure is a ratio against a baseline measured in the same run, on the same machine:
 
@@ -12,12 +12,17 @@ Every figure is a ratio against a baseline measured in the same run, on the same
 3. Pipeline: three cheap stages (x + 1, x * 2, keep multiples of 4) with ``tw.Pipeline``
    against a hand-written ``queue.Queue`` + threads pipeline with sentinels and, when it is
    installed, ``pypeln.thread``; baselines on a 10x smaller input. Target: at least 20x.
+   Contenders take turns in each of 7 rounds; the figure is the median of per-round ratios.
 4. Memory: peak RSS of ``tw.map`` over lazily generated items, 10,000,000 of them against
    10,000, each in a fresh interpreter (``VmHWM`` on Linux, ``ru_maxrss`` elsewhere). Target:
    flat, at most 5 MB more. ``ThreadPoolExecutor`` (which submits its whole input at once)
    beside it, also in fresh interpreters.
+5. With ``--callgrind``: instructions per item under valgrind's callgrind (immune to the
+   machine's load), ``tw.map`` against a serial ``map()`` loop and the pipeline against the
+   serial chain of its three functions: a run of 300,000 items minus one of 100,000.
 
-Each timed figure is the best of 3 runs, so a busy machine disturbs it less.
+Throughput and sleep figures are the best of 3 interleaved runs, so a busy machine disturbs them
+less; the pipeline figure is the median of 7 rounds of per-round ratios.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import json
 import os
 import platform
 import queue
+import statistics
 import subprocess
 import sys
 import threading
@@ -40,6 +46,7 @@ from typing import Any
 import threadwise as tw
 
 REPEATS = 3
+PIPELINE_ROUNDS = 7  # the pipeline's figure is a median of per-round ratios
 THROUGHPUT_TARGET = 100.0  # threadwise items/s over ThreadPoolExecutor items/s, at least
 SLEEP_TARGET = 1.15  # wall time / ideal wall time, at most
 PIPELINE_TARGET = 20.0  # threadwise items/s over the baseline's, at least
@@ -289,72 +296,63 @@ def _pypeln_runner() -> Callable[[int], tuple[float, int, int]] | None:
     return run
 
 
-def _best_checked(
-    run: Callable[[int], tuple[float, int, int]], n: int, repeats: int, who: str
-) -> float:
+def _checked(run: Callable[[int], tuple[float, int, int]], n: int, who: str) -> float:
+    """One timed run of ``run`` over ``n`` items, its outputs checked; items per second."""
+    elapsed, count, total = run(n)
     expected = _expected(n)
-    best = float("inf")
-    for _ in range(repeats):
-        elapsed, count, total = run(n)
-        if (count, total) != expected:
-            raise AssertionError(f"{who} produced {(count, total)}, expected {expected}")
-        best = min(best, elapsed)
-    return best
+    if (count, total) != expected:
+        raise AssertionError(f"{who} produced {(count, total)}, expected {expected}")
+    return n / elapsed
 
 
 def bench_pipeline(n: int, repeats: int) -> tuple[list[Row], list[str]]:
+    """Every contender once per round, in turn (the machine's load moves between rounds more
+    than within one); each ratio is taken within a round, and the median of the rounds is
+    the figure, with the best and worst round beside it."""
     small = n // BASELINE_SHRINK
-    tw_rate = n / _best_checked(_run_tw_pipeline, n, repeats, "threadwise")
-    baselines: list[tuple[str, Callable[[int], tuple[float, int, int]]]] = [
-        ("queue.Queue+threads", _run_queue_pipeline)
+    baselines: list[tuple[str, Callable[[int], tuple[float, int, int]], int]] = [
+        ("queue.Queue+threads", _run_queue_pipeline, small)
     ]
     notes: list[str] = []
     pypeln_run = _pypeln_runner()
     if pypeln_run is None:
         notes.append("pypeln is not installed (pip install pypeln): its pipeline row is skipped")
     else:
-        baselines.append(("pypeln.thread", pypeln_run))
+        baselines.append(("pypeln.thread", pypeln_run, small))
+    # The floor under the GIL: the three functions chained in one thread, no hand-over at all.
+    baselines.append(("serial filter(map(map()))", _run_serial_pipeline, n))
+    tw_rates: list[float] = []
+    rates: dict[str, list[float]] = {label: [] for label, _, _ in baselines}
+    for _ in range(repeats):
+        tw_rates.append(_checked(_run_tw_pipeline, n, "threadwise"))
+        for label, run, items in baselines:
+            rates[label].append(_checked(run, items, label))
+    tw_rate = statistics.median(tw_rates)
     rows = []
-    for label, run in baselines:
-        rate = small / _best_checked(run, small, repeats, label)
-        ratio = tw_rate / rate
+    for label, _, items in baselines:
+        ratios = [t / b for t, b in zip(tw_rates, rates[label], strict=True)]
+        ratio = statistics.median(ratios)
+        rate = statistics.median(rates[label])
+        serial = label.startswith("serial")
         rows.append(
             Row(
                 name=f"3-stage pipeline, {n:,} items",
                 threadwise=_rate(tw_rate),
-                baseline=f"{label} {_rate(rate)} ({small:,})",
-                figure=f"{ratio:.1f}x",
-                target=f">= {PIPELINE_TARGET:g}x",
-                passed=ratio >= PIPELINE_TARGET,
+                baseline=f"{label} {_rate(rate)}" + ("" if serial else f" ({items:,})"),
+                figure=f"{ratio:.2f}x" if serial else f"{ratio:.1f}x",
+                target="(speed)" if serial else f">= {PIPELINE_TARGET:g}x",
+                passed=None if serial else ratio >= PIPELINE_TARGET,
                 data={
-                    "baseline": label,
+                    "baseline": "serial" if serial else label,
                     "items": n,
-                    "baseline_items": small,
+                    "baseline_items": items,
                     "threadwise_items_per_s": tw_rate,
                     "baseline_items_per_s": rate,
                     "ratio": ratio,
+                    "ratio_rounds": ratios,
                 },
             )
         )
-    # The floor under the GIL: the three functions chained in one thread, no hand-over at all.
-    serial_rate = n / _best_checked(_run_serial_pipeline, n, repeats, "serial")
-    rows.append(
-        Row(
-            name=f"3-stage pipeline, {n:,} items",
-            threadwise=_rate(tw_rate),
-            baseline=f"serial filter(map(map())) {_rate(serial_rate)}",
-            figure=f"{tw_rate / serial_rate:.2f}x",
-            target="(speed)",
-            passed=None,
-            data={
-                "baseline": "serial",
-                "items": n,
-                "threadwise_items_per_s": tw_rate,
-                "baseline_items_per_s": serial_rate,
-                "ratio": tw_rate / serial_rate,
-            },
-        )
-    )
     return rows, notes
 
 
@@ -484,6 +482,104 @@ def bench_memory(large: int, tpe_large: int) -> tuple[list[Row], list[str]]:
     return rows, []
 
 
+# -- 5. instructions per item (optional: --callgrind) ----------------------------------------
+
+_CALLGRIND_SCRIPT = """
+import sys
+import threadwise as tw
+
+def identity(x):
+    return x
+
+def inc(x):
+    return x + 1
+
+def double(x):
+    return x * 2
+
+def multiple_of_4(x):
+    return x % 4 == 0
+
+def main(kind, n):
+    if kind == "serial map()":
+        for _ in map(identity, range(n)):
+            pass
+    elif kind == "tw.map":
+        for _ in tw.map(identity, range(n), workers=2):
+            pass
+    elif kind == "serial chain":
+        for _ in filter(multiple_of_4, map(double, map(inc, range(n)))):
+            pass
+    else:
+        for _ in tw.Pipeline(range(n)).map(inc).map(double).filter(multiple_of_4):
+            pass
+
+main(sys.argv[1], int(sys.argv[2]))
+"""
+
+CALLGRIND_KINDS = ("serial map()", "tw.map", "serial chain", "3-stage Pipeline")
+
+
+def _instructions(kind: str, n: int) -> subprocess.Popen[str]:
+    package_root = str(Path(tw.__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    return subprocess.Popen(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            "-c",
+            _CALLGRIND_SCRIPT,
+            kind,
+            str(n),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def _collected(proc: subprocess.Popen[str]) -> int:
+    _, err = proc.communicate(timeout=1800)
+    for line in err.splitlines():
+        if "Collected :" in line:
+            return int(line.split("Collected :")[1].split()[0])
+    raise RuntimeError(f"valgrind gave no instruction count:\n{err[-2000:]}")
+
+
+def bench_instructions(small: int, large: int) -> tuple[list[Row], list[str]]:
+    """Instructions per item counted by callgrind (immune to the machine's load): a run of
+    ``large`` items minus one of ``small``, so start-up and shutdown cancel out. The count
+    covers every thread and the caller's own loop; the serial figures are the floor."""
+    import shutil
+
+    if shutil.which("valgrind") is None:
+        return [], ["valgrind is not installed: instruction counts skipped"]
+    per_item: dict[str, float] = {}
+    for kind in CALLGRIND_KINDS:  # the two runs of a kind side by side: one core each
+        procs = [_instructions(kind, small), _instructions(kind, large)]
+        low, high = (_collected(p) for p in procs)
+        per_item[kind] = (high - low) / (large - small)
+    rows = []
+    for kind, floor in (("tw.map", "serial map()"), ("3-stage Pipeline", "serial chain")):
+        ratio = per_item[kind] / per_item[floor]
+        rows.append(
+            Row(
+                name=f"instructions per item, {kind}",
+                threadwise=f"{per_item[kind]:,.0f}",
+                baseline=f"{floor} loop {per_item[floor]:,.0f}",
+                figure=f"{ratio:.2f}x",
+                target="(cost)",
+                passed=None,
+                data={"kind": kind, "instructions": per_item[kind], "floor": per_item[floor]},
+            )
+        )
+    return rows, []
+
+
 # -- report -----------------------------------------------------------------------------------
 
 
@@ -524,6 +620,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", metavar="FILE", help="also write the results to FILE as JSON")
     parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="also count instructions per item with valgrind's callgrind (minutes)",
+    )
+    parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 if a figure misses its target"
     )
     args = parser.parse_args(argv)
@@ -541,13 +642,17 @@ def main(argv: list[str] | None = None) -> int:
         bench_throughput(100_000 if quick else 1_000_000, REPEATS),
         bench_sleep(500 if quick else 2_000, REPEATS),
     ]
-    pipeline_rows, pipeline_notes = bench_pipeline(100_000 if quick else 1_000_000, REPEATS)
+    pipeline_rows, pipeline_notes = bench_pipeline(100_000 if quick else 1_000_000, PIPELINE_ROUNDS)
     rows += pipeline_rows
     notes += pipeline_notes
     memory_rows, memory_notes = bench_memory(
         1_000_000 if quick else 10_000_000, 100_000 if quick else 1_000_000
     )
     rows += memory_rows
+    if args.callgrind:
+        cg_rows, cg_notes = bench_instructions(100_000, 300_000)
+        rows += cg_rows
+        notes += cg_notes
     notes += memory_notes
 
     print()

@@ -440,6 +440,32 @@ def test_a_put_refused_at_shutdown_counts_its_items_as_not_run() -> None:
     run.shutdown(None)
 
 
+def test_chunk_queue_is_bounded_by_items_as_well_as_chunks() -> None:
+    import queue
+
+    from threadwise._stage import ChunkQueue
+
+    chunks = ChunkQueue(8, name="q", max_items=10)
+    chunks.put_nowait((0, [0] * 25))  # larger than the item bound: an empty queue takes it
+    assert chunks.full()
+    with pytest.raises(queue.Full):
+        chunks.put_nowait((1, [1]))
+    assert chunks.get_nowait() == (0, [0] * 25)
+    assert chunks.empty()
+    chunks.put_nowait((1, [1] * 6))
+    assert not chunks.full()
+    chunks.put_nowait((2, [2] * 4))  # 10 items: full by items with 2 of 8 chunks
+    assert chunks.full()
+    assert chunks.qsize() == 8  # reported as full, whatever the chunks
+    chunks.get_nowait()
+    assert (chunks.qsize(), chunks.items, chunks.full()) == (1, 4, False)
+    chunks.close()
+    assert chunks.get_nowait() == (2, [2] * 4)
+    with pytest.raises(tw.QueueClosed):
+        chunks.get_nowait()
+    assert chunks._describe_wait("put") == "Queue.put on 'q'"
+
+
 def test_weight_of_results() -> None:
     from threadwise._reorder import _weight
 

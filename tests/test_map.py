@@ -23,12 +23,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import threadwise as tw
+from threadwise._pool import ChunkSizer
 from threadwise._reorder import window_items
-from threadwise._stage import MIN_CHUNKS
+from threadwise._stage import MIN_CHUNKS, QUEUE_ITEMS
 from threadwise.testing import busy_threads  # idle cached threads retire at any time
 
 WAIT = 5.0  # upper bound for anything the tests wait for; never reached when all is well
-MAX_CHUNK = 1024  # the largest chunk the engine hands over
+MAX_CHUNK = ChunkSizer.MAX_ITEMS  # the largest chunk the engine hands over
 
 
 def names(argument: str, value: object) -> str:
@@ -38,13 +39,14 @@ def names(argument: str, value: object) -> str:
 
 def in_flight_bound(workers: int, ordered: bool) -> int:
     """Items the design lets be in flight at once: a stage inbox and the output queue hold at
-    most max(8, 2 * workers) chunks each; every worker holds one chunk; the feeder, the
+    most max(8, 2 * workers) chunks each, and take no chunk once they hold QUEUE_ITEMS
+    items; every worker holds one chunk; the feeder, the
     consumer and the emitter's unsent remainder hold at most one chunk each; an ordered stage
     also keeps outputs that finished ahead of the one due: up to its item bound, plus the
     chunk each worker stored before it stopped to wait."""
-    per_queue = max(MIN_CHUNKS, 2 * workers)
+    per_queue = min(max(MIN_CHUNKS, 2 * workers) * MAX_CHUNK, QUEUE_ITEMS - 1 + MAX_CHUNK)
     reorder = window_items(workers) + workers * MAX_CHUNK if ordered else 0
-    return (2 * per_queue + workers + 3) * MAX_CHUNK + reorder
+    return 2 * per_queue + (workers + 3) * MAX_CHUNK + reorder
 
 
 def double(x: int) -> int:
@@ -145,6 +147,26 @@ def test_empty_input() -> None:
 def test_map_with_an_executor() -> None:
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         assert list(tw.map(double, range(500), executor=pool)) == [2 * x for x in range(500)]
+
+
+@pytest.mark.parametrize("kind", [list, tuple, range, "str", "bytes", "generator"])
+def test_every_kind_of_source_gives_every_item_once_in_order(kind: object) -> None:
+    # Lists, tuples and ranges are read by slicing, str and bytes by islice, other iterables
+    # item by item: each over several chunks of the largest size.
+    n = 3 * MAX_CHUNK + 7
+    source: Any
+    if kind == "str":
+        source = "".join(chr(65 + i % 26) for i in range(n))
+    elif kind == "bytes":
+        source = bytes(i % 256 for i in range(n))
+    elif kind == "generator":
+        source = (i for i in range(n))
+    elif kind is range:
+        source = range(n)
+    else:
+        source = kind(range(n))  # type: ignore[operator]
+    expected = list(source) if kind != "generator" else list(range(n))
+    assert list(tw.map(lambda x: x, source, workers=3)) == expected
 
 
 # -- laziness and bounded memory -----------------------------------------------------------------

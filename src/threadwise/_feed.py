@@ -25,6 +25,9 @@ _perf = time.perf_counter
 
 # Iterators of these never block and never run user code: read them in bulk, no rescue needed.
 _CONTAINERS = (list, tuple, range, str, bytes, bytearray)
+# ... and these are read by slicing, which copies a chunk in one C call (an ``islice`` costs
+# a call per item): a range slice is a range, which ``list`` fills without growing.
+_SLICED = (list, tuple, range)
 
 # How long the consumer waits for output before rescuing items the feeder holds, and the
 # longest it lets that wait grow to while there is nothing to rescue.
@@ -49,6 +52,10 @@ class Feeder:
         receiver_full: Callable[[], bool],
     ) -> None:
         self.iterator = iter(source)
+        # Read by index, as their own iterators do (items appended meanwhile are read too).
+        self.sequence: list[Any] | tuple[Any, ...] | range | None = (
+            source if type(source) in _SLICED else None  # type: ignore[assignment]
+        )
         self.report = report
         self.deliver = deliver
         self.receiver = receiver
@@ -73,6 +80,8 @@ class Feeder:
         own = ChunkSizer()  # the source's own pace: a slow source gets small chunks
         max_items = ChunkSizer.MAX_ITEMS
         bulk = self.bulk
+        sequence = self.sequence
+        position = 0
         try:
             while True:
                 size = receiver.size() if receiver is not None else max_items
@@ -83,7 +92,16 @@ class Feeder:
                     if pace < max_items:  # a slow source: smaller chunks, sent sooner
                         size = min(size, pace)
                 started = _perf()
-                if bulk:  # a container: nothing to rescue, read straight into the chunk
+                if sequence is not None:  # a list, tuple or range: a slice is the chunk
+                    piece = sequence[position : position + size]
+                    chunk = piece if type(piece) is list else list(piece)
+                    position += len(chunk)
+                    elapsed = _perf() - started
+                    pulled = len(chunk)
+                    if chunk:
+                        with lock:
+                            self._send(chunk)
+                elif bulk:  # a container: nothing to rescue, read straight into the chunk
                     chunk = list(itertools.islice(iterator, size))
                     elapsed = _perf() - started
                     pulled = len(chunk)

@@ -92,7 +92,9 @@ class ChunkSizer:
     __slots__ = ("cost", "fixed", "target")
 
     TARGET_SECONDS = 0.002  # the work one chunk should carry
-    MAX_ITEMS = 1024
+    # Trivial items: every chunk costs a few lock round trips and, under the GIL, thread
+    # switches; 4,096 items a chunk instead of 1,024 cut a trivial map's CPU time by a fifth.
+    MAX_ITEMS = 4096
 
     def __init__(self, fixed: int | None = None, *, target: float = TARGET_SECONDS) -> None:
         self.fixed = fixed

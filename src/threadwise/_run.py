@@ -19,7 +19,7 @@ from ._pool import Workers
 from ._progress import Progress
 from ._reorder import Emitter
 from ._report import PipelineReport
-from ._stage import CHUNKS_PER_WORKER, MIN_CHUNKS, StageRun, StageSpec
+from ._stage import ChunkQueue, StageRun, StageSpec, queue_capacity
 from ._sync import Queue
 
 T = TypeVar("T")
@@ -42,8 +42,8 @@ class Run:
         self.timeout = timeout
         self.stages = [StageRun(spec, self, i) for i, spec in enumerate(specs)]
         last_workers = self.stages[-1].spec.workers if self.stages else 1
-        self.output: Queue[tuple[int, list[Any]]] = Queue(
-            max(MIN_CHUNKS, CHUNKS_PER_WORKER * last_workers), name=f"{name} output"
+        self.output: Queue[tuple[int, list[Any]]] = ChunkQueue(
+            queue_capacity(last_workers), name=f"{name} output"
         )
         for this, nxt in itertools.zip_longest(self.stages, self.stages[1:]):
             workers = this.spec.workers
