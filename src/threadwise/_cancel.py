@@ -9,18 +9,16 @@ wakes every thread parked under them, so a checkpoint is an attribute read plus 
 from __future__ import annotations
 
 import contextlib
-import inspect
-import logging
 import math
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from types import FrameType, TracebackType
-from typing import Literal
 
 from ._exceptions import Cancelled
 from ._state import ThreadState, Waitable, current_state
+from ._typing import Literal
 from ._validate import check_name, check_timeout
 
 _monotonic = time.monotonic
@@ -57,7 +55,9 @@ def _check_deadline(value: object) -> float | None:
 
 # A scope entered in one of these frames can be suspended at a ``yield`` with the scope still
 # pushed on the thread's stack.
-_SUSPENDABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+# (inspect.CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR, fixed by CPython since 3.6;
+# importing inspect would cost more than this module. A test checks them against inspect.)
+_SUSPENDABLE = 0x20 | 0x80 | 0x200
 _PACKAGE = __name__.rpartition(".")[0]
 _contextmanager_enter = contextlib._GeneratorContextManager.__enter__.__code__
 
@@ -398,6 +398,8 @@ class CancelHook:
         try:
             self._callback()
         except Exception:
+            import logging
+
             logging.getLogger("threadwise").exception("on_cancel callback failed")
 
 

@@ -4,7 +4,6 @@ their task and group and their stack; dumps on demand or on a signal; a stall wa
 from __future__ import annotations
 
 import gc
-import logging
 import signal
 import sys
 import threading
@@ -13,13 +12,14 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType, TracebackType
-from typing import Any, TextIO
 
+from ._log import Logger
 from ._state import all_states
 from ._task import State
+from ._typing import Any, TextIO
 from ._validate import check_timeout
 
-logger = logging.getLogger("threadwise")
+logger = Logger("threadwise")
 
 
 @dataclass(frozen=True)
