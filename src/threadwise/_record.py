@@ -46,7 +46,7 @@ class Record:
         )
 
     def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete {name!r}: {type(self).__qualname__} is frozen")
+        raise AttributeError(f"cannot delete field {name!r}: {type(self).__qualname__} is frozen")
 
     def __reduce__(self) -> tuple[type[Record], tuple[object, ...]]:
         return type(self), self._values()
