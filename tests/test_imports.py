@@ -91,9 +91,11 @@ def test_get_help_loads_no_http_client() -> None:
 
 
 def test_lazy_names_are_loaded_on_first_use() -> None:
-    loaded = _loaded_by("import threadwise as tw; tw.Executor; tw.map; tw.threads; tw.Service")
+    loaded = _loaded_by(
+        "import threadwise as tw; tw.Executor; tw.map; tw.threads; tw.Service; tw.TaskGroup"
+    )
     assert {"threadwise._executor", "threadwise._map", "threadwise._inspect"} <= loaded
-    assert {"threadwise._service", "concurrent.futures"} <= loaded
+    assert {"threadwise._service", "threadwise._group", "concurrent.futures"} <= loaded
 
 
 # -- what the lazy loading must not change --------------------------------------------------

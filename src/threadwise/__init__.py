@@ -18,7 +18,6 @@ from ._cancel import (
 from ._debug import LockOrderViolation, debug
 from ._debug import violations as lock_order_violations
 from ._exceptions import Cancelled, DeadlockError, QueueClosed
-from ._group import TaskGroup
 from ._local import ThreadLocal
 from ._sync import (
     Barrier,
@@ -41,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers: what __getattr__ belo
     from ._executor import Executor as Executor
     from ._future_errors import CancelledTooLate as CancelledTooLate
     from ._future_errors import TaskCancelled as TaskCancelled
+    from ._group import TaskGroup as TaskGroup
     from ._inspect import ThreadInfo as ThreadInfo
     from ._inspect import Watchdog as Watchdog
     from ._inspect import dump as dump
@@ -55,11 +55,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers: what __getattr__ belo
     from ._service import Service as Service
 del TYPE_CHECKING
 
-# Imported on first use, so that `import threadwise` stays quick: the executor and the two
-# CancelledError subclasses need concurrent.futures (and, through it, logging); map and
-# Pipeline a dozen modules of their own; the thread inspector and Service, modules most
-# programs never touch; aio, asyncio, which alone takes longer to import than threadwise.
-# name -> the private module that defines it.
+# Imported on first use, so that `import threadwise` stays quick (a script that only spawns
+# tasks and takes locks loads none of these): the executor and the two CancelledError
+# subclasses need concurrent.futures (and, through it, logging); map and Pipeline a dozen
+# modules of their own; TaskGroup, the thread inspector and Service a module each; aio,
+# asyncio, which alone takes longer to import than threadwise. name -> its private module.
 _LAZY = {
     "CancelledTooLate": "_future_errors",
     "Executor": "_executor",
@@ -69,6 +69,7 @@ _LAZY = {
     "Service": "_service",
     "StageReport": "_report",
     "TaskCancelled": "_future_errors",
+    "TaskGroup": "_group",
     "ThreadInfo": "_inspect",
     "Watchdog": "_inspect",
     "dump": "_inspect",
