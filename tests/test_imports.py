@@ -131,6 +131,7 @@ def test_task_cancelled_is_created_once_by_the_first_raise() -> None:
         try:
             task.result(5)
         except concurrent.futures.CancelledError as exc:
+            assert type(exc).__module__ == "threadwise", type(exc).__module__
             assert type(exc) is tw.TaskCancelled, type(exc)
             assert str(exc).startswith("task "), exc
         else:

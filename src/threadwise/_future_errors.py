@@ -32,3 +32,8 @@ class CancelledTooLate(concurrent.futures.CancelledError):
     def __init__(self, message: str, *, value: object = None) -> None:
         super().__init__(message)
         self.value = value
+
+
+# Tracebacks say threadwise.TaskCancelled even when it is raised before anyone looked the name
+# up in the package (which is what renames the other names loaded on first use).
+TaskCancelled.__module__ = CancelledTooLate.__module__ = "threadwise"
