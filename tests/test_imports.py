@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import inspect
+import logging
 import pickle
 import subprocess
 import sys
@@ -209,3 +210,60 @@ def test_lock_order_violation_is_a_frozen_value() -> None:
     )
     with pytest.raises(AttributeError):
         violation.first = "c"
+
+
+def test_lazy_logger_logs_as_the_threadwise_logger(caplog: pytest.LogCaptureFixture) -> None:
+    from threadwise._log import Logger
+
+    logger = Logger("threadwise")
+    assert "threadwise" in repr(logger)
+    with caplog.at_level(logging.WARNING, logger="threadwise"):
+        logger.warning("lazily %s", "logged")
+    (record,) = [r for r in caplog.records if r.getMessage() == "lazily logged"]
+    assert record.name == "threadwise"
+    assert record.pathname == __file__  # the caller's line, not the stand-in's
+    assert logger.isEnabledFor(logging.WARNING) is logging.getLogger("threadwise").isEnabledFor(
+        logging.WARNING
+    )
+
+
+def test_records_refuse_deletion_and_other_types() -> None:
+    violation = tw.LockOrderViolation("a", "b", "t1", "s1", "t2", "s2")
+    with pytest.raises(AttributeError):
+        del violation.first
+    assert violation != ("a", "b", "t1", "s1", "t2", "s2")
+
+
+def test_private_modules_say_which_name_is_missing() -> None:
+    from threadwise import _exceptions
+
+    with pytest.raises(AttributeError, match="no_such_error"):
+        _exceptions.no_such_error  # noqa: B018
+
+
+@pytest.mark.parametrize("columns", ["50", "150", "0", "wide", None])
+def test_help_width_is_the_one_shutil_gives_argparse(
+    columns: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from threadwise import cli
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert cli._help_width() == shutil.get_terminal_size().columns - 2  # as argparse computes
+
+
+def test_help_is_wrapped_to_columns(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from threadwise.cli import main
+
+    widths = []
+    for columns in (60, 150):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        assert main(["--help"]) == 0
+        widths.append(max(len(line) for line in capsys.readouterr().out.splitlines()))
+    assert widths[0] <= 58 < widths[1]
