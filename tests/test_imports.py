@@ -267,3 +267,13 @@ def test_help_is_wrapped_to_columns(
         assert main(["--help"]) == 0
         widths.append(max(len(line) for line in capsys.readouterr().out.splitlines()))
     assert widths[0] <= 58 < widths[1]
+
+
+def test_typing_stand_ins_read_as_typing_does() -> None:
+    from threadwise import _typing
+
+    assert repr(_typing.TypeVar("T")) == "~T"
+    assert repr(_typing.Literal) == "typing.Literal"
+    assert _typing.Literal["a", "b"].__args__ == ("a", "b")  # type: ignore[attr-defined]
+    assert _typing.cast(int, "unchanged") == "unchanged"
+    assert not _typing.TYPE_CHECKING
