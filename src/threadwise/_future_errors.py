@@ -3,7 +3,7 @@ written for the standard library's futures catches them.
 
 A module of their own, imported on first use (``tw.TaskCancelled``, or the first ``result()``
 of a cancelled task): deriving from ``CancelledError`` imports ``concurrent.futures``, which
-imports ``logging``; together they would double the time ``import threadwise`` takes. Python's
+imports ``logging``; together they would add half again to ``import threadwise``. Python's
 import lock makes sure each class is created once, whichever thread gets here first.
 """
 
