@@ -6,8 +6,6 @@ deadlines reach every blocking call threadwise provides.
 
 from __future__ import annotations
 
-import typing as _typing
-
 from ._cancel import (
     CancelScope,
     checkpoint,
@@ -19,16 +17,8 @@ from ._cancel import (
 )
 from ._debug import LockOrderViolation, debug
 from ._debug import violations as lock_order_violations
-from ._exceptions import Cancelled, CancelledTooLate, DeadlockError, QueueClosed, TaskCancelled
-from ._executor import Executor
-from ._group import TaskGroup
-from ._inspect import ThreadInfo, Watchdog, dump, dump_on_signal, threads, watchdog
+from ._exceptions import Cancelled, DeadlockError, QueueClosed
 from ._local import ThreadLocal
-from ._map import map
-from ._pipeline import Pipeline
-from ._progress import ProgressInfo
-from ._report import PipelineReport, StageReport
-from ._service import Service
 from ._sync import (
     Barrier,
     BoundedSemaphore,
@@ -42,20 +32,79 @@ from ._sync import (
     Semaphore,
 )
 from ._task import State, Task, Thread, spawn
+from ._typing import TYPE_CHECKING
 from ._version import __version__
 
-if _typing.TYPE_CHECKING:  # pragma: no cover - for type checkers only
-    from . import aio as aio  # the asyncio bridge: tw.aio.run_sync, tw.aio.run
+if TYPE_CHECKING:  # pragma: no cover - for type checkers: what __getattr__ below provides
+    from . import aio as aio
+    from ._executor import Executor as Executor
+    from ._future_errors import CancelledTooLate as CancelledTooLate
+    from ._future_errors import TaskCancelled as TaskCancelled
+    from ._group import TaskGroup as TaskGroup
+    from ._inspect import ThreadInfo as ThreadInfo
+    from ._inspect import Watchdog as Watchdog
+    from ._inspect import dump as dump
+    from ._inspect import dump_on_signal as dump_on_signal
+    from ._inspect import threads as threads
+    from ._inspect import watchdog as watchdog
+    from ._map import map as map
+    from ._pipeline import Pipeline as Pipeline
+    from ._progress import ProgressInfo as ProgressInfo
+    from ._report import PipelineReport as PipelineReport
+    from ._report import StageReport as StageReport
+    from ._service import Service as Service
+del TYPE_CHECKING
+
+# Imported on first use, so that `import threadwise` stays quick (a script that only spawns
+# tasks and takes locks loads none of these): the executor and the two CancelledError
+# subclasses need concurrent.futures (and, through it, logging); map and Pipeline a dozen
+# modules of their own; TaskGroup, the thread inspector and Service a module each; aio,
+# asyncio, which alone takes longer to import than threadwise. name -> its private module.
+_LAZY = {
+    "CancelledTooLate": "_future_errors",
+    "Executor": "_executor",
+    "Pipeline": "_pipeline",
+    "PipelineReport": "_report",
+    "ProgressInfo": "_progress",
+    "Service": "_service",
+    "StageReport": "_report",
+    "TaskCancelled": "_future_errors",
+    "TaskGroup": "_group",
+    "ThreadInfo": "_inspect",
+    "Watchdog": "_inspect",
+    "dump": "_inspect",
+    "dump_on_signal": "_inspect",
+    "map": "_map",
+    "threads": "_inspect",
+    "watchdog": "_inspect",
+}
 
 
 def __getattr__(name: str) -> object:
-    # tw.aio is imported on first use: asyncio alone takes longer to import than the rest of
-    # threadwise, and most programs (and `threadwise --help`) never touch it.
-    if name == "aio":
-        import importlib
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        if name == "aio":
+            import importlib
 
-        return importlib.import_module(".aio", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+            return importlib.import_module(".aio", __name__)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    import sys
+
+    importlib.import_module(f"{__name__}.{module_name}")
+    # The module may have imported other lazy ones (map imports Pipeline): rename and cache
+    # every lazy name whose module is loaded now, so each is looked up here once.
+    for lazy_name, lazy_module in _LAZY.items():
+        module = sys.modules.get(f"{__name__}.{lazy_module}")
+        if module is not None:
+            value = getattr(module, lazy_name)
+            _rename(value)
+            globals()[lazy_name] = value
+    return globals()[name]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, "aio"})
 
 
 __all__ = [
@@ -108,15 +157,19 @@ __all__ = [
 
 
 # Tracebacks and reprs say threadwise.Task, not threadwise._task.Task.
-def _rename_module() -> None:
+def _rename(obj: object) -> None:
+    if isinstance(obj, type) or callable(obj):
+        try:
+            obj.__module__ = __name__
+        except (AttributeError, TypeError):
+            pass
+
+
+def _rename_loaded() -> None:
     for name in __all__:
-        obj = globals()[name]
-        if isinstance(obj, type) or callable(obj):
-            try:
-                obj.__module__ = __name__
-            except (AttributeError, TypeError):
-                pass
+        if name not in _LAZY:
+            _rename(globals()[name])
 
 
-_rename_module()
-del _rename_module
+_rename_loaded()
+del _rename_loaded

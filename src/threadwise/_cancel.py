@@ -8,19 +8,16 @@ wakes every thread parked under them, so a checkpoint is an attribute read plus 
 
 from __future__ import annotations
 
-import contextlib
-import inspect
-import logging
 import math
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from types import FrameType, TracebackType
-from typing import Literal
+from collections.abc import Callable
+from types import CodeType, FrameType, TracebackType
 
 from ._exceptions import Cancelled
 from ._state import ThreadState, Waitable, current_state
+from ._typing import Literal
 from ._validate import check_name, check_timeout
 
 _monotonic = time.monotonic
@@ -57,9 +54,17 @@ def _check_deadline(value: object) -> float | None:
 
 # A scope entered in one of these frames can be suspended at a ``yield`` with the scope still
 # pushed on the thread's stack.
-_SUSPENDABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+# (inspect.CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR, fixed by CPython since 3.6;
+# importing inspect would cost more than this module. A test checks them against inspect.)
+_SUSPENDABLE = 0x20 | 0x80 | 0x200
 _PACKAGE = __name__.rpartition(".")[0]
-_contextmanager_enter = contextlib._GeneratorContextManager.__enter__.__code__
+
+
+def _contextmanager_enter() -> CodeType | None:
+    """The code of ``@contextmanager``'s ``__enter__``, once contextlib is imported: no
+    ``@contextmanager`` generator can run before, and threadwise does not import it."""
+    contextlib = sys.modules.get("contextlib")
+    return None if contextlib is None else contextlib._GeneratorContextManager.__enter__.__code__
 
 
 def _suspendable_frame() -> FrameType | None:
@@ -74,7 +79,7 @@ def _suspendable_frame() -> FrameType | None:
     if frame is None or not frame.f_code.co_flags & _SUSPENDABLE:
         return None
     caller = frame.f_back
-    if caller is not None and caller.f_code is _contextmanager_enter:
+    if caller is not None and caller.f_code is _contextmanager_enter():
         return None
     return frame
 
@@ -398,30 +403,48 @@ class CancelHook:
         try:
             self._callback()
         except Exception:
+            import logging
+
             logging.getLogger("threadwise").exception("on_cancel callback failed")
 
 
-@contextlib.contextmanager
-def on_cancel(callback: Callable[[], object]) -> Iterator[None]:
+class on_cancel:
     """Call ``callback()`` (from the cancelling thread) if the current scope is cancelled
     while the block runs. Deadlines do not trigger it: give the foreign call its own timeout
-    from ``remaining()``."""
-    scope = _current(current_state())
-    if scope is None:
-        yield
-        return
-    hook = CancelHook(callback)
-    with _tree_lock:
-        already = scope._cancelled
-        if not already:
-            scope._waiters.add(hook)
-    if already:
-        hook.wake()
-    try:
-        yield
-    finally:
+    from ``remaining()``.
+
+    Used as ``with on_cancel(callback):``; a class rather than a ``@contextmanager``
+    generator, because importing contextlib costs more than this whole module.
+    """
+
+    __slots__ = ("_hook", "_scope")
+
+    def __init__(self, callback: Callable[[], object]) -> None:
+        self._hook = CancelHook(callback)
+        self._scope: CancelScope | None = None
+
+    def __enter__(self) -> None:
+        scope = _current(current_state())
+        if scope is None:
+            return
         with _tree_lock:
-            scope._waiters.discard(hook)
+            already = scope._cancelled
+            if not already:
+                scope._waiters.add(self._hook)
+                self._scope = scope
+        if already:
+            self._hook.wake()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        scope, self._scope = self._scope, None
+        if scope is not None:
+            with _tree_lock:
+                scope._waiters.discard(self._hook)
 
 
 CancelMode = Literal["raise", "wake", "ignore"]

@@ -8,28 +8,49 @@ On with ``THREADWISE_DEBUG=1`` or ``threadwise.debug(True)``.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 
-logger = logging.getLogger("threadwise")
+from ._log import Logger
+from ._record import Record
+
+logger = Logger("threadwise")
 
 enabled = os.environ.get("THREADWISE_DEBUG", "").strip() not in ("", "0", "false", "no")
 
 
-@dataclass(frozen=True)
-class LockOrderViolation:
-    """Lock ``first`` was taken before ``second`` in one place and after it in another."""
+class LockOrderViolation(Record):
+    """Lock ``first`` was taken before ``second`` in one place and after it in another.
 
+    Immutable; equal when every field is.
+    """
+
+    __slots__ = (  # noqa: RUF023 - the fields, in order
+        "first",
+        "second",
+        "earlier_thread",
+        "earlier_stack",
+        "later_thread",
+        "later_stack",
+    )
     first: str
     second: str
     earlier_thread: str
     earlier_stack: str  # where `first` was held while `second` was taken
     later_thread: str
     later_stack: str  # where `second` was held while `first` was taken
+
+    def __init__(
+        self,
+        first: str,
+        second: str,
+        earlier_thread: str,
+        earlier_stack: str,
+        later_thread: str,
+        later_stack: str,
+    ) -> None:
+        super().__init__(first, second, earlier_thread, earlier_stack, later_thread, later_stack)
 
     def __str__(self) -> str:
         return (
@@ -40,10 +61,13 @@ class LockOrderViolation:
         )
 
 
-@dataclass(frozen=True)
-class _Edge:
+class _Edge(Record):
+    __slots__ = ("thread", "stack")  # noqa: RUF023 - the fields, in order
     thread: str
     stack: str
+
+    def __init__(self, thread: str, stack: str) -> None:
+        super().__init__(thread, stack)
 
 
 _graph_lock = threading.Lock()
@@ -99,6 +123,8 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 def _caller_stack() -> str:
     """The current stack without threadwise's own frames (they are the same every time)."""
+    import traceback  # on the first lock-order edge of debug mode only
+
     frames = [
         frame
         for frame in traceback.extract_stack()

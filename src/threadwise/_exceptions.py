@@ -11,12 +11,21 @@
 
 Timeouts raise the builtin ``TimeoutError``; a group's failures are raised as the builtin
 ``ExceptionGroup``; bad arguments raise ``TypeError`` / ``ValueError`` naming the argument.
+
+``TaskCancelled`` and ``CancelledTooLate`` live in ``_future_errors``: deriving from
+``concurrent.futures.CancelledError`` means importing ``concurrent.futures`` (and ``logging``),
+which ``import threadwise`` does not pay for. Both are still importable from here.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import sys
+
+from ._typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._future_errors import CancelledTooLate as CancelledTooLate
+    from ._future_errors import TaskCancelled as TaskCancelled
 
 if sys.version_info >= (3, 13):
     from queue import ShutDown as _ShutDown
@@ -34,28 +43,6 @@ class Cancelled(BaseException):
     """
 
 
-class TaskCancelled(concurrent.futures.CancelledError):
-    """Raised by ``Task.result()`` / ``Task.exception()`` for a task that was cancelled.
-
-    Distinct from ``Cancelled``: it says *the task you asked about* was cancelled, not that
-    *you* are being cancelled, so catching it never hides a cancellation of the caller.
-    """
-
-
-class CancelledTooLate(concurrent.futures.CancelledError):
-    """Raised by ``result()`` of an ``Executor`` future that was cancelled while its call ran,
-    when the call never reached a threadwise checkpoint and ran to its end anyway.
-
-    The call's return value is ``value``; if it raised, that exception is ``__cause__``.
-    Code that treats ``CancelledError`` as "cancelled" stays correct; code that needs the
-    work's outcome finds it here.
-    """
-
-    def __init__(self, message: str, *, value: object = None) -> None:
-        super().__init__(message)
-        self.value = value
-
-
 class QueueClosed(_ShutDown):
     """``put()`` on a shut-down queue, or ``get()`` on one that is shut down and drained.
 
@@ -69,3 +56,11 @@ class DeadlockError(RuntimeError):
 
     Raised in the thread whose acquire would complete the cycle, instead of hanging forever.
     """
+
+
+def __getattr__(name: str) -> object:
+    if name in ("TaskCancelled", "CancelledTooLate"):
+        from . import _future_errors
+
+        return getattr(_future_errors, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,13 +26,13 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
 from concurrent.futures.thread import BrokenThreadPool
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, TypeVar
 
 from . import _threads
 from ._cancel import CancelScope
 from ._exceptions import Cancelled, CancelledTooLate
 from ._state import ThreadState, current_state
 from ._task import EXIT_GRACE, State, _exiting_on_ctrl_c
+from ._typing import Any, Literal, ParamSpec, TypeVar
 from ._validate import check_callable, check_name, check_timeout, describe_callable
 
 P = ParamSpec("P")

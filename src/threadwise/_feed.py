@@ -16,10 +16,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from ._pool import ChunkSizer
 from ._report import PipelineReport
+from ._typing import Any
 
 _perf = time.perf_counter
 

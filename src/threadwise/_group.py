@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import enum
-import logging
 import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
 
 from ._cancel import CancelScope
 from ._exceptions import Cancelled
 from ._local import close_thread_locals
+from ._log import Logger
 from ._sync import ParkingLot
 from ._task import (
     EXIT_GRACE,
@@ -27,12 +26,13 @@ from ._task import (
     _new_name,
     abandon,
 )
+from ._typing import Any, ParamSpec, TypeVar
 from ._validate import check_callable, check_name, check_positive_int, check_timeout
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-logger = logging.getLogger("threadwise")
+logger = Logger("threadwise")
 _group_counter = NameCounter()
 
 

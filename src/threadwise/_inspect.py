@@ -4,28 +4,41 @@ their task and group and their stack; dumps on demand or on a signal; a stall wa
 from __future__ import annotations
 
 import gc
-import logging
 import signal
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import FrameType, TracebackType
-from typing import Any, TextIO
 
+from ._log import Logger
+from ._record import Record
 from ._state import all_states
 from ._task import State
+from ._typing import Any, TextIO
 from ._validate import check_timeout
 
-logger = logging.getLogger("threadwise")
+logger = Logger("threadwise")
 
 
-@dataclass(frozen=True)
-class ThreadInfo:
-    """A snapshot of one live thread (threadwise's own and any other)."""
+class ThreadInfo(Record):
+    """A snapshot of one live thread (threadwise's own and any other). Immutable; equal when
+    every field is."""
 
+    __slots__ = (  # noqa: RUF023 - the fields, in order
+        "name",
+        "ident",
+        "native_id",
+        "daemon",
+        "alive",
+        "state",
+        "blocked_on",
+        "task",
+        "group",
+        "running_for",
+        "stack",
+    )
     name: str
     ident: int | None
     native_id: int | None
@@ -37,6 +50,25 @@ class ThreadInfo:
     group: str | None
     running_for: float  # seconds in the current state (threadwise-aware threads), else 0
     stack: list[str]  # formatted frames, outermost first
+
+    def __init__(
+        self,
+        name: str,
+        ident: int | None,
+        native_id: int | None,
+        daemon: bool,
+        alive: bool,
+        state: State,
+        blocked_on: str | None,
+        task: str | None,
+        group: str | None,
+        running_for: float,
+        stack: list[str],
+    ) -> None:
+        super().__init__(
+            name, ident, native_id, daemon, alive, state, blocked_on, task, group, running_for,
+            stack,
+        )  # fmt: skip
 
     def format_stack(self) -> str:
         return "".join(self.stack)

@@ -21,13 +21,18 @@ not protected either: it is not threadwise's own frame.
 from __future__ import annotations
 
 import _thread
-import signal
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from types import CodeType, FrameType
-from typing import Any
+
+from ._typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import signal
+else:  # signal's C half: the signal module only wraps it in enums, which cost import time
+    import _signal as signal
 
 # Modules whose every frame is protected (only threadwise's primitives).
 _PROTECTED_MODULES = {

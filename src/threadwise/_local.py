@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
 
+from ._log import Logger
+from ._typing import Any, Generic, TypeVar
 from ._validate import check_callable
 
 T = TypeVar("T")
-logger = logging.getLogger("threadwise")
+logger = Logger("threadwise")
 
 # Every ThreadLocal, so threadwise's own threads can close their instances on the way out.
 # ThreadLocals are made in any thread while finishing threads walk the registry. A WeakSet

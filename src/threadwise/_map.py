@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, TypeVar
 
 from ._pipeline import Pipeline, check_source
 from ._progress import ProgressArg
 from ._stage import OnError
+from ._typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     import concurrent.futures

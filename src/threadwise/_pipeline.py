@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from ._progress import Progress, ProgressArg
 from ._report import PipelineReport, StageReport
 from ._run import Run, generate, results
 from ._stage import OnError, StageKind, StageSpec
+from ._typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 from ._validate import (
     check_callable,
     check_name,

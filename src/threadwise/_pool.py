@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from ._cancel import CancelScope, sleep
 from ._task import Task, _bind, abandon, cancel_and_wait
+from ._typing import Any
 
 _monotonic = time.monotonic
 

@@ -9,7 +9,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Literal, TextIO
+
+from ._typing import Any, Literal, TextIO
 
 _monotonic = time.monotonic
 

@@ -9,18 +9,28 @@ override), with threadwise conditions so every wait is cancellable and shows as 
 
 from __future__ import annotations
 
-import heapq
-import queue as _stdlib_queue
 import threading
+
+# The C halves of heapq and queue (heapq.heappush and queue.Empty are these very objects):
+# the Python modules, with what they import, would add a tenth to `import threadwise`.
+from _heapq import heappop, heappush
+from _queue import Empty
 from collections import deque
 from collections.abc import Iterator
-from typing import Any, Generic, TypeVar
 
 from ._exceptions import QueueClosed
 from ._sync import Condition, _end_of, _remaining, strict_timeout
+from ._typing import Any, Generic, TypeVar
 from ._validate import check_name
 
 T = TypeVar("T")
+
+
+def _full() -> type[Exception]:
+    """``queue.Full``, imported when first raised (a bounded queue that is full)."""
+    import queue
+
+    return queue.Full
 
 
 class Queue(Generic[T]):
@@ -96,12 +106,12 @@ class Queue(Generic[T]):
                 raise QueueClosed(f"put() on closed {self._describe()}")
             if 0 < self.maxsize <= self._qsize():
                 if not block:
-                    raise _stdlib_queue.Full
+                    raise _full()
                 end = _end_of(seconds)
                 while 0 < self.maxsize <= self._qsize():
                     left = _remaining(end)
                     if left is not None and left <= 0:
-                        raise _stdlib_queue.Full
+                        raise _full()
                     self.not_full._wait(left, (self, "put"))
                     if self.is_shutdown:
                         raise QueueClosed(f"{self._describe()} was closed while put() waited")
@@ -119,12 +129,12 @@ class Queue(Generic[T]):
                 if self.is_shutdown:
                     raise QueueClosed(f"get() on closed and empty {self._describe()}")
                 if not block:
-                    raise _stdlib_queue.Empty
+                    raise Empty
                 end = _end_of(seconds)
                 while not self._qsize():
                     left = _remaining(end)
                     if left is not None and left <= 0:
-                        raise _stdlib_queue.Empty
+                        raise Empty
                     self.not_empty._wait(left, (self, "get"))
                     if self.is_shutdown and not self._qsize():
                         raise QueueClosed(f"get() on closed and empty {self._describe()}")
@@ -221,8 +231,8 @@ class PriorityQueue(Queue[T]):
         self.queue = []
 
     def _put(self, item: T) -> None:
-        heapq.heappush(self.queue, item)
+        heappush(self.queue, item)
 
     def _get(self) -> T:
-        item: T = heapq.heappop(self.queue)
+        item: T = heappop(self.queue)
         return item

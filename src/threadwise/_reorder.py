@@ -13,10 +13,10 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from ._pool import ChunkSizer
 from ._sync import Condition, Lock, Queue
+from ._typing import Any
 
 # Outputs an ordered stage may hold while it waits for an older item, at most: this many items,
 # or this many per worker if more (the more workers, the more items finish while one slow item

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any
+
+from ._typing import Any
 
 
 class StageReport:

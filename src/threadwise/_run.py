@@ -10,7 +10,6 @@ import queue as _stdlib_queue
 import threading
 import time
 from collections.abc import Generator, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
 
 from ._cancel import current_scope
 from ._exceptions import Cancelled, QueueClosed
@@ -21,6 +20,7 @@ from ._reorder import Emitter
 from ._report import PipelineReport
 from ._stage import ChunkQueue, StageRun, StageSpec, queue_capacity
 from ._sync import Queue
+from ._typing import Any, TypeVar
 
 T = TypeVar("T")
 

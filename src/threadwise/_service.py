@@ -4,22 +4,22 @@ between iterations, never in the middle of one — when asked or when the progra
 from __future__ import annotations
 
 import collections
-import logging
 import math
 import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Literal, TypeVarTuple
 
 from ._cancel import CancelScope, sleep
 from ._exceptions import Cancelled
+from ._log import Logger
 from ._task import Task, abandon
+from ._typing import Any, Literal, TypeVarTuple
 from ._validate import check_callable, check_name, check_timeout
 
 Ts = TypeVarTuple("Ts")
 Restart = Literal["never", "on-failure"]
-logger = logging.getLogger("threadwise")
+logger = Logger("threadwise")
 
 # How many of the latest restart delays a service remembers: enough to see the backoff at
 # work, bounded so that a service failing for days does not grow without limit.

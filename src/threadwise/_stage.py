@@ -11,13 +11,13 @@ import threading
 import time
 from collections.abc import Callable
 from itertools import chain, compress
-from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ._cancel import Waiter, block, checkpoint, current_scope, sleep
 from ._exceptions import Cancelled, QueueClosed
 from ._pool import ChunkSizer, RateLimiter, RemoteChunkSizer
 from ._report import StageReport
 from ._sync import Queue
+from ._typing import TYPE_CHECKING, Any, Literal, cast
 
 if TYPE_CHECKING:
     import concurrent.futures

@@ -9,7 +9,8 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Protocol
+
+from ._typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ._cancel import CancelScope

@@ -8,28 +8,27 @@ primitive. Ctrl-C never interrupts their bookkeeping half-way (see ``_ki``).
 
 from __future__ import annotations
 
-import logging
 import math
 import sys
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar
 
 from . import _debug, _ki
 from ._cancel import CancelMode, Waiter, block
 from ._exceptions import DeadlockError
+from ._log import Logger
 from ._state import ThreadState, Waitable, all_states, current_state, thread_name
+from ._typing import Any, TypeVar
 from ._validate import check_callable, check_name, check_non_negative_int
 
 T = TypeVar("T")
 _monotonic = time.monotonic
 _get_ident = threading.get_ident
 _TIMEOUT_MAX = threading.TIMEOUT_MAX
-_logger = logging.getLogger("threadwise")
+_logger = Logger("threadwise")
 
 # The blocking wait must stay interruptible by Ctrl-C; everything around it is protected.
 _ki.unprotected(block)
@@ -244,6 +243,8 @@ def _describe_cycle(me: int, chain: list[tuple[int, Lock]]) -> str:
 
 
 def _stacks(idents: list[int]) -> str:
+    import traceback  # only when a deadlock is reported: not worth its import time up front
+
     frames = sys._current_frames()
     out = []
     for ident in dict.fromkeys(idents):

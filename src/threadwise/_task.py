@@ -6,23 +6,23 @@ import atexit
 import contextvars
 import enum
 import functools
-import logging
 import os
 import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from . import _threads
 from ._cancel import CancelMode, CancelScope
 from ._cancel import _after_fork as cancel_after_fork
-from ._exceptions import Cancelled, TaskCancelled
+from ._exceptions import Cancelled
 from ._local import close_thread_locals
+from ._log import Logger
 from ._state import _after_fork as state_after_fork
 from ._state import current_state
 from ._sync import Event
+from ._typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 from ._validate import check_callable, check_timeout, describe_callable
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 T = TypeVar("T")
 
-logger = logging.getLogger("threadwise")
+logger = Logger("threadwise")
 
 
 class State(enum.Enum):
@@ -430,6 +430,8 @@ class Task(Generic[T]):
         self._wait_done(timeout)
         state, result, exc = self._outcome()
         if state is State.CANCELLED:
+            from ._future_errors import TaskCancelled  # imports concurrent.futures: lazily
+
             raise TaskCancelled(f"task {self._name!r} was cancelled")
         if exc is not None:
             try:
@@ -443,6 +445,8 @@ class Task(Generic[T]):
         self._wait_done(timeout)
         state, _, exc = self._outcome()
         if state is State.CANCELLED:
+            from ._future_errors import TaskCancelled  # imports concurrent.futures: lazily
+
             raise TaskCancelled(f"task {self._name!r} was cancelled")
         return exc
 

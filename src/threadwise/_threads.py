@@ -23,11 +23,11 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
 
 from . import _ki
 from ._local import close_thread_locals
 from ._state import current_state
+from ._typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+
+from ._typing import Any
 
 # Seconds beyond which a timeout is "no limit" (about 31 million years). Larger ints would not
 # even convert to a float.

@@ -15,9 +15,49 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from threadwise._typing import Any
 from threadwise._version import __version__
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+def _help_width() -> int:
+    """The width argparse would wrap help to, found as ``shutil.get_terminal_size()`` finds it
+    (``$COLUMNS``, else the terminal's, else 80) without importing shutil, which with the
+    compression modules it imports takes longer than parsing the command line."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return (columns or 80) - 2
+
+
+class _Formatter(argparse.HelpFormatter):
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(
+            prog, indent_increment, max_help_position, _help_width() if width is None else width
+        )
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose help is wrapped as usual, without importing shutil; the
+    subcommands' parsers are of this class too (``add_subparsers`` makes them so)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
 
 # name -> (module, the help line shown by `threadwise --help`). The help lines are repeated here
 # so that listing the commands imports none of them; tests check they match each module's own.
@@ -47,7 +87,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     other subcommands get a placeholder that carries their help line. Without it, every
     subcommand is built in full.
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="threadwise",
         description="Threads that are safe, observable and fast.",
     )

@@ -8,7 +8,8 @@ import argparse
 import math
 import re
 from collections.abc import Callable
-from typing import TypeVar
+
+from threadwise._typing import TypeVar
 
 Number = TypeVar("Number", int, float)
 

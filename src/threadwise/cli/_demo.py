@@ -20,7 +20,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO
+
+from threadwise._typing import TYPE_CHECKING, TextIO
 
 from ._args import number, size
 

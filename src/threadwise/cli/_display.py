@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+from threadwise._typing import TYPE_CHECKING, Any, Literal, TextIO
 
 if TYPE_CHECKING:
     from threadwise.download import DownloadReport, FileResult

@@ -8,12 +8,12 @@ passed to ``download()``, whose defaults stay the one source of truth.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TextIO
+
+from threadwise._typing import TYPE_CHECKING, Any, TextIO
 
 from ._args import header, number, size
 
@@ -274,6 +274,8 @@ def _s(n: int) -> str:
 
 def _write_json(report: DownloadReport, target: str) -> str | None:
     """Write the report as JSON to ``target`` (``-``: stdout); return an error, if any."""
+    import json  # only when a report is written: `get --help` need not load it
+
     text = json.dumps(report.to_json(), indent=2) + "\n"
     if target == "-":
         sys.stdout.write(text)

@@ -15,7 +15,8 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any
+
+from threadwise._typing import Any
 
 from .._inspect import ThreadInfo, format_table, threads
 from .._task import State
