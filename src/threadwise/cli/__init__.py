@@ -140,6 +140,21 @@ def main(argv: list[str] | None = None) -> int:
         return 141
 
 
+def run() -> None:
+    """The ``threadwise`` command and ``python -m threadwise``: :func:`main`, then exit.
+
+    At exit the interpreter clears every module and lets the collector free the cycles that
+    leaves (functions with their globals, classes): tens of milliseconds for a command that runs
+    for a few hundred. The process ends here, so its objects are frozen out of the collector's
+    reach and left for the OS to reclaim; standard output and error are still flushed.
+    """
+    code = main()
+    import gc
+
+    gc.freeze()
+    raise SystemExit(code)
+
+
 def _exit_code(exc: SystemExit) -> int:
     if exc.code is None:
         return 0
