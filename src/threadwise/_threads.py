@@ -21,7 +21,6 @@ Idle workers are daemon threads parked on a lock of their own, and say so in
 
 from __future__ import annotations
 
-import functools
 import itertools
 import os
 import threading
@@ -271,19 +270,18 @@ class Job(threading.Thread):
         self._worker: threading.Thread | None = None
 
     def start(self) -> None:
-        fn, self._job_fn = self._job_fn, None
-        if fn is None:
+        if self._started or self._job_fn is None:
             raise RuntimeError("threads can only be started once")
         self._started = True
         try:
-            cache.start_thread_soon(
-                functools.partial(self._run_job, fn), self._finished, name=self._job_name
-            )
+            cache.start_thread_soon(self._run_job, self._finished, name=self._job_name)
         except BaseException:
             self._started = False
             raise
 
-    def _run_job(self, fn: Callable[[], object]) -> None:
+    def _run_job(self) -> None:
+        fn, self._job_fn = self._job_fn, None
+        assert fn is not None
         self._worker = _current.worker.thread
         fn()
 
