@@ -626,6 +626,42 @@ def test_cache_drops_a_job_no_thread_can_take() -> None:
     assert ran == [2]
 
 
+@pytest.mark.parametrize("thread_started", [True, False])
+def test_ctrl_c_inside_thread_start_is_raised_and_leaves_the_cache_working(
+    thread_started: bool,
+) -> None:
+    # Ctrl-C can land in the standard library's Thread.start. Before: the interrupt was
+    # swallowed when a worker had taken the job, and the count of workers on their way to
+    # the queue went wrong, so later jobs were never run.
+    cache = _threads.ThreadCache(idle_timeout=0.2)
+    ran: list[int] = []
+    original = threading.Thread.start
+
+    def start(self: threading.Thread) -> None:
+        if thread_started:
+            original(self)
+        raise KeyboardInterrupt
+
+    threading.Thread.start = start  # type: ignore[method-assign]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            cache.start_thread_soon(lambda: ran.append(1))
+    finally:
+        threading.Thread.start = original  # type: ignore[method-assign]
+    done = threading.Semaphore(0)
+    cache.start_thread_soon(lambda: ran.append(2), lambda _: done.release())
+    assert done.acquire(timeout=5)
+    deadline = time.monotonic() + 5
+    while len(ran) < (2 if thread_started else 1) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert sorted(ran) == ([1, 2] if thread_started else [2])
+    assert not cache._jobs
+    deadline = time.monotonic() + 5
+    while cache._looking and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert cache._looking == 0
+
+
 def test_cache_reports_a_failing_job_and_keeps_working() -> None:
     cache = _threads.ThreadCache(idle_timeout=0.05)
     seen: list[BaseException | None] = []
@@ -882,6 +918,8 @@ def test_bench_executor_quick_prints_every_figure(tmp_path: Path) -> None:
         "await tw.aio.run_sync(fn)",
         "future.cancel()",
         "shutdown(cancel_futures=True)",
+        "goals met:",
+        "load average at start:",
     ]:
         assert needle in proc.stdout
     import json

@@ -122,16 +122,40 @@ class ThreadCache:
         if worker is not None:
             worker._wake.release()
             return
+        started, error = self._start_worker()
         try:
-            _Worker(self).thread.start()
-        except BaseException:
-            with self._lock:
-                self._looking -= 1
-                try:
-                    self._jobs.remove(job)
-                except ValueError:  # a worker took it after all: it runs
-                    return
-            raise
+            if not started:
+                with self._lock:
+                    try:
+                        self._jobs.remove(job)
+                    except ValueError:  # pragma: no cover - a worker took it: it runs
+                        started = True
+            if error is not None:
+                raise error  # Ctrl-C is never lost; the job runs if a thread was started
+        finally:
+            del error
+        if not started:  # pragma: no cover - start failures are RuntimeErrors
+            raise RuntimeError("can't start new thread")
+
+    def _start_worker(self) -> tuple[bool, BaseException | None]:
+        """Start a worker already counted in ``_looking``: (whether it started, the error
+        to raise). If it did not start the count is taken back. Ctrl-C can land inside
+        ``Thread.start`` (the standard library's code, which threadwise does not shield):
+        the thread may be running all the same, and then it keeps its count."""
+        thread: threading.Thread | None = None
+        try:
+            thread = _Worker(self).thread
+            thread.start()
+        except BaseException as exc:
+            started = thread is not None and not isinstance(exc, RuntimeError)
+            if started:
+                assert thread is not None
+                started = _started_anyway(thread)
+            if not started:
+                with self._lock:
+                    self._looking -= 1
+            return started, exc
+        return True, None
 
     def _wake_another(self) -> None:
         """Called by a worker with ``_looking`` raised for the worker it now provides."""
@@ -143,13 +167,11 @@ class ThreadCache:
         if worker is not None:
             worker._wake.release()
             return
-        try:
-            _Worker(self).thread.start()
-        except BaseException as exc:
-            with self._lock:
-                self._looking -= 1
-            # The queued jobs wait for a worker to finish its job instead.
-            _report(exc, threading.current_thread())
+        _, error = self._start_worker()
+        if error is not None:
+            # Without a new worker the queued jobs wait for a worker to finish its job.
+            _report(error, threading.current_thread())
+            del error
 
     def _work(self, worker: _Worker) -> None:
         lock = self._lock
@@ -241,6 +263,18 @@ class ThreadCache:
         self._free = set()
 
 
+def _started_anyway(thread: threading.Thread) -> bool:
+    """After ``thread.start()`` was interrupted: whether the OS thread runs all the same."""
+    started: threading.Event | None = getattr(thread, "_started", None)
+    if started is None:  # pragma: no cover - every supported CPython has it
+        return True
+    if started.is_set():
+        return True
+    if thread not in getattr(threading, "_limbo", {}):
+        return False  # start() never got as far as starting it, or undid it
+    return started.wait(1.0)  # between the two: it is starting, or it never will
+
+
 def _report(exc: BaseException, thread: threading.Thread) -> None:
     args = threading.ExceptHookArgs((type(exc), exc, exc.__traceback__, thread))
     try:
@@ -275,7 +309,7 @@ class Job(threading.Thread):
         self._started = True
         try:
             cache.start_thread_soon(self._run_job, self._finished, name=self._job_name)
-        except BaseException:
+        except RuntimeError:  # dropped: no thread could take it (Ctrl-C leaves it queued)
             self._started = False
             raise
 
