@@ -138,6 +138,7 @@ class TaskGroup:
                 worker = self._worker_needed()
         if unbounded:
             thread = task._thread
+            assert thread is not None
             try:
                 task._start_prepared(register_live=False)
             except RuntimeError:  # can't start new thread: the task never runs

@@ -503,7 +503,9 @@ def _new_name(fn: Callable[..., Any]) -> str:
 def _bind(fn: Callable[P, T], args: Any, kwargs: Any) -> Callable[[], T]:
     """``fn(*args, **kwargs)`` to run later in a copy of the caller's contextvars context."""
     # A partial of the context's run: no Python frame of our own around every task.
-    return functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    run: Callable[..., Any] = contextvars.copy_context().run
+    call: Callable[[], T] = functools.partial(run, fn, *args, **kwargs)
+    return call
 
 
 def spawn(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Task[T]:
