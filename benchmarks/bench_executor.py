@@ -15,7 +15,10 @@ Run ``python benchmarks/bench_executor.py [--quick] [--json FILE]``.
    blocked calls; ``asyncio.timeout`` around a 1 s sleep in a thread with each bridge: when
    the ``await`` ends, and whether the work still runs after it.
 
-Contenders alternate within each round; every figure is the median of the rounds.
+Contenders alternate within each round, and which one goes first alternates from round to
+round; everything is warmed up (threads started) before the first round; every figure is the
+median of the rounds. The load average is printed at the start and at the end: the figures
+of a loaded machine are noisier, and the ratios are what to compare.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import json
+import os
 import platform
 import statistics
 import sys
@@ -194,6 +198,24 @@ def timeout_behaviour(kind: str, timeout: float = 0.05, work: float = 1.0) -> tu
 # -- driver ------------------------------------------------------------------------------------
 
 
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover - not on every platform
+        return "unknown"
+
+
+def measure_pair(
+    r: dict[str, float],
+    flip: bool,
+    first: tuple[str, Callable[[], float]],
+    second: tuple[str, Callable[[], float]],
+) -> None:
+    """Run both contenders, in the opposite order every other round."""
+    for key, fn in (second, first) if flip else (first, second):
+        r[key] = fn()
+
+
 def median_of(rounds: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in rounds)
 
@@ -216,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     anyio_ok = have_anyio()
 
     print(f"threadwise {tw.__version__} on Python {platform.python_version()} ({sys.platform})")
-    print(f"median of {rounds_n} rounds; contenders alternate within each round\n")
+    print(f"median of {rounds_n} rounds; contenders alternate within each round")
+    print(f"load average at start: {load_average()}\n")
 
     rounds: list[dict[str, float]] = []
     with (
@@ -228,18 +251,41 @@ def main(argv: list[str] | None = None) -> int:
     ):
         for pool in (tw_pool, std_pool, tw_one, std_one, shared4):  # threads started untimed
             batch(pool, 100)
-        for _ in range(rounds_n):
+        groups_shared_pool(shared4, 50)
+        groups_tw(50)  # the thread cache's workers started untimed
+        for i in range(rounds_n):
             r: dict[str, float] = {}
-            r["rt1_std"] = round_trip(std_one, calls)
-            r["rt1_tw"] = round_trip(tw_one, calls)
-            r["rt_std"] = round_trip(std_pool, calls)
-            r["rt_tw"] = round_trip(tw_pool, calls)
-            r["batch_std"] = batch(std_pool, calls)
-            r["batch_tw"] = batch(tw_pool, calls)
-            r["groups_std"] = groups_shared_pool(shared4, groups)
-            r["groups_tw"] = groups_tw(groups)
-            r["aio_std"] = aio_calls("asyncio", aio_n)
-            r["aio_tw"] = aio_calls("tw", aio_n)
+            flip = i % 2 == 1
+            measure_pair(
+                r,
+                flip,
+                ("rt1_std", lambda: round_trip(std_one, calls)),
+                ("rt1_tw", lambda: round_trip(tw_one, calls)),
+            )
+            measure_pair(
+                r,
+                flip,
+                ("rt_std", lambda: round_trip(std_pool, calls)),
+                ("rt_tw", lambda: round_trip(tw_pool, calls)),
+            )
+            measure_pair(
+                r,
+                flip,
+                ("batch_std", lambda: batch(std_pool, calls)),
+                ("batch_tw", lambda: batch(tw_pool, calls)),
+            )
+            measure_pair(
+                r,
+                flip,
+                ("groups_std", lambda: groups_shared_pool(shared4, groups)),
+                ("groups_tw", lambda: groups_tw(groups)),
+            )
+            measure_pair(
+                r,
+                flip,
+                ("aio_std", lambda: aio_calls("asyncio", aio_n)),
+                ("aio_tw", lambda: aio_calls("tw", aio_n)),
+            )
             if anyio_ok:
                 r["aio_anyio"] = aio_calls("anyio", aio_n)
             rounds.append(r)
@@ -269,6 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     ratio_aio = row("   await tw.aio.run_sync(fn)", "aio_tw", "aio_std", "asyncio.to_thread")
     if anyio_ok:
         print(f"   await anyio.to_thread.run_sync(fn)          {figures['aio_anyio'] * us:8.1f} us")
+
+    ratios = [ratio_rt1, ratio_rt, ratio_batch, ratio_groups, ratio_aio]
+    met = sum(ratio <= GOAL for ratio in ratios)
+    print(f"\n   goals met: {met} of {len(ratios)} (ratio <= {GOAL}x)")
+    print(f"   load average at end: {load_average()}")
 
     trials = 10 if quick else 50
     latencies = cancel_latency(trials)
@@ -304,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         out = {
             "python": platform.python_version(),
             "quick": quick,
+            "load_average_end": load_average(),
             "figures_seconds": figures,
             "ratios": {
                 "round_trip_1": ratio_rt1,

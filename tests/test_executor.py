@@ -536,55 +536,144 @@ def test_cache_reuses_newest_first_and_retires_idle_workers() -> None:
     cache = _threads.ThreadCache(idle_timeout=0.2)
     done = [threading.Event() for _ in range(3)]
     gate = threading.Event()
-    threads = []
+    threads: list[threading.Thread] = []
+
+    def job() -> None:
+        threads.append(threading.current_thread())
+        gate.wait()
+
     for event in done:
-        threads.append(
-            cache.start_thread_soon(gate.wait, lambda _, e=event: e.set(), name="cached")
-        )
+        cache.start_thread_soon(job, lambda _, e=event: e.set(), name="cached")
+    deadline = time.monotonic() + 5
+    while len(threads) < 3 and time.monotonic() < deadline:
+        time.sleep(0.001)
     gate.set()
     for event in done:
         event.wait()
     assert len(set(threads)) == 3
+    deadline = time.monotonic() + 5
+    while cache.idle_threads() != set(threads) and time.monotonic() < deadline:
+        time.sleep(0.001)
     assert cache.idle_threads() == set(threads)
     # the last one to go idle is the first one reused
-    order = list(cache._idle)
-    newest = order[-1].thread
+    newest = list(cache._idle)[-1].thread
+    ran_on: list[threading.Thread] = []
     again = threading.Event()
-    assert cache.start_thread_soon(lambda: None, lambda _: again.set()) is newest
+    cache.start_thread_soon(
+        lambda: ran_on.append(threading.current_thread()), lambda _: again.set()
+    )
     again.wait()
+    assert ran_on == [newest]
     for thread in threads:
         thread.join(5)
         assert not thread.is_alive()
     assert cache.idle_threads() == set()
 
 
-def test_cache_marks_idle_before_delivering() -> None:
+def test_cache_never_queues_a_job_behind_a_running_one() -> None:
+    # Jobs that can only finish together: each must get a thread of its own, though the
+    # workers take queued jobs themselves (a worker that takes one wakes another first).
+    cache = _threads.ThreadCache(idle_timeout=0.2)
+    barrier = threading.Barrier(6, timeout=10)
+    done = threading.Semaphore(0)
+    for _ in range(3):  # some idle workers to start from
+        cache.start_thread_soon(lambda: None, lambda _: done.release())
+    for _ in range(3):
+        assert done.acquire(timeout=10)
+    for _ in range(6):
+        cache.start_thread_soon(barrier.wait, lambda _: done.release())
+    for _ in range(6):
+        assert done.acquire(timeout=10)
+    assert not barrier.broken
+
+
+def test_cache_gives_the_next_job_to_the_worker_that_delivered() -> None:
     cache = _threads.ThreadCache(idle_timeout=1)
-    seen: list[bool] = []
-    delivered = threading.Event()
-
-    def deliver(_: object) -> None:
-        seen.append(cache.is_idle(threading.current_thread()))
-        delivered.set()
-
-    thread = cache.start_thread_soon(lambda: 1, deliver)
-    delivered.wait()
-    assert seen == [True]
+    seen: list[threading.Thread] = []
+    delivered = threading.Semaphore(0)
+    for _ in range(20):
+        # queued as soon as the previous result is seen: that worker is on its way already
+        cache.start_thread_soon(
+            lambda: seen.append(threading.current_thread()), lambda _: delivered.release()
+        )
+        assert delivered.acquire(timeout=5)
+    assert len(set(seen)) == 1
     cache.idle_timeout = 0.01
     cache.start_thread_soon(lambda: None)  # wakes it; it then retires quickly
-    thread.join(5)
-    assert not thread.is_alive()
+    seen[0].join(5)
+    assert not seen[0].is_alive()
+
+
+def test_cache_drops_a_job_no_thread_can_take() -> None:
+    cache = _threads.ThreadCache(idle_timeout=0.2)
+    ran: list[int] = []
+    original = threading.Thread.start
+
+    def start(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    threading.Thread.start = start  # type: ignore[method-assign]
+    try:
+        with pytest.raises(RuntimeError, match="can't start new thread"):
+            cache.start_thread_soon(lambda: ran.append(1))
+    finally:
+        threading.Thread.start = original  # type: ignore[method-assign]
+    assert not cache._jobs
+    assert cache._looking == 0
+    done = threading.Event()
+    cache.start_thread_soon(lambda: ran.append(2), lambda _: done.set())
+    assert done.wait(5)
+    assert ran == [2]
+
+
+@pytest.mark.parametrize("thread_started", [True, False])
+def test_ctrl_c_inside_thread_start_is_raised_and_leaves_the_cache_working(
+    thread_started: bool,
+) -> None:
+    # Ctrl-C can land in the standard library's Thread.start. Before: the interrupt was
+    # swallowed when a worker had taken the job, and the count of workers on their way to
+    # the queue went wrong, so later jobs were never run.
+    cache = _threads.ThreadCache(idle_timeout=0.2)
+    ran: list[int] = []
+    original = threading.Thread.start
+
+    def start(self: threading.Thread) -> None:
+        if thread_started:
+            original(self)
+        raise KeyboardInterrupt
+
+    threading.Thread.start = start  # type: ignore[method-assign]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            cache.start_thread_soon(lambda: ran.append(1))
+    finally:
+        threading.Thread.start = original  # type: ignore[method-assign]
+    done = threading.Semaphore(0)
+    cache.start_thread_soon(lambda: ran.append(2), lambda _: done.release())
+    assert done.acquire(timeout=5)
+    deadline = time.monotonic() + 5
+    while len(ran) < (2 if thread_started else 1) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert sorted(ran) == ([1, 2] if thread_started else [2])
+    assert not cache._jobs
+    deadline = time.monotonic() + 5
+    while cache._looking and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert cache._looking == 0
 
 
 def test_cache_reports_a_failing_job_and_keeps_working() -> None:
     cache = _threads.ThreadCache(idle_timeout=0.05)
     seen: list[BaseException | None] = []
+    threads: list[threading.Thread] = []
     reported = threading.Event()
     old_hook = threading.excepthook
 
     def hook(args: Any) -> None:
         seen.append(args.exc_value)
-        reported.set()
+        threads.append(args.thread)
+        if len(seen) == 2:
+            reported.set()
 
     def boom() -> None:
         raise RuntimeError("job failed")
@@ -594,9 +683,10 @@ def test_cache_reports_a_failing_job_and_keeps_working() -> None:
 
     threading.excepthook = hook
     try:
-        thread = cache.start_thread_soon(boom, bad_deliver)
-        reported.wait(5)
-        thread.join(5)
+        cache.start_thread_soon(boom, bad_deliver)
+        assert reported.wait(5)
+        threads[0].join(5)
+        assert not threads[0].is_alive()
     finally:
         threading.excepthook = old_hook
     assert [type(e) for e in seen] == [RuntimeError, KeyError]
@@ -828,6 +918,8 @@ def test_bench_executor_quick_prints_every_figure(tmp_path: Path) -> None:
         "await tw.aio.run_sync(fn)",
         "future.cancel()",
         "shutdown(cancel_futures=True)",
+        "goals met:",
+        "load average at start:",
     ]:
         assert needle in proc.stdout
     import json
@@ -915,23 +1007,32 @@ def test_thread_names_reuse_freed_numbers() -> None:
 
 def test_a_worker_handed_a_job_while_delivering_runs_it_under_its_name() -> None:
     cache = _threads.ThreadCache(idle_timeout=1)
+    delivering = threading.Event()
     second_handed = threading.Event()
+    ran_on: list[threading.Thread] = []
     names: list[str] = []
     done = threading.Event()
 
     def slow_deliver(_: object) -> None:
-        second_handed.wait(5)  # the worker is already idle: the next job comes meanwhile
+        delivering.set()
+        second_handed.wait(5)  # the worker is ready for more already: the next job comes
 
-    first = cache.start_thread_soon(lambda: None, slow_deliver, name="first")
-    deadline = time.monotonic() + 5
-    while not cache.is_idle(first) and time.monotonic() < deadline:
-        time.sleep(0.001)
-    second = cache.start_thread_soon(
-        lambda: names.append(threading.current_thread().name), lambda _: done.set(), name="second"
+    cache.start_thread_soon(
+        lambda: ran_on.append(threading.current_thread()), slow_deliver, name="first"
+    )
+    assert delivering.wait(5)
+    cache.start_thread_soon(
+        lambda: (
+            ran_on.append(threading.current_thread()),
+            names.append(threading.current_thread().name),
+        ),
+        lambda _: done.set(),
+        name="second",
     )
     second_handed.set()
-    done.wait(5)
-    assert second is first
+    assert done.wait(5)
+    first = ran_on[0]
+    assert ran_on == [first, first]
     assert names == ["second"]
     cache.idle_timeout = 0.01
     cache.start_thread_soon(lambda: None)

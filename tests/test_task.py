@@ -884,11 +884,16 @@ def test_after_fork_reset_leaves_a_working_kernel() -> None:
 
     failed = tw.spawn(explode, "before the fork")
     failed.join(timeout=WAIT)
+    states = _state.all_states()
     _task_module._after_fork_in_child()
     assert _task_module._failed_tasks.snapshot() == []
     with _task_module._live_lock:
         assert not _task_module._live_tasks
     assert set(_state.all_states()) <= {threading.get_ident()}
+    # Not a real child: the idle cached threads live on and must stay visible to tw.threads()
+    # for the tests that come next.
+    with _state._registry_lock:
+        _state._registry.update(states)
     assert not _cancel._tree_lock.locked()
     assert isinstance(failed.exception(), ValueError)
     assert tw.spawn(add, 20, 22).result(timeout=WAIT) == 42

@@ -115,6 +115,9 @@ class TaskGroup:
         )
         task._callbacks = [self._on_task_done]
         worker: threading.Thread | None = None
+        unbounded = self._max_workers is None
+        if unbounded:
+            task._prepare_thread(cached=True)
         with self._lock:
             if self._phase is not _Phase.OPEN:
                 task._scope._detach()
@@ -126,20 +129,23 @@ class TaskGroup:
                 raise RuntimeError(f"{self._describe()} has exited; it cannot start new tasks")
             self._pending += 1
             self._running.add(task)
-            if self._max_workers is None:
+            if unbounded:
                 self._prune_threads()
+                assert task._thread is not None
+                self._threads.append(task._thread)
             else:
                 self._queue.append(task)
                 worker = self._worker_needed()
-        if self._max_workers is None:
+        if unbounded:
+            thread = task._thread
+            assert thread is not None
             try:
-                task._start_thread(register_live=False, cached=True)
+                task._start_prepared(register_live=False)
             except RuntimeError:  # can't start new thread: the task never runs
+                with self._lock:
+                    self._threads.remove(thread)
                 self._forget(task)
                 raise
-            with self._lock:
-                assert task._thread is not None
-                self._threads.append(task._thread)
         elif worker is not None:
             self._start_worker(worker, task)
         return task

@@ -185,7 +185,7 @@ class Task(Generic[T]):
                 return  # cancelled before it could start
             self._ident = threading.get_ident()
             self._native_id = threading.get_native_id()
-            self._started_at = time.monotonic()
+            self._started_at = now = time.monotonic()
             if self._scope._is_cancelled():
                 # Its group was cancelled while it waited for a worker: it never starts.
                 self._state = State.CANCELLED
@@ -199,7 +199,7 @@ class Task(Generic[T]):
         state = current_state()
         previous_task, previous_scope = state.task, state.scope
         state.task, state.scope = self, self._scope
-        state.since = time.monotonic()
+        state.since = now
         result: T | None = None
         error: BaseException | None = None
         try:
@@ -292,13 +292,22 @@ class Task(Generic[T]):
         If the thread cannot be started (``RuntimeError: can't start new thread``) the task
         is forgotten, never to run, and the error propagates to the caller of ``spawn``.
         """
-        thread: threading.Thread
+        self._prepare_thread(cached=cached)
+        self._start_prepared(register_live=register_live)
+
+    def _prepare_thread(self, *, cached: bool) -> None:
+        """Make (not start) the task's own thread; ``_start_prepared`` starts it."""
         if cached:
-            thread = _threads.Job(self._run_and_close, name=self._name)
+            self._thread = _threads.Job(self._run_and_close, name=self._name)
         else:
-            thread = threading.Thread(target=self._run_and_close, name=self._name, daemon=True)
-        self._thread = thread
+            self._thread = threading.Thread(
+                target=self._run_and_close, name=self._name, daemon=True
+            )
         self._own_thread = True
+
+    def _start_prepared(self, *, register_live: bool) -> None:
+        thread = self._thread
+        assert thread is not None
         if register_live:
             self._live = True
             with _live_lock:
@@ -476,8 +485,8 @@ class Task(Generic[T]):
 
 def _join_thread(thread: threading.Thread, timeout: float) -> bool:
     """Join ``thread`` for at most ``timeout`` seconds; True if it has ended."""
-    if thread.ident is None or not thread.is_alive():
-        return True  # never started, or ended (the cheap check: a timed join costs more)
+    if not thread.is_alive() or thread.ident is None:
+        return True  # ended, or never started (the cheap check: a timed join costs more)
     thread.join(min(timeout, threading.TIMEOUT_MAX))
     return not thread.is_alive()
 
@@ -497,11 +506,9 @@ def _new_name(fn: Callable[..., Any]) -> str:
 
 def _bind(fn: Callable[P, T], args: Any, kwargs: Any) -> Callable[[], T]:
     """``fn(*args, **kwargs)`` to run later in a copy of the caller's contextvars context."""
-    context = contextvars.copy_context()
-
-    def call() -> T:
-        return context.run(fn, *args, **kwargs)
-
+    # A partial of the context's run: no Python frame of our own around every task.
+    run: Callable[..., Any] = contextvars.copy_context().run
+    call: Callable[[], T] = functools.partial(run, fn, *args, **kwargs)
     return call
 
 

@@ -4,16 +4,19 @@ Starting an OS thread costs tens of microseconds; many short-lived groups and ex
 it again and again. Instead, a finished job leaves its thread parked in this cache, and the
 next job reuses it:
 
-* idle workers are reused newest first, so a steady load keeps a few warm threads busy and
+* jobs go to one queue; a worker that finishes a job takes the next queued one before it
+  parks, so a burst of short jobs costs few thread wake-ups, and a job never waits behind
+  another one (see ``ThreadCache``);
+* idle workers are woken newest first, so a steady load keeps a few warm threads busy and
   the others reach their idle timeout and retire;
 * a worker retires after ``idle_timeout`` seconds without work (``IDLE_TIMEOUT``, 2 s at
   most), so a program that has finished its work is back to its baseline thread count soon;
-* a worker is marked idle *before* it delivers its job's result, so a caller that submits
-  the next job as soon as it sees the result finds the same thread waiting for it, instead
-  of starting a new one.
+* a worker counts as on its way to the queue *before* it delivers its job's result, so a
+  caller that queues the next job as soon as it sees the result finds that thread coming
+  for it, instead of starting a new one.
 
-Idle workers are daemon threads parked on a lock, and say so in ``tw.threads()``
-(blocked on "idle in the thread cache").
+Idle workers are daemon threads parked on a lock of their own, and say so in
+``tw.threads()`` (blocked on "idle in the thread cache").
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import itertools
 import os
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable
 
 from . import _ki
@@ -50,90 +54,47 @@ _IDLE_WAIT = (IDLE, "idle in the thread cache")
 
 _current = threading.local()  # .worker: the _Worker running in this thread
 
+_Job = tuple[Callable[[], Any], Callable[[Any], object] | None, str | None]
+
 
 class _Worker:
-    __slots__ = ("__weakref__", "_cache", "_job", "_retire", "_wake", "thread")
+    __slots__ = ("__weakref__", "_retire", "_wake", "thread")
 
     def __init__(self, cache: ThreadCache) -> None:
-        self._cache = cache
         self._retire = False  # set by the job: end the thread after it instead of idling
-        self._job: tuple[Callable[[], Any], Callable[[Any], object] | None, str | None] | None
-        self._job = None
-        # Held while the worker has nothing to do; released by the thread handing it a job.
+        # Held while the worker is parked idle; released by the thread that wakes it.
         self._wake = threading.Lock()
         self._wake.acquire()
         self.thread = threading.Thread(
-            target=self._work, name=f"threadwise-worker-{next(_counter)}", daemon=True
+            target=cache._work,
+            args=(self,),
+            name=f"threadwise-worker-{next(_counter)}",
+            daemon=True,
         )
-
-    def _work(self) -> None:
-        cache = self._cache
-        state = current_state()
-        thread = self.thread
-        idle_name = f"threadwise-idle-{next(_counter)}"
-        _current.worker = self
-        try:
-            while True:
-                job = self._job
-                assert job is not None
-                self._job = None
-                fn, deliver, name = job
-                if name is not None:
-                    # Named here, not by the caller: this thread may still be renaming
-                    # itself idle after delivering its previous job.
-                    thread.name = name
-                try:
-                    result = fn()
-                except BaseException as exc:  # jobs catch their own; this is a last resort
-                    self._report(exc)
-                    result = None
-                # Idle before delivering: whoever reacts to the result and hands out the next
-                # job finds this thread ready (trio's thread cache does the same).
-                retire = self._retire
-                if not retire:
-                    with cache._lock:
-                        cache._idle[self] = None
-                if deliver is not None:
-                    try:
-                        deliver(result)
-                    except BaseException as exc:
-                        self._report(exc)
-                if retire:
-                    return
-                del job, fn, deliver, result  # an idle thread keeps nothing of its last job alive
-                state.blocked_on = _IDLE_WAIT
-                thread.name = idle_name  # not the name of a job that has ended
-                if not self._wake.acquire(timeout=cache.idle_timeout):
-                    with cache._lock:
-                        retire = self in cache._idle
-                        if retire:
-                            del cache._idle[self]
-                    if retire:
-                        return
-                    # A caller took us off the idle list just as the timeout expired: its job
-                    # is on the way.
-                    self._wake.acquire()
-                state.blocked_on = None
-        finally:
-            state.blocked_on = None
-            close_thread_locals()
-
-    def _report(self, exc: BaseException) -> None:
-        args = threading.ExceptHookArgs((type(exc), exc, exc.__traceback__, self.thread))
-        try:
-            threading.excepthook(args)
-        finally:
-            del args
 
 
 class ThreadCache:
-    """Idle worker threads, handed one job at a time."""
+    """Worker threads taking jobs from one queue; idle ones parked, each on its own lock.
+
+    A job never waits behind another job: whenever jobs are queued, at least one worker is
+    on its way to the queue without depending on any job finishing (``_looking`` counts
+    them: woken or new workers, and workers between two jobs). A worker that takes a job
+    and leaves others queued makes sure of that before it runs its job, by waking another
+    idle worker (newest first) or starting one. So a burst of short jobs is run by the
+    workers already awake, one after the other, instead of waking one thread per job (each
+    wake-up is a context switch and a hand-over of the GIL), while a job that blocks never
+    holds up the ones queued after it.
+    """
 
     def __init__(self, idle_timeout: float = IDLE_TIMEOUT) -> None:
         self.idle_timeout = idle_timeout
         self._lock = threading.Lock()
+        self._jobs: deque[_Job] = deque()
         # Insertion ordered: popitem() gives the worker that went idle last (newest first).
         self._idle: dict[_Worker, None] = {}
+        self._looking = 0
+        # Workers not running a job: parked, or on their way to the queue or to park.
+        self._free: set[_Worker] = set()
 
     def start_thread_soon(
         self,
@@ -141,47 +102,196 @@ class ThreadCache:
         deliver: Callable[[T], object] | None = None,
         *,
         name: str | None = None,
-    ) -> threading.Thread:
-        """Run ``fn()`` in an idle worker (or a new one); then ``deliver(fn())`` in that thread,
-        after the worker has been marked idle. Returns the thread running it."""
+    ) -> None:
+        """Run ``fn()`` in a worker thread, named ``name`` while it runs; then
+        ``deliver(fn())`` in that thread, after the worker is ready for its next job.
+
+        Raises ``RuntimeError`` if no thread could take the job (a new thread could not be
+        started): the job is then dropped, never to run.
+        """
+        job: _Job = (fn, deliver, name)
+        with self._lock:
+            self._jobs.append(job)
+            if self._looking:
+                return  # a worker is on its way to the queue
+            self._looking = 1
+            try:
+                worker, _ = self._idle.popitem()
+            except KeyError:
+                worker = None
+        if worker is not None:
+            worker._wake.release()
+            return
+        started, error = self._start_worker()
+        try:
+            if not started:
+                with self._lock:
+                    try:
+                        self._jobs.remove(job)
+                    except ValueError:  # pragma: no cover - a worker took it: it runs
+                        started = True
+            if error is not None:
+                raise error  # Ctrl-C is never lost; the job runs if a thread was started
+        finally:
+            del error
+        if not started:  # pragma: no cover - start failures are RuntimeErrors
+            raise RuntimeError("can't start new thread")
+
+    def _start_worker(self) -> tuple[bool, BaseException | None]:
+        """Start a worker already counted in ``_looking``: (whether it started, the error
+        to raise). If it did not start the count is taken back. Ctrl-C can land inside
+        ``Thread.start`` (the standard library's code, which threadwise does not shield):
+        the thread may be running all the same, and then it keeps its count."""
+        thread: threading.Thread | None = None
+        try:
+            thread = _Worker(self).thread
+            thread.start()
+        except BaseException as exc:
+            started = thread is not None and not isinstance(exc, RuntimeError)
+            if started:
+                assert thread is not None
+                started = _started_anyway(thread)
+            if not started:
+                with self._lock:
+                    self._looking -= 1
+            return started, exc
+        return True, None
+
+    def _wake_another(self) -> None:
+        """Called by a worker with ``_looking`` raised for the worker it now provides."""
         with self._lock:
             try:
                 worker, _ = self._idle.popitem()
             except KeyError:
                 worker = None
-        if worker is None:
-            worker = _Worker(self)
-            worker._job = (fn, deliver, name)
-            worker.thread.start()
-            return worker.thread
-        worker._job = (fn, deliver, name)
-        worker._wake.release()
-        return worker.thread
+        if worker is not None:
+            worker._wake.release()
+            return
+        _, error = self._start_worker()
+        if error is not None:
+            # Without a new worker the queued jobs wait for a worker to finish its job.
+            _report(error, threading.current_thread())
+            del error
+
+    def _work(self, worker: _Worker) -> None:
+        lock = self._lock
+        jobs = self._jobs
+        idle = self._idle
+        free = self._free
+        state = current_state()
+        thread = worker.thread
+        idle_name = f"threadwise-idle-{next(_counter)}"
+        _current.worker = worker
+        try:
+            lock.acquire()
+            free.add(worker)
+            # Counted in _looking by whoever woke or started this worker, or by itself
+            # after a job: it takes a queued job or parks.
+            while True:
+                if not jobs:
+                    self._looking -= 1
+                    idle[worker] = None
+                    lock.release()
+                    thread.name = idle_name  # not the name of a job that has ended
+                    state.blocked_on = _IDLE_WAIT
+                    woken = worker._wake.acquire(timeout=self.idle_timeout)
+                    lock.acquire()
+                    if not woken:
+                        if worker in idle:
+                            del idle[worker]
+                            free.discard(worker)
+                            lock.release()
+                            return
+                        # Taken off the idle list just as the wait ended: a wake-up is on
+                        # its way, and we are counted as looking.
+                        lock.release()
+                        worker._wake.acquire()
+                        lock.acquire()
+                    state.blocked_on = None
+                    continue
+                fn, deliver, name = jobs.popleft()
+                free.discard(worker)
+                # Jobs left and nobody else looking: wake another worker for them before
+                # running this job (which may block).
+                more = bool(jobs) and self._looking == 1
+                if not more:
+                    self._looking -= 1
+                lock.release()
+                if more:
+                    self._wake_another()
+                thread.name = idle_name if name is None else name
+                try:
+                    result = fn()
+                except BaseException as exc:  # jobs catch their own; this is a last resort
+                    _report(exc, thread)
+                    result = None
+                retire = worker._retire
+                if not retire:
+                    # Looking before delivering: whoever reacts to the result and queues the
+                    # next job finds a worker on its way instead of waking or starting one.
+                    with lock:
+                        self._looking += 1
+                        free.add(worker)
+                if deliver is not None:
+                    try:
+                        deliver(result)
+                    except BaseException as exc:
+                        _report(exc, thread)
+                del fn, deliver, result  # an idle thread keeps nothing of its last job alive
+                if retire:
+                    return
+                lock.acquire()
+        finally:
+            state.blocked_on = None
+            close_thread_locals()
 
     def idle_threads(self) -> set[threading.Thread]:
-        """The threads parked in the cache right now."""
+        """The threads of the cache running no job and about to run none: parked, or on
+        their way to park (with no job queued, a worker between two jobs parks next)."""
         with self._lock:
-            return {worker.thread for worker in self._idle}
+            return {worker.thread for worker in (self._idle if self._jobs else self._free)}
 
     def is_idle(self, thread: threading.Thread) -> bool:
-        with self._lock:
-            return any(worker.thread is thread for worker in self._idle)
+        return thread in self.idle_threads()
 
     def _reset_after_fork(self) -> None:
-        # Only the forking thread survives in the child: the idle workers are gone.
+        # Only the forking thread survives in the child: the workers and their jobs are gone.
         self._lock = threading.Lock()
+        self._jobs = deque()
         self._idle = {}
+        self._looking = 0
+        self._free = set()
+
+
+def _started_anyway(thread: threading.Thread) -> bool:
+    """After ``thread.start()`` was interrupted: whether the OS thread runs all the same."""
+    started: threading.Event | None = getattr(thread, "_started", None)
+    if started is None:  # pragma: no cover - every supported CPython has it
+        return True
+    if started.is_set():
+        return True
+    if thread not in getattr(threading, "_limbo", {}):
+        return False  # start() never got as far as starting it, or undid it
+    return started.wait(1.0)  # between the two: it is starting, or it never will
+
+
+def _report(exc: BaseException, thread: threading.Thread) -> None:
+    args = threading.ExceptHookArgs((type(exc), exc, exc.__traceback__, thread))
+    try:
+        threading.excepthook(args)
+    finally:
+        del args
 
 
 class Job(threading.Thread):
     """``fn()`` run on a cached worker, seen as a thread of its own that ends with ``fn``.
 
-    ``start()`` hands ``fn`` to an idle worker (or a new one); ``join()`` returns (and
-    ``is_alive()`` turns False) once ``fn`` has returned and the worker is idle again;
-    ``ident``, ``native_id`` are the worker's, ``name`` is the job's (the worker carries it
-    while it runs ``fn``). Code that keeps a task's thread and joins it at the end (a group,
-    ``Task.join``) so works unchanged, while the OS thread goes back to the cache. Nothing
-    else of ``Thread`` is supported.
+    ``start()`` queues ``fn`` for the thread cache; ``join()`` returns (and ``is_alive()``
+    turns False) once ``fn`` has returned and the worker is ready for another job;
+    ``ident``, ``native_id`` are the worker's once it runs ``fn`` (None before), ``name`` is
+    the job's (the worker carries it while it runs ``fn``). Code that keeps a task's thread
+    and joins it at the end (a group, ``Task.join``) so works unchanged, while the OS thread
+    goes back to the cache. Nothing else of ``Thread`` is supported.
     """
 
     def __init__(self, fn: Callable[[], object], *, name: str) -> None:
@@ -190,13 +300,24 @@ class Job(threading.Thread):
         self._job_name = name
         self._done = threading.Lock()
         self._done.acquire()
+        self._started = False
         self._worker: threading.Thread | None = None
 
     def start(self) -> None:
-        fn, self._job_fn = self._job_fn, None
-        if fn is None:
+        if self._started or self._job_fn is None:
             raise RuntimeError("threads can only be started once")
-        self._worker = cache.start_thread_soon(fn, self._finished, name=self._job_name)
+        self._started = True
+        try:
+            cache.start_thread_soon(self._run_job, self._finished, name=self._job_name)
+        except RuntimeError:  # dropped: no thread could take it (Ctrl-C leaves it queued)
+            self._started = False
+            raise
+
+    def _run_job(self) -> None:
+        fn, self._job_fn = self._job_fn, None
+        assert fn is not None
+        self._worker = _current.worker.thread
+        fn()
 
     def _finished(self, _: object = None) -> None:
         self._done.release()
@@ -208,15 +329,17 @@ class Job(threading.Thread):
             self._done.release()
 
     def is_alive(self) -> bool:
-        return self._worker is not None and self._done.locked()
+        return self._started and self._done.locked()
 
     @property
     def ident(self) -> int | None:
-        return None if self._worker is None else self._worker.ident
+        worker = self._worker
+        return None if worker is None else worker.ident
 
     @property
     def native_id(self) -> int | None:
-        return None if self._worker is None else self._worker.native_id
+        worker = self._worker
+        return None if worker is None else worker.native_id
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -227,7 +350,7 @@ class Job(threading.Thread):
         return True
 
     def __repr__(self) -> str:
-        state = "initial" if self._worker is None else "running" if self.is_alive() else "done"
+        state = "initial" if not self._started else "running" if self.is_alive() else "done"
         return f"<threadwise job {self._job_name!r} on {self._worker!r}, {state}>"
 
 
