@@ -20,6 +20,7 @@ import sys
 import textwrap
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,7 +45,8 @@ def campaign(ops: Callable[[], object], check: Callable[[], None], seed: int) ->
     assert _ki.installed(), "the Ctrl-C protection handler is not installed"
     rng = random.Random(seed)
     landed = 0
-    for _ in range(TRIALS):
+    for trial in range(TRIALS):
+        where = "nowhere: no KeyboardInterrupt came out"
         sent = _thread.allocate_lock()
         sent.acquire()
         try:
@@ -63,9 +65,13 @@ def campaign(ops: Callable[[], object], check: Callable[[], None], seed: int) ->
                     break
         except KeyboardInterrupt:
             landed += 1
+            where = traceback.format_exc()
         finally:
             sent.acquire()  # the interrupt was sent (and has landed): none strays into check()
-        check()
+        try:
+            check()
+        except AssertionError as exc:
+            raise AssertionError(f"trial {trial} of seed {seed}: {exc}\n{where}") from None
     return landed
 
 

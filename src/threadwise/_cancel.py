@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from types import FrameType, TracebackType
 from typing import Literal
 
+from . import _ki
 from ._exceptions import Cancelled
 from ._state import ThreadState, Waitable, current_state
 from ._validate import check_name, check_timeout
@@ -469,16 +470,8 @@ def block(
     state.since = _monotonic()
     if task is not None and blocked_on is not None:
         task._set_blocked(True)
-    woken = False
     try:
-        while True:
-            if limit is None:
-                woken = waiter._lock.acquire()
-            else:
-                wait_for = limit - _monotonic()
-                woken = wait_for > 0 and waiter._lock.acquire(timeout=min(wait_for, _TIMEOUT_MAX))
-            if woken or limit is None or _monotonic() >= limit:
-                break
+        woken = _park(waiter, limit)
     finally:
         state.blocked_on = None
         state.since = _monotonic()
@@ -490,6 +483,25 @@ def block(
     if cancel == "raise" and scope is not None and scope._is_cancelled():
         raise scope._cancelled_error()
     return woken
+
+
+def _park(waiter: Waiter, limit: float | None) -> bool:
+    """The wait itself: the only part of ``block`` that Ctrl-C interrupts at once."""
+    while True:
+        if limit is None:
+            return waiter._lock.acquire()
+        wait_for = limit - _monotonic()
+        if wait_for > 0 and waiter._lock.acquire(timeout=min(wait_for, _TIMEOUT_MAX)):
+            return True
+        if _monotonic() >= limit:
+            return False
+
+
+# Ctrl-C waits until block's bookkeeping around the wait is done (registering the waiter with
+# the scope, the thread's BLOCKED state): interrupted half-way it would leave the thread shown
+# as blocked and the waiter in its scope's wake-up set. Only the wait itself is interruptible.
+_ki.protected(block)
+_ki.unprotected(_park)
 
 
 class _Sleep:
