@@ -240,6 +240,7 @@ class _DeferredHere:
 def test_a_deferred_ctrl_c_is_sent_again_until_it_lands() -> None:
     """It was sent again once: if that signal found SIGINT ignored for a moment (a library
     swapping handlers), the Ctrl-C was lost for good."""
+    assert _ki.installed(), "the Ctrl-C protection handler is not installed"
     _DeferredHere()  # collected at once: the Ctrl-C is deferred
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -254,6 +255,7 @@ def test_a_deferred_ctrl_c_is_sent_again_until_it_lands() -> None:
 def test_deferring_the_same_ctrl_c_again_and_again_raises_it_once() -> None:
     """Each deferral started its own sending thread: a Ctrl-C deferred three times (found in
     protected code three times) came out as up to three KeyboardInterrupts."""
+    assert _ki.installed(), "the Ctrl-C protection handler is not installed"
     for _ in range(3):
         _DeferredHere()
     with pytest.raises(KeyboardInterrupt):

@@ -186,6 +186,8 @@ def in_unraisable_callback(frame: FrameType | None) -> bool:
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
+    if frame is not None and frame.f_code in _EXIT_HOOKS:
+        return  # between an exit hook's own lines, outside its `try`: exiting anyway
     if is_protected(frame) or in_unraisable_callback(frame):
         try:
             _defer()
@@ -193,6 +195,35 @@ def _handler(signum: int, frame: FrameType | None) -> None:
         except RuntimeError:
             pass  # it cannot be deferred: raising it late is better than losing it
     _raise(signum, frame)
+
+
+# threadwise's own interpreter-exit hooks (see exit_hook).
+_EXIT_HOOKS: set[CodeType] = set()  # filled at import time only, read-only afterwards
+
+
+def exit_hook(fn: Callable[[], None]) -> Callable[[], None]:
+    """``fn`` made fit for ``atexit``: a Ctrl-C while it runs ends it quietly.
+
+    An exception escaping an exit hook is printed as "Exception ignored" with a traceback
+    into threadwise. At exit a Ctrl-C can only mean "stop waiting": the hooks catch the
+    first one where they wait; this catches the rest (a second Ctrl-C during their grace)."""
+
+    def hook() -> None:
+        try:
+            fn()
+        except KeyboardInterrupt:
+            pass  # the program is exiting anyway: stopping the wait was all it could do
+        finally:
+            _drop_pending()  # a Ctrl-C deferred inside fn must not land in later exit code
+
+    _EXIT_HOOKS.add(hook.__code__)
+    return hook
+
+
+def _drop_pending() -> None:
+    global _pending
+    with _delivery_lock:
+        _pending = False
 
 
 def install() -> bool:
