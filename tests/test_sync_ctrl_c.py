@@ -308,6 +308,27 @@ def test_a_ctrl_c_that_cannot_be_deferred_is_raised_at_once(
     assert not _ki.pending()
 
 
+def test_a_sigint_taken_by_another_thread_still_interrupts_the_main_thread_wait() -> None:
+    """A SIGINT sent to the process may be handled by any thread; Python only flags it for
+    the main thread, which slept on in its lock wait: a group whose tasks sleep waited
+    forever after Ctrl-C (issue 14, a lost Ctrl-C)."""
+    assert _ki.installed(), "the Ctrl-C protection handler is not installed"
+
+    def taken_here() -> None:
+        time.sleep(0.05)
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # this thread takes it
+
+    other = threading.Thread(target=taken_here)
+    other.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tw.Event().wait(3.0)
+        assert time.monotonic() - started < 1.0
+    finally:
+        other.join()
+
+
 def test_the_handler_raises_keyboard_interrupt_outside_threadwise() -> None:
     def interrupted_here() -> None:
         _thread.interrupt_main()

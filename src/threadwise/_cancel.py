@@ -26,6 +26,7 @@ from ._validate import check_name, check_timeout
 
 _monotonic = time.monotonic
 _allocate_lock = threading.Lock
+_get_ident = threading.get_ident
 _TIMEOUT_MAX = threading.TIMEOUT_MAX
 
 # Guards every scope's children and waiters. Held only for a few attribute updates and never
@@ -485,15 +486,30 @@ def block(
     return woken
 
 
+# A SIGINT sent to the process may be taken by any thread: Python then only sets a flag for
+# the main thread, and a main thread asleep in a lock wait would not see it until the wait
+# ends (a Ctrl-C lost: the main thread waits forever on a group whose tasks sleep). The main
+# thread's waits are cut into slices, so the KeyboardInterrupt comes out within one.
+_MAIN_SLICE = 0.05
+
+
 def _park(waiter: Waiter, limit: float | None) -> bool:
     """The wait itself: the only part of ``block`` that Ctrl-C interrupts at once."""
-    while True:
+    acquire = waiter._lock.acquire
+    if _get_ident() != _ki._main_ident:
         if limit is None:
-            return waiter._lock.acquire()
-        wait_for = limit - _monotonic()
-        if wait_for > 0 and waiter._lock.acquire(timeout=min(wait_for, _TIMEOUT_MAX)):
+            return acquire()
+        while True:
+            wait_for = limit - _monotonic()
+            if wait_for > 0 and acquire(timeout=min(wait_for, _TIMEOUT_MAX)):
+                return True
+            if _monotonic() >= limit:
+                return False
+    while True:  # the main thread: a pending signal handler runs between two slices
+        wait_for = _MAIN_SLICE if limit is None else min(limit - _monotonic(), _MAIN_SLICE)
+        if wait_for > 0 and acquire(timeout=wait_for):
             return True
-        if _monotonic() >= limit:
+        if limit is not None and _monotonic() >= limit:
             return False
 
 
