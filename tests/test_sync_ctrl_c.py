@@ -230,6 +230,15 @@ def _spin(seconds: float) -> None:
             break
 
 
+def _no_sender_left() -> None:
+    """Wait for the sending thread of an earlier test's deferred Ctrl-C to end: still
+    running, it would take this test's deferred Ctrl-C over (as it should in a program)."""
+    end = time.monotonic() + 5
+    while _ki._sending and time.monotonic() < end:
+        time.sleep(0.001)
+    assert not _ki._sending
+
+
 class _DeferredHere:
     """Its ``__del__`` takes a Ctrl-C (an exception there would be dropped): deferred."""
 
@@ -241,6 +250,7 @@ def test_a_deferred_ctrl_c_is_sent_again_until_it_lands() -> None:
     """It was sent again once: if that signal found SIGINT ignored for a moment (a library
     swapping handlers), the Ctrl-C was lost for good."""
     assert _ki.installed(), "the Ctrl-C protection handler is not installed"
+    _no_sender_left()
     _DeferredHere()  # collected at once: the Ctrl-C is deferred
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -256,6 +266,7 @@ def test_deferring_the_same_ctrl_c_again_and_again_raises_it_once() -> None:
     """Each deferral started its own sending thread: a Ctrl-C deferred three times (found in
     protected code three times) came out as up to three KeyboardInterrupts."""
     assert _ki.installed(), "the Ctrl-C protection handler is not installed"
+    _no_sender_left()
     for _ in range(3):
         _DeferredHere()
     with pytest.raises(KeyboardInterrupt):
@@ -302,6 +313,7 @@ def test_a_ctrl_c_that_cannot_be_deferred_is_raised_at_once(
     def cannot_start(*args: object) -> NoReturn:
         raise RuntimeError("can't start new thread")
 
+    _no_sender_left()
     monkeypatch.setattr(_ki, "_thread", types.SimpleNamespace(start_new_thread=cannot_start))
     with pytest.raises(KeyboardInterrupt):
         _ki._handler(signal.SIGINT, _protected_frame())
