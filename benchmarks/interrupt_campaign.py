@@ -58,10 +58,29 @@ class Interrupter:
         self._lock = threading.Lock()
         self._acked = False
         self._ack = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="interrupter", daemon=True)
+        self._go = _thread.allocate_lock()
+        self._go.acquire()
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
 
     def start(self) -> None:
-        self._thread.start()
+        """Start the thread, outside the measured window: it waits for ``go()``.
+
+        A raw thread: ``threading.Thread.start()`` waits in the main thread for the new
+        thread to run, in the standard library's Condition.wait, which is not Ctrl-C safe;
+        inside the window the interrupt could land there, in the harness."""
+        _thread.start_new_thread(self._main, ())
+
+    def go(self) -> None:
+        """Start counting the delay (a single C call: nothing to interrupt)."""
+        self._go.release()
+
+    def _main(self) -> None:
+        try:
+            self._go.acquire()
+            self._run()
+        finally:
+            self._done.release()
 
     def _send(self, how: str) -> bool:
         with self._lock:  # never after acknowledge(): no stray Ctrl-C lands in the harness
@@ -91,7 +110,9 @@ class Interrupter:
         with self._lock:
             self._acked = True
         self._ack.set()
-        self._thread.join()
+        if self._go.locked():
+            self._go.release()  # go() never came (setup failed): let the thread end
+        self._done.acquire()
 
 
 class Target:
@@ -623,11 +644,12 @@ def run_trial(cls: type[Target], rng: random.Random, how: str) -> list[str]:
     delay = rng.uniform(0.0, cls.max_delay)
     interrupter = Interrupter(delay, how)
     outcome: BaseException | None = None
+    interrupter.start()
     started = time.monotonic()
     try:
         try:
             target.setup()
-            interrupter.start()
+            interrupter.go()
             target.op()
         except BaseException as exc:
             outcome = exc

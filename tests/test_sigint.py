@@ -266,3 +266,39 @@ def test_ctrl_c_at_random_instants_in_group_enter_and_exit() -> None:
     assert proc.returncode == 0, proc.stderr
     first = proc.stdout.splitlines()[0]
     assert first.startswith(f"trials {trials} failures 0 "), proc.stdout
+
+
+def test_ctrl_c_twice_during_the_exit_wait_prints_no_exception_ignored(tmp_path: Path) -> None:
+    """At exit threadwise waits for running tasks; the first Ctrl-C there cancels them and
+    waits the grace, a second one escaped the exit hook: Python printed "Exception ignored"
+    with a traceback into threadwise."""
+    path = tmp_path / "script.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            import time
+            import threadwise as tw
+            tw.spawn(time.sleep, 3)  # not cancellable: the exit waits, then the grace
+            print("ready", flush=True)
+            """
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        readable, _, _ = select.select([proc.stdout], [], [], STARTUP)
+        assert readable, "the script did not get ready"
+        assert proc.stdout.readline() == "ready\n"
+        time.sleep(0.2)  # the main thread has ended: the exit hook waits for the task
+        proc.send_signal(signal.SIGINT)  # cancels the task, waits up to the grace (1 s)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)  # stops that wait
+        _, err = proc.communicate(timeout=STARTUP)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert "Exception ignored" not in err, err
+    assert "Traceback" not in err, err

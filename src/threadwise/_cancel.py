@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from types import CodeType, FrameType, TracebackType
 
+from . import _ki
 from ._exceptions import Cancelled
 from ._state import ThreadState, Waitable, current_state
 from ._typing import Literal
@@ -22,6 +23,7 @@ from ._validate import check_name, check_timeout
 
 _monotonic = time.monotonic
 _allocate_lock = threading.Lock
+_get_ident = threading.get_ident
 _TIMEOUT_MAX = threading.TIMEOUT_MAX
 
 # Guards every scope's children and waiters. Held only for a few attribute updates and never
@@ -492,16 +494,8 @@ def block(
     state.since = _monotonic()
     if task is not None and blocked_on is not None:
         task._set_blocked(True)
-    woken = False
     try:
-        while True:
-            if limit is None:
-                woken = waiter._lock.acquire()
-            else:
-                wait_for = limit - _monotonic()
-                woken = wait_for > 0 and waiter._lock.acquire(timeout=min(wait_for, _TIMEOUT_MAX))
-            if woken or limit is None or _monotonic() >= limit:
-                break
+        woken = _park(waiter, limit)
     finally:
         state.blocked_on = None
         state.since = _monotonic()
@@ -513,6 +507,40 @@ def block(
     if cancel == "raise" and scope is not None and scope._is_cancelled():
         raise scope._cancelled_error()
     return woken
+
+
+# A SIGINT sent to the process may be taken by any thread: Python then only sets a flag for
+# the main thread, and a main thread asleep in a lock wait would not see it until the wait
+# ends (a Ctrl-C lost: the main thread waits forever on a group whose tasks sleep). The main
+# thread's waits are cut into slices, so the KeyboardInterrupt comes out within one.
+_MAIN_SLICE = 0.05
+
+
+def _park(waiter: Waiter, limit: float | None) -> bool:
+    """The wait itself: the only part of ``block`` that Ctrl-C interrupts at once."""
+    acquire = waiter._lock.acquire
+    if _get_ident() != _ki._main_ident:
+        if limit is None:
+            return acquire()
+        while True:
+            wait_for = limit - _monotonic()
+            if wait_for > 0 and acquire(timeout=min(wait_for, _TIMEOUT_MAX)):
+                return True
+            if _monotonic() >= limit:
+                return False
+    while True:  # the main thread: a pending signal handler runs between two slices
+        wait_for = _MAIN_SLICE if limit is None else min(limit - _monotonic(), _MAIN_SLICE)
+        if wait_for > 0 and acquire(timeout=wait_for):
+            return True
+        if limit is not None and _monotonic() >= limit:
+            return False
+
+
+# Ctrl-C waits until block's bookkeeping around the wait is done (registering the waiter with
+# the scope, the thread's BLOCKED state): interrupted half-way it would leave the thread shown
+# as blocked and the waiter in its scope's wake-up set. Only the wait itself is interruptible.
+_ki.protected(block)
+_ki.unprotected(_park)
 
 
 class _Sleep:

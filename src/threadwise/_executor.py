@@ -27,7 +27,7 @@ from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
 from concurrent.futures.thread import BrokenThreadPool
 from types import TracebackType
 
-from . import _threads
+from . import _ki, _threads
 from ._cancel import CancelScope
 from ._exceptions import Cancelled, CancelledTooLate
 from ._state import ThreadState, current_state
@@ -655,8 +655,8 @@ def _shutdown_at_exit() -> None:
 
 _register_atexit = getattr(threading, "_register_atexit", None)
 if _register_atexit is not None:  # runs before the interpreter joins non-daemon threads
-    _register_atexit(_shutdown_at_exit)
+    _register_atexit(_ki.exit_hook(_shutdown_at_exit))
 else:  # pragma: no cover - every supported CPython has it
     import atexit
 
-    atexit.register(_shutdown_at_exit)
+    atexit.register(_ki.exit_hook(_shutdown_at_exit))

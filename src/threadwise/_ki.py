@@ -21,6 +21,8 @@ not protected either: it is not threadwise's own frame.
 from __future__ import annotations
 
 import _thread
+import os
+import sys
 import threading
 import time
 import weakref
@@ -46,6 +48,9 @@ _PROTECTED_MODULES = {
 _TRANSPARENT_MODULES = {"threadwise._cancel", "threadwise._state", "threadwise._debug"}
 # Code that waits (it must stay interruptible) even though its module is listed above.
 _UNPROTECTED: set[CodeType] = set()  # filled at import time only, read-only afterwards
+# Code protected wherever it is called from, user code included (a transparent module's
+# bookkeeping that user code calls directly, e.g. ``tw.sleep`` -> ``_cancel.block``).
+_PROTECTED: set[CodeType] = set()  # filled at import time only, read-only afterwards
 
 
 def unprotected(fn: Callable[..., Any]) -> None:
@@ -53,11 +58,20 @@ def unprotected(fn: Callable[..., Any]) -> None:
     _UNPROTECTED.add(fn.__code__)
 
 
+def protected(fn: Callable[..., Any]) -> None:
+    """Defer Ctrl-C while ``fn`` runs, wherever it is called from (not in what it calls
+    outside threadwise's modules, nor in code marked ``unprotected``)."""
+    _PROTECTED.add(fn.__code__)
+
+
 def is_protected(frame: FrameType | None) -> bool:
     """Whether a KeyboardInterrupt arriving while ``frame`` runs must wait until it returns."""
     while frame is not None:
-        if frame.f_code in _UNPROTECTED:
+        code = frame.f_code
+        if code in _UNPROTECTED:
             return False
+        if code in _PROTECTED:
+            return True
         module = frame.f_globals.get("__name__")
         if module in _PROTECTED_MODULES:
             return True
@@ -72,17 +86,78 @@ def is_protected(frame: FrameType | None) -> bool:
 # from inside this handler instead would run the handler again at once, in its own frame, and
 # under a tracer (coverage, debuggers) it never gets out. A real signal, unlike
 # interrupt_main(), also interrupts a wait the main thread has entered meanwhile.
+#
+# One deferred interrupt is one pending flag and at most one sending thread: the thread sends
+# again and again until the handler has raised the KeyboardInterrupt. A thread per deferral
+# instead could leave two signals on their way for one Ctrl-C (a stray second interrupt), and
+# one send per deferral loses the interrupt for good when that one signal finds SIGINT ignored
+# or handled by someone else for a moment.
 _REDELIVER_AFTER = 0.001
+_REDELIVER_MAX = 0.05
 _main_ident = threading.main_thread().ident
+_delivery_lock = _thread.allocate_lock()
+_pending = False  # a deferred interrupt has not been raised yet; guarded by _delivery_lock
+_sending = False  # the sending thread runs; guarded by _delivery_lock
+
+
+def pending() -> bool:
+    """Whether a deferred Ctrl-C is still on its way to the main thread."""
+    return _pending
 
 
 def _deliver_later() -> None:
-    time.sleep(_REDELIVER_AFTER)
+    global _sending
     kill = getattr(signal, "pthread_kill", None)
-    if kill is not None and _main_ident is not None:
-        kill(_main_ident, signal.SIGINT)
-    else:  # pragma: no cover - platforms without pthread_kill (Windows)
-        _thread.interrupt_main()
+    delay = _REDELIVER_AFTER
+    while True:
+        time.sleep(delay)
+        delay = min(delay * 2, _REDELIVER_MAX)  # a long protected stretch: fewer signals
+        with _delivery_lock:
+            if not _pending:
+                _sending = False
+                return
+            # Sent under the lock: the handler's raise (which clears _pending) cannot slip in
+            # between the check and the send and leave this signal as a stray second Ctrl-C.
+            if kill is not None and _main_ident is not None:
+                kill(_main_ident, signal.SIGINT)
+            else:  # pragma: no cover - platforms without pthread_kill (Windows)
+                _thread.interrupt_main()
+
+
+def _defer() -> None:
+    global _pending, _sending
+    # No call between acquire and release: a nested run of the handler in this thread (a
+    # second signal) cannot find the lock held by its own thread.
+    with _delivery_lock:
+        _pending = True
+        start = not _sending
+        _sending = True
+    if start:
+        try:
+            _thread.start_new_thread(_deliver_later, ())
+        except RuntimeError:  # no thread can start (resource exhaustion): raise it now
+            with _delivery_lock:
+                _sending = False
+            raise
+
+
+def _after_fork_in_child() -> None:
+    """The child has only the forking thread: no sending thread, and the lock may be held."""
+    global _delivery_lock, _pending, _sending, _main_ident
+    _delivery_lock = _thread.allocate_lock()
+    _pending = _sending = False
+    _main_ident = threading.main_thread().ident
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    global _pending
+    with _delivery_lock:
+        _pending = False
+    signal.default_int_handler(signum, frame)
 
 
 # Code the interpreter runs without being able to raise from it: weakref callbacks (the
@@ -100,7 +175,13 @@ _UNRAISABLE: frozenset[CodeType] = frozenset(
 
 
 def in_unraisable_callback(frame: FrameType | None) -> bool:
-    """Whether ``frame`` runs inside a weakref callback or a ``__del__``."""
+    """Whether ``frame`` runs inside a weakref callback, a ``__del__`` or a generator's
+    clean-up on close (which, for a generator the garbage collector closes, is unraisable)."""
+    # Not at a blocking wait: a wait must stay interruptible, even in a generator's clean-up.
+    if isinstance(sys.exception(), GeneratorExit) and (
+        frame is None or frame.f_code not in _UNPROTECTED
+    ):
+        return True
     while frame is not None:
         code = frame.f_code
         if code in _UNRAISABLE or code.co_name == "__del__":
@@ -110,10 +191,44 @@ def in_unraisable_callback(frame: FrameType | None) -> bool:
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
+    if frame is not None and frame.f_code in _EXIT_HOOKS:
+        return  # between an exit hook's own lines, outside its `try`: exiting anyway
     if is_protected(frame) or in_unraisable_callback(frame):
-        _thread.start_new_thread(_deliver_later, ())
-        return
-    signal.default_int_handler(signum, frame)
+        try:
+            _defer()
+            return
+        except RuntimeError:
+            pass  # it cannot be deferred: raising it late is better than losing it
+    _raise(signum, frame)
+
+
+# threadwise's own interpreter-exit hooks (see exit_hook).
+_EXIT_HOOKS: set[CodeType] = set()  # filled at import time only, read-only afterwards
+
+
+def exit_hook(fn: Callable[[], None]) -> Callable[[], None]:
+    """``fn`` made fit for ``atexit``: a Ctrl-C while it runs ends it quietly.
+
+    An exception escaping an exit hook is printed as "Exception ignored" with a traceback
+    into threadwise. At exit a Ctrl-C can only mean "stop waiting": the hooks catch the
+    first one where they wait; this catches the rest (a second Ctrl-C during their grace)."""
+
+    def hook() -> None:
+        try:
+            fn()
+        except KeyboardInterrupt:
+            pass  # the program is exiting anyway: stopping the wait was all it could do
+        finally:
+            _drop_pending()  # a Ctrl-C deferred inside fn must not land in later exit code
+
+    _EXIT_HOOKS.add(hook.__code__)
+    return hook
+
+
+def _drop_pending() -> None:
+    global _pending
+    with _delivery_lock:
+        _pending = False
 
 
 def install() -> bool:

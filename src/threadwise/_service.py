@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from . import _ki
 from ._cancel import CancelScope, sleep
 from ._exceptions import Cancelled
 from ._log import Logger
@@ -249,8 +250,8 @@ def _stop_services_at_exit() -> None:
 
 _register_atexit = getattr(threading, "_register_atexit", None)
 if _register_atexit is not None:  # before the interpreter waits for threads
-    _register_atexit(_stop_services_at_exit)
+    _register_atexit(_ki.exit_hook(_stop_services_at_exit))
 else:  # pragma: no cover
     import atexit
 
-    atexit.register(_stop_services_at_exit)
+    atexit.register(_ki.exit_hook(_stop_services_at_exit))

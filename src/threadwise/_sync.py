@@ -30,8 +30,8 @@ _get_ident = threading.get_ident
 _TIMEOUT_MAX = threading.TIMEOUT_MAX
 _logger = Logger("threadwise")
 
-# The blocking wait must stay interruptible by Ctrl-C; everything around it is protected.
-_ki.unprotected(block)
+# The blocking wait stays interruptible by Ctrl-C (_cancel unprotects it); everything around
+# it is protected.
 _ki.install()
 
 

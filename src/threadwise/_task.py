@@ -13,7 +13,7 @@ import time
 import weakref
 from collections.abc import Callable
 
-from . import _threads
+from . import _ki, _threads
 from ._cancel import CancelMode, CancelScope
 from ._cancel import _after_fork as cancel_after_fork
 from ._exceptions import Cancelled
@@ -768,7 +768,7 @@ if hasattr(os, "register_at_fork"):  # POSIX
 
 _register_atexit = getattr(threading, "_register_atexit", None)
 if _register_atexit is not None:  # runs before the interpreter joins non-daemon threads
-    _register_atexit(_wait_for_tasks_at_exit)
+    _register_atexit(_ki.exit_hook(_wait_for_tasks_at_exit))
 else:  # pragma: no cover - every supported CPython has it
-    atexit.register(_wait_for_tasks_at_exit)
-atexit.register(_report_failures_at_exit)
+    atexit.register(_ki.exit_hook(_wait_for_tasks_at_exit))
+atexit.register(_ki.exit_hook(_report_failures_at_exit))
