@@ -500,9 +500,16 @@ def test_complete_files_are_skipped_on_a_second_run(
     first = download(urls, dest, checksums=checksums if with_checksums else None)
     assert first.count("done") == 5
 
+    # The server counts a body once its write returns, which can be just after the client
+    # has read it all: wait for the count of the first run to be complete.
+    expected = sum(40 * KiB + i for i in range(5))
+    deadline = time.monotonic() + 10.0  # never reached when all is well
+    while server.stats.bytes_sent < expected and time.monotonic() < deadline:
+        time.sleep(0.005)
     for s in served.values():
         s.requests = 0
     sent_before = server.stats.bytes_sent
+    assert sent_before == expected
     second = download(urls, dest, checksums=checksums if with_checksums else None)
 
     assert [f.status for f in second.files] == ["skipped"] * 5
