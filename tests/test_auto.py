@@ -96,7 +96,7 @@ def test_a_gil_bound_function_moves_to_processes_each_item_once(ordered: bool) -
     assert report.hints == []  # the remedy was applied
     # Both sides did part of the work, and the pool is gone.
     threads_phase, pool_phase = out._auto.reports
-    assert threads_phase.stages[0].items_in >= 40
+    assert threads_phase.stages[0].items_in > 0  # the move may come before the held items
     assert pool_phase.stages[0].items_in > 0
     assert out._auto.pool is None
     assert multiprocessing.active_children() == []
