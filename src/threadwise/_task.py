@@ -157,8 +157,7 @@ class Task(Generic[T]):
         self._call = call
         self._name = name
         self._group = group
-        self._scope = CancelScope(name=f"task {name!r}")
-        self._scope._attach(parent_scope)
+        self._scope = CancelScope._child(parent_scope, f"task {name!r}")
         self._state = State.CREATED
         self._result: T | None = None
         self._exception: BaseException | None = None
