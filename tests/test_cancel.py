@@ -684,3 +684,33 @@ def test_a_scope_entered_from_two_threads_at_once_admits_exactly_one() -> None:
             if len(entered) != 1:
                 failures.append(len(entered))
     assert failures == []
+
+
+def test_child_scope_inherits_like_a_scope_attached_to_its_parent() -> None:
+    # The internal constructor used for every task's scope must give the same result as
+    # CancelScope(...) + _attach(parent): the nearer deadline, the parent's cancellation.
+    from threadwise._cancel import CancelScope as Scope
+
+    parent = Scope(deadline=time.monotonic() + 100)
+    near = Scope._child(parent, "near", time.monotonic() + 1)
+    far = Scope._child(parent, "far", time.monotonic() + 1000)
+    plain = Scope._child(parent, None)
+    assert near.deadline is not None
+    assert parent.deadline is not None
+    assert near.deadline < parent.deadline
+    assert far.deadline == parent.deadline
+    assert plain.deadline == parent.deadline
+    assert plain.name is None
+    assert not near.cancelled
+    parent.cancel("stop")
+    assert near.cancelled
+    assert far.cancelled
+    assert plain.cancelled
+    late = Scope._child(parent, "late")
+    assert late.cancelled
+    assert late._cancelled_error().args == ("stop",)
+    late._detach()
+    assert late not in parent._children
+    alone = Scope._child(None, "alone", 5.0)
+    assert alone.deadline == 5.0
+    assert not alone.cancel_called

@@ -149,6 +149,43 @@ class CancelScope:
         self._frame: FrameType | None = None
         self.cancelled_caught = False
 
+    @classmethod
+    def _child(
+        cls, parent: CancelScope | None, name: str | None, deadline: float | None = None
+    ) -> CancelScope:
+        """A new scope attached to ``parent`` (for a task or a call; never entered).
+
+        The internal fast path of ``CancelScope(name=..., deadline=...)`` +
+        ``_attach(parent)``, for threadwise's own names and already checked deadlines
+        (``time.monotonic()`` floats): one is made per task, so its cost counts.
+        """
+        self = object.__new__(cls)
+        self.name = name
+        self._own_deadline = deadline
+        self._previous = None
+        self._children = set()
+        self._waiters = set()
+        self._cancel_called = False
+        self._entered_in = None
+        self._frame = None
+        self.cancelled_caught = False
+        self._parent = parent
+        if parent is None:
+            self._cancelled = False
+            self._reason = ""
+            self._deadline = deadline
+            return self
+        with _tree_lock:
+            # Inherited under the lock, as _attach does: a cancel of the parent either
+            # marks this child (it is in parent._children) or was seen here.
+            self._cancelled = parent._cancelled
+            self._reason = parent._reason
+            pd = parent._deadline
+            nearer = deadline is None or (pd is not None and pd < deadline)
+            self._deadline = pd if nearer else deadline
+            parent._children.add(self)
+        return self
+
     # -- tree ------------------------------------------------------------------------------
     def _attach(self, parent: CancelScope | None) -> None:
         """Make this scope a child of ``parent``: it inherits parent's cancel and deadline."""

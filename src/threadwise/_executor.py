@@ -403,8 +403,8 @@ class Executor(concurrent.futures.Executor):
         Called with the executor's lock held."""
         future = call.future
         deadline = call.deadline
-        scope = call.scope = CancelScope(
-            deadline=deadline, name=None if deadline is None else call.name
+        scope = call.scope = CancelScope._child(
+            None, None if deadline is None else call.name, deadline
         )
         if self._cancelling is not None:
             scope.cancel(self._cancelling)  # it never starts

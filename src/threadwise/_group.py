@@ -16,9 +16,9 @@ from ._local import close_thread_locals
 from ._log import Logger
 from ._sync import ParkingLot
 from ._task import (
+    _FAILED,
     EXIT_GRACE,
     NameCounter,
-    State,
     Task,
     _abandon_thread,
     _bind,
@@ -40,6 +40,13 @@ class _Phase(enum.Enum):
     NEW = "new"
     OPEN = "open"
     CLOSED = "closed"
+
+
+# Module globals: on Python 3.11 every ``_Phase.X`` is a Python call (the enum metaclass's
+# __getattr__), and a group reads its phase on every spawn.
+_NEW = _Phase.NEW
+_OPEN = _Phase.OPEN
+_CLOSED = _Phase.CLOSED
 
 
 class TaskGroup:
@@ -69,7 +76,7 @@ class TaskGroup:
         self._timeout = check_timeout(timeout)
         grace_value = check_timeout(grace, "grace")
         self._grace = math.inf if grace_value is None else grace_value
-        self._phase = _Phase.NEW
+        self._phase = _NEW
         self._lock = threading.Lock()
         self._exit_lot = ParkingLot()
         self._pending = 0
@@ -109,7 +116,8 @@ class TaskGroup:
 
     def spawn(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Task[T]:
         """Start ``fn(*args, **kwargs)`` as a task of this group (also from its own tasks)."""
-        check_callable(fn)
+        if not callable(fn):
+            check_callable(fn)  # raises
         task: Task[T] = Task(
             _bind(fn, args, kwargs), _new_name(fn), parent_scope=self._scope, group=self
         )
@@ -119,9 +127,9 @@ class TaskGroup:
         if unbounded:
             task._prepare_thread(cached=True)
         with self._lock:
-            if self._phase is not _Phase.OPEN:
+            if self._phase is not _OPEN:
                 task._scope._detach()
-                if self._phase is _Phase.NEW:
+                if self._phase is _NEW:
                     raise RuntimeError(
                         f"{self._describe()} was not entered: use "
                         "`with TaskGroup() as g: g.spawn(fn, ...)`"
@@ -130,7 +138,8 @@ class TaskGroup:
             self._pending += 1
             self._running.add(task)
             if unbounded:
-                self._prune_threads()
+                if len(self._threads) >= 64:
+                    self._prune_threads()
                 assert task._thread is not None
                 self._threads.append(task._thread)
             else:
@@ -242,11 +251,11 @@ class TaskGroup:
 
     def _prune_threads(self) -> None:
         # Keep the list of per-task threads from growing without bound in long-lived groups.
-        if len(self._threads) >= 64 and len(self._threads) & (len(self._threads) - 1) == 0:
+        if len(self._threads) & (len(self._threads) - 1) == 0:
             self._threads = [t for t in self._threads if t.is_alive()]
 
     def _on_task_done(self, task: Task[Any]) -> None:
-        failed = task._state is State.FAILED
+        failed = task._state is _FAILED
         with self._lock:
             self._pending -= 1
             self._running.discard(task)
@@ -272,9 +281,9 @@ class TaskGroup:
     # -- the with block ------------------------------------------------------------------------
     def __enter__(self) -> TaskGroup:
         with self._lock:
-            if self._phase is not _Phase.NEW:
+            if self._phase is not _NEW:
                 raise RuntimeError(f"{self._describe()} can be entered only once")
-            self._phase = _Phase.OPEN
+            self._phase = _OPEN
         if self._timeout is not None:
             self._scope._own_deadline = self._scope._deadline = time.monotonic() + self._timeout
         self._scope.__enter__()
@@ -410,9 +419,9 @@ class TaskGroup:
         stuck: frozenset[threading.Thread] | set[threading.Thread] = frozenset(),
     ) -> None:
         with self._lock:
-            if self._phase is _Phase.CLOSED:
+            if self._phase is _CLOSED:
                 return
-            self._phase = _Phase.CLOSED
+            self._phase = _CLOSED
             self._stopping = True
             self._idle.unpark_all()
             threads = list(self._threads)

@@ -46,9 +46,13 @@ def close_thread_locals() -> None:
     A close that raises does not keep the others from running: ``Exception`` is logged; any
     other exception (e.g. ``KeyboardInterrupt``) is raised again once every close has run.
     """
+    # No ThreadLocal was ever made (the common case): out without the lock. An instance this
+    # thread holds was made by get() on a ThreadLocal that registered itself here before this
+    # thread could reach it, so an empty registry means this thread has nothing to close
+    # (entries leave only when dead; one reading of the dict's size, safe without the GIL).
+    if not _all_locals:
+        return
     with _all_locals_lock:
-        if not _all_locals:  # no ThreadLocal was ever made (the common case): a cheap way out
-            return
         snapshot = list(_all_locals.values())
     pending: BaseException | None = None
     for ref in snapshot:

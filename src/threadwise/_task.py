@@ -49,6 +49,14 @@ class State(enum.Enum):
 
 
 _FINISHED = frozenset({State.DONE, State.FAILED, State.CANCELLED})
+# The members as module globals: on Python 3.11 every ``State.X`` goes through the enum
+# metaclass's __getattr__ (a Python call), and tasks read their state several times each.
+_CREATED = State.CREATED
+_RUNNING = State.RUNNING
+_BLOCKED = State.BLOCKED
+_DONE = State.DONE
+_FAILED = State.FAILED
+_CANCELLED = State.CANCELLED
 
 
 def _no_call() -> Any:
@@ -76,6 +84,9 @@ class NameCounter:
 
 
 _counter = NameCounter()
+_get_ident = threading.get_ident
+_get_native_id = threading.get_native_id
+_monotonic = time.monotonic
 
 
 class _Registry:
@@ -157,9 +168,8 @@ class Task(Generic[T]):
         self._call = call
         self._name = name
         self._group = group
-        self._scope = CancelScope(name=f"task {name!r}")
-        self._scope._attach(parent_scope)
-        self._state = State.CREATED
+        self._scope = CancelScope._child(parent_scope, f"task {name!r}")
+        self._state = _CREATED
         self._result: T | None = None
         self._exception: BaseException | None = None
         self._retrieved = False
@@ -181,20 +191,20 @@ class Task(Generic[T]):
     def _run(self) -> None:
         """Run the task in the calling thread (a task thread or a group worker)."""
         with self._lock:
-            if self._state is not State.CREATED:
+            if self._state is not _CREATED:
                 return  # cancelled before it could start
-            self._ident = threading.get_ident()
-            self._native_id = threading.get_native_id()
-            self._started_at = now = time.monotonic()
+            self._ident = _get_ident()
+            self._native_id = _get_native_id()
+            self._started_at = now = _monotonic()
             if self._scope._is_cancelled():
                 # Its group was cancelled while it waited for a worker: it never starts.
-                self._state = State.CANCELLED
+                self._state = _CANCELLED
                 started = False
             else:
-                self._state = State.RUNNING
+                self._state = _RUNNING
                 started = True
         if not started:
-            self._finish(State.CANCELLED, None, None)
+            self._finish(_CANCELLED, None, None)
             return
         state = current_state()
         previous_task, previous_scope = state.task, state.scope
@@ -206,13 +216,13 @@ class Task(Generic[T]):
             result = self._call()
         except Cancelled as exc:
             if self._scope._is_cancelled():
-                outcome = State.CANCELLED
+                outcome = _CANCELLED
             else:  # raised by hand, not by a cancelled scope: that is a failure
-                outcome, error = State.FAILED, exc
+                outcome, error = _FAILED, exc
         except BaseException as exc:
-            outcome, error = State.FAILED, exc
+            outcome, error = _FAILED, exc
         else:
-            outcome = State.DONE
+            outcome = _DONE
         finally:
             state.task, state.scope = previous_task, previous_scope
             # Drop the function and its arguments: a finished task must not keep them alive
@@ -249,7 +259,7 @@ class Task(Generic[T]):
         """Forget a task whose thread could not be started (it never ran; nobody holds it)."""
         self._scope._detach()
         with self._lock:
-            self._state = State.CANCELLED
+            self._state = _CANCELLED
             self._finished = True
             self._callbacks = None
         if self._live:
@@ -275,8 +285,8 @@ class Task(Generic[T]):
 
     def _set_blocked(self, blocked: bool) -> None:
         # Only the task's own thread calls this, while the task runs.
-        if self._state is State.RUNNING or self._state is State.BLOCKED:
-            self._state = State.BLOCKED if blocked else State.RUNNING
+        if self._state is _RUNNING or self._state is _BLOCKED:
+            self._state = _BLOCKED if blocked else _RUNNING
 
     def _run_and_close(self) -> None:
         try:
@@ -345,7 +355,7 @@ class Task(Generic[T]):
     @property
     def blocked_on(self) -> str | None:
         """What the task waits for while BLOCKED, e.g. ``"Queue.get on 'jobs'"``."""
-        if self._state is not State.BLOCKED or self._ident is None:
+        if self._state is not _BLOCKED or self._ident is None:
             return None
         from ._state import all_states
 
@@ -356,7 +366,7 @@ class Task(Generic[T]):
         return self._state in _FINISHED
 
     def cancelled(self) -> bool:
-        return self._state is State.CANCELLED
+        return self._state is _CANCELLED
 
     def cancel(self, reason: str | None = None) -> bool:
         """Cancel the task: it never starts, or its next checkpoint raises ``Cancelled``.
@@ -369,12 +379,12 @@ class Task(Generic[T]):
         with self._lock:
             if self._finished:
                 return False
-            not_started = self._state is State.CREATED
+            not_started = self._state is _CREATED
             if not_started:
-                self._state = State.CANCELLED
+                self._state = _CANCELLED
         self._scope.cancel(why)
         if not_started:
-            self._finish(State.CANCELLED, None, None)
+            self._finish(_CANCELLED, None, None)
         return True
 
     def join(self, timeout: float | None = None) -> bool:
@@ -438,7 +448,7 @@ class Task(Generic[T]):
         """
         self._wait_done(timeout)
         state, result, exc = self._outcome()
-        if state is State.CANCELLED:
+        if state is _CANCELLED:
             from ._future_errors import TaskCancelled  # imports concurrent.futures: lazily
 
             raise TaskCancelled(f"task {self._name!r} was cancelled")
@@ -453,7 +463,7 @@ class Task(Generic[T]):
         """The exception the task raised, or None if it returned normally."""
         self._wait_done(timeout)
         state, _, exc = self._outcome()
-        if state is State.CANCELLED:
+        if state is _CANCELLED:
             from ._future_errors import TaskCancelled  # imports concurrent.futures: lazily
 
             raise TaskCancelled(f"task {self._name!r} was cancelled")
@@ -501,7 +511,12 @@ def _abandon_thread(thread: threading.Thread, why: str) -> None:
 
 
 def _new_name(fn: Callable[..., Any]) -> str:
-    return f"{describe_callable(fn)}-{next(_counter)}"
+    # NameCounter.__next__ inlined: one name per task, so a call less counts.
+    counter = _counter
+    with counter._lock:
+        counter._next += 1
+        number = counter._next
+    return f"{describe_callable(fn)}-{number}"
 
 
 def _bind(fn: Callable[P, T], args: Any, kwargs: Any) -> Callable[[], T]:
@@ -626,7 +641,7 @@ class Thread(threading.Thread):
             del self._target, self._args, self._kwargs  # type: ignore[attr-defined]
 
     def _require_started(self, what: str) -> None:
-        if not self._started.is_set() and self._tw_task._state is not State.CANCELLED:  # type: ignore[attr-defined]
+        if not self._started.is_set() and self._tw_task._state is not _CANCELLED:  # type: ignore[attr-defined]
             raise RuntimeError(f"cannot get the {what} of a thread before it is started")
 
     def result(self, timeout: float | None = None) -> Any:
