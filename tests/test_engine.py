@@ -466,6 +466,71 @@ def test_chunk_queue_is_bounded_by_items_as_well_as_chunks() -> None:
     assert chunks._describe_wait("put") == "Queue.put on 'q'"
 
 
+def _parked_taker(chunks: Any) -> threading.Thread:
+    """A thread that settles after a trivial chunk, once it is seen parked."""
+    taker = threading.Thread(target=chunks.settle, args=(True,))
+    taker.start()
+    deadline = time.monotonic() + 5
+    while chunks.awake != 1 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert chunks.awake == 1
+    assert taker.is_alive()
+    return taker
+
+
+def test_chunk_queue_parks_a_second_taker_while_chunks_are_trivial() -> None:
+    from threadwise._stage import ChunkQueue
+
+    chunks = ChunkQueue(8, name="q", takers=2)
+    taker = _parked_taker(chunks)
+    chunks.settle(True)  # the last awake taker never parks
+    assert chunks.awake == 1
+    assert chunks.lone
+    chunks.settle(False)  # a chunk that is not trivial: every taker works again
+    taker.join(5)
+    assert not taker.is_alive()
+    assert (chunks.awake, chunks.lone) == (2, False)
+
+
+def test_closing_a_chunk_queue_wakes_its_parked_takers() -> None:
+    from threadwise._stage import ChunkQueue
+
+    chunks = ChunkQueue(8, name="q", takers=2)
+    taker = _parked_taker(chunks)
+    chunks.close()
+    taker.join(5)
+    assert not taker.is_alive()
+    assert chunks.awake == 2
+
+
+def test_a_chunk_queue_that_stops_moving_wakes_its_parked_takers() -> None:
+    from threadwise._stage import ChunkQueue
+
+    chunks = ChunkQueue(8, name="q", takers=2)
+    taker = _parked_taker(chunks)
+    chunks.put_nowait((0, [1]))  # queued, and nobody takes it: the awake taker is held up
+    taker.join(5)
+    assert not taker.is_alive()
+    assert (chunks.awake, chunks.lone) == (2, False)
+    chunks.close()
+
+
+def test_a_trivial_stream_whose_items_need_several_workers_at_once() -> None:
+    # Workers parked while the chunks are trivial must come back when an item holds the
+    # awake one up: each of four items, 10,000 apart (so in chunks of their own), waits for
+    # the other three, in other workers.
+    together = threading.Barrier(4, timeout=10)
+    meeting = {50_000, 60_000, 70_000, 80_000}
+
+    def fn(x: int) -> int:
+        if x in meeting:
+            together.wait()
+        return x
+
+    out = list(tw.map(fn, list(range(100_000)), workers=8, ordered=False))
+    assert sorted(out) == list(range(100_000))
+
+
 def test_weight_of_results() -> None:
     from threadwise._reorder import _weight
 

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import threadwise as tw
 from threadwise._pool import ChunkSizer
 from threadwise._reorder import window_items
-from threadwise._stage import MIN_CHUNKS, QUEUE_ITEMS
+from threadwise._stage import EDGE_QUEUE_ITEMS, MIN_CHUNKS
 from threadwise.testing import busy_threads  # idle cached threads retire at any time
 
 WAIT = 5.0  # upper bound for anything the tests wait for; never reached when all is well
@@ -39,12 +39,12 @@ def names(argument: str, value: object) -> str:
 
 def in_flight_bound(workers: int, ordered: bool) -> int:
     """Items the design lets be in flight at once: a stage inbox and the output queue hold at
-    most max(8, 2 * workers) chunks each, and take no chunk once they hold QUEUE_ITEMS
+    most max(8, 2 * workers) chunks each, and take no chunk once they hold EDGE_QUEUE_ITEMS
     items; every worker holds one chunk; the feeder, the
     consumer and the emitter's unsent remainder hold at most one chunk each; an ordered stage
     also keeps outputs that finished ahead of the one due: up to its item bound, plus the
     chunk each worker stored before it stopped to wait."""
-    per_queue = min(max(MIN_CHUNKS, 2 * workers) * MAX_CHUNK, QUEUE_ITEMS - 1 + MAX_CHUNK)
+    per_queue = min(max(MIN_CHUNKS, 2 * workers) * MAX_CHUNK, EDGE_QUEUE_ITEMS - 1 + MAX_CHUNK)
     reorder = window_items(workers) + workers * MAX_CHUNK if ordered else 0
     return 2 * per_queue + (workers + 3) * MAX_CHUNK + reorder
 

@@ -18,7 +18,7 @@ from ._pool import Workers
 from ._progress import Progress
 from ._reorder import Emitter
 from ._report import PipelineReport
-from ._stage import ChunkQueue, StageRun, StageSpec, queue_capacity
+from ._stage import EDGE_QUEUE_ITEMS, ChunkQueue, StageRun, StageSpec, queue_capacity
 from ._sync import Queue
 from ._typing import Any, TypeVar
 
@@ -43,7 +43,7 @@ class Run:
         self.stages = [StageRun(spec, self, i) for i, spec in enumerate(specs)]
         last_workers = self.stages[-1].spec.workers if self.stages else 1
         self.output: Queue[tuple[int, list[Any]]] = ChunkQueue(
-            queue_capacity(last_workers), name=f"{name} output"
+            queue_capacity(last_workers), name=f"{name} output", max_items=EDGE_QUEUE_ITEMS
         )
         for this, nxt in itertools.zip_longest(self.stages, self.stages[1:]):
             workers = this.spec.workers

@@ -16,7 +16,7 @@ from ._cancel import Waiter, block, checkpoint, current_scope, sleep
 from ._exceptions import Cancelled, QueueClosed
 from ._pool import ChunkSizer, RateLimiter, RemoteChunkSizer
 from ._report import StageReport
-from ._sync import Queue
+from ._sync import Condition, Queue
 from ._typing import TYPE_CHECKING, Any, Literal, cast
 
 if TYPE_CHECKING:
@@ -40,22 +40,85 @@ CHUNKS_PER_WORKER = 2
 MIN_CHUNKS = 8
 # ... and, whatever the chunks, at most this many items queued (a chunk always fits in an
 # empty queue): trivial items travel in chunks of up to ChunkSizer.MAX_ITEMS, and eight of
-# those in every queue would hold several times the memory for no more throughput.
+# those in every queue would hold several times the memory for no more throughput. Two of
+# them, though: with room for one only, the sender waits on every chunk, and the thread
+# switches that costs (2 M trivial items: 3,500 against 2,000) added a tenth of CPU time.
 QUEUE_ITEMS = 4096
+# ... but room for two of them between the source and the first stage, and between the last
+# stage and the caller: with room for one only, the sender waits on every chunk, and the
+# thread switches that costs (2 M trivial items through map: 3,500 against 2,000) added a
+# tenth of its CPU time. (Between two stages it measured slower: more memory touched.)
+EDGE_QUEUE_ITEMS = 2 * QUEUE_ITEMS
 # Skipped items whose exception the report keeps (the count is always exact).
 _MAX_RECORDED_ERRORS = 1000
 
 
 class ChunkQueue(Queue[tuple[int, list[Any]]]):
     """A queue of ``(seq, chunk)`` bounded by chunks (``maxsize``) and by items
-    (``max_items``): full when either bound is reached, empty when it holds no chunk."""
+    (``max_items``): full when either bound is reached, empty when it holds no chunk.
 
-    __slots__ = ("items", "max_items")
+    Its takers may also park (``settle``): while the chunks are trivial, one taker keeps up
+    with whatever feeds the queue, and every other one woken for a chunk would only cost a
+    thread switch and a GIL hand-over for work one thread does as fast.
+    """
 
-    def __init__(self, maxsize: int, name: str, max_items: int = QUEUE_ITEMS) -> None:
+    __slots__ = ("awake", "items", "lone", "max_items", "parked", "taken", "watching")
+
+    # How long the awake taker may hold one chunk while more wait, before the parked ones
+    # wake: a trivial stream can carry a slow item, which must not stall the rest behind it.
+    WATCH_SECONDS = 0.01
+
+    def __init__(
+        self, maxsize: int, name: str, max_items: int = QUEUE_ITEMS, takers: int = 1
+    ) -> None:
         self.items = 0  # items in the queued chunks (changed under the queue's mutex)
         self.max_items = max_items
+        self.awake = takers  # takers not parked (changed under the queue's mutex)
+        self.lone = False  # chunks are trivial: one taker is enough
+        self.taken = 0  # chunks taken so far: the watcher's sign that the queue moves
+        self.watching = False  # a parked taker waits with a timeout, the others without
         super().__init__(maxsize, name=name)
+        self.parked = Condition(self.mutex)
+
+    def settle(self, trivial: bool) -> None:
+        """Called by a taker between chunks, holding none. A trivial chunk parks the taker
+        while another one is awake, until a chunk is not trivial (slower items, or work that
+        releases the GIL and gains from every thread), the queue stops moving while it holds
+        chunks, or it closes. Cancellable."""
+        with self.mutex:
+            if not trivial:
+                if self.lone:
+                    self._wake_all()
+                return
+            self.lone = True
+            if self.awake <= 1:
+                return
+            self.awake -= 1
+            try:
+                while self.lone and not self.is_shutdown:
+                    if self.watching:
+                        self.parked._wait(None, (self, "get"))
+                        continue
+                    # One parked taker watches, so the others cost no wake-ups.
+                    self.watching = True
+                    before = self.taken
+                    try:
+                        self.parked._wait(self.WATCH_SECONDS, (self, "get"))
+                    finally:
+                        self.watching = False
+                    if self.lone and self.taken == before and self._qsize():
+                        self._wake_all()  # the awake taker is held up: everyone works
+            finally:
+                self.awake += 1
+
+    def _wake_all(self) -> None:
+        self.lone = False
+        self.parked._notify(len(self.parked._waiters))
+
+    def shutdown(self, immediate: bool = False) -> None:
+        super().shutdown(immediate)
+        with self.mutex:  # parked takers drain what is left, then see the queue closed
+            self.parked._notify(len(self.parked._waiters))
 
     def _qsize(self) -> int:
         count = len(self.queue)
@@ -70,6 +133,7 @@ class ChunkQueue(Queue[tuple[int, list[Any]]]):
     def _get(self) -> tuple[int, list[Any]]:
         item: tuple[int, list[Any]] = self.queue.popleft()
         self.items -= len(item[1])
+        self.taken += 1
         return item
 
     # Shown as a plain Queue where a thread's wait is described (dumps, hang reports).
@@ -236,8 +300,11 @@ class StageRun:
         self.run = run
         self.index = index
         self.report = StageReport(spec.name, spec.kind, spec.workers)
-        self.inbox: Queue[tuple[int, list[Any]]] = ChunkQueue(
-            queue_capacity(spec.workers), name=f"{spec.name} inbox"
+        self.inbox = ChunkQueue(
+            queue_capacity(spec.workers),
+            name=f"{spec.name} inbox",
+            takers=spec.workers,
+            max_items=EDGE_QUEUE_ITEMS if index == 0 else QUEUE_ITEMS,
         )
         self.sizer = (
             ChunkSizer(spec.chunk_size)
@@ -271,6 +338,12 @@ class StageRun:
         record = self.sizer.record
         report = self.report
         lock = self.lock
+        # A chunk as large as they come that carries less work than a chunk should is
+        # trivial: one worker keeps up, the others park (see ChunkQueue.settle). Not for
+        # slow stages: a remote executor's round trips gain from every worker.
+        settle = None if self.slow or self.spec.workers <= 1 else inbox.settle
+        full_chunk = ChunkSizer.MAX_ITEMS
+        trivial_below = ChunkSizer.TARGET_SECONDS
         items: list[Any] = []
         try:
             while True:
@@ -295,8 +368,11 @@ class StageRun:
                     report.failed += failed
                     report.busy_seconds += busy
                     report.cpu_seconds += cpu
+                count = len(items)
                 items = []
                 emit(seq, out)
+                if settle is not None:
+                    settle(count >= full_chunk and busy < trivial_below)
         except Cancelled:
             with lock:
                 report.not_started += len(items)
