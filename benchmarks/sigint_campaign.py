@@ -24,6 +24,9 @@ from threadwise.download import DemoServer, download
 
 GRACE = 1.0  # threadwise's default grace period
 
+# Printed by each workload once the interpreter and threadwise are loaded.
+_READY = "import sys, threadwise\nprint('ready', flush=True)\n"
+
 WORKLOADS = {
     "group": """
 import threadwise as tw
@@ -70,10 +73,15 @@ def one_run(rng: random.Random, totals: Totals, server: DemoServer, urls: list[s
     name = rng.choice(sorted(WORKLOADS))
     delay = rng.uniform(0.05, 0.8)
     with tempfile.TemporaryDirectory() as tmp:
-        argv = [sys.executable, "-c", WORKLOADS[name]]
+        argv = [sys.executable, "-c", _READY + WORKLOADS[name]]
         if name == "download":
             argv += [tmp, *urls]
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # The random delay counts from the moment the workload starts, not from the process's
+        # start: an interpreter still starting up (slowly, under a coverage or profiling hook)
+        # is not what this campaign measures.
+        assert proc.stdout is not None
+        proc.stdout.readline()
         time.sleep(delay)
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
