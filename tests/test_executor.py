@@ -626,6 +626,29 @@ def test_cache_drops_a_job_no_thread_can_take() -> None:
     assert ran == [2]
 
 
+def test_a_worker_that_cannot_start_another_logs_it_instead_of_crashing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before: the failed start of an extra worker (asked for by a worker that leaves jobs
+    # queued) went to threading.excepthook, as if that worker had crashed; the
+    # fault-injection campaign failed under pytest's unhandled-thread-exception check.
+    cache = _threads.ThreadCache(idle_timeout=0.2)
+    hooked: list[threading.ExceptHookArgs] = []
+    monkeypatch.setattr(threading, "excepthook", hooked.append)
+
+    def start(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    with cache._lock:
+        cache._looking += 1  # as a worker does before it provides another
+    monkeypatch.setattr(threading.Thread, "start", start)
+    with caplog.at_level(logging.WARNING, logger="threadwise"):
+        cache._wake_another()
+    assert hooked == []
+    assert "could not start another worker thread" in caplog.text
+    assert cache._looking == 0  # the count is taken back
+
+
 @pytest.mark.parametrize("thread_started", [True, False])
 def test_ctrl_c_inside_thread_start_is_raised_and_leaves_the_cache_working(
     thread_started: bool,

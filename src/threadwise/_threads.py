@@ -30,8 +30,11 @@ from collections.abc import Callable
 
 from . import _ki
 from ._local import close_thread_locals
+from ._log import Logger
 from ._state import current_state
 from ._typing import Any, Protocol, TypeVar
+
+_logger = Logger("threadwise")
 
 T = TypeVar("T")
 
@@ -169,8 +172,13 @@ class ThreadCache:
             return
         _, error = self._start_worker()
         if error is not None:
-            # Without a new worker the queued jobs wait for a worker to finish its job.
-            _report(error, threading.current_thread())
+            # Without a new worker the queued jobs wait for a worker to finish its job. A
+            # thread that cannot start (resource exhaustion) is no job's error: say so in the
+            # log, not through threading.excepthook as if this worker had crashed.
+            if isinstance(error, RuntimeError):
+                _logger.warning("could not start another worker thread: %s", error)
+            else:
+                _report(error, threading.current_thread())
             del error
 
     def _work(self, worker: _Worker) -> None:
