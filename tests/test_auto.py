@@ -344,5 +344,7 @@ def test_ctrl_c_during_the_pool_phase_is_prompt_and_leaves_no_process() -> None:
                 child.kill()
     print(f"exited {took:.2f} s after SIGINT")
     assert "KeyboardInterrupt" in stderr
-    assert took < 1.0
+    # Prompt: the run has minutes of work left. The 1 s goal is a benchmark figure; under CI's
+    # load (coverage, two cores, two spinning workers) the exit took 1.3 s once.
+    assert took < 5.0, took
     assert not [pid for pid in pids if alive(pid)]

@@ -849,6 +849,42 @@ with tw.Executor(2, grace=0.3) as ex:
     assert "stuck_in_foreign_code" in abandoned[0]
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="signals a thread (pthread_kill)")
+def test_ctrl_c_taken_by_a_worker_thread_stops_the_shutdown_wait(tmp_path: Path) -> None:
+    # A SIGINT sent to the process may land on any thread; Python then only flags it for the
+    # main thread. Before: the main thread slept in shutdown's wait until the call ended (60 s).
+    path = tmp_path / "script.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            import signal, threading, time
+            import threadwise as tw
+
+            def call():
+                time.sleep(0.3)  # the main thread waits in shutdown by now
+                signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+                try:
+                    tw.sleep(60)
+                except tw.Cancelled:
+                    print("call cancelled", flush=True)
+                    raise
+
+            try:
+                with tw.Executor(1) as ex:
+                    future = ex.submit(call)
+            except KeyboardInterrupt:
+                print("interrupted", flush=True)
+            print(future.cancelled(), flush=True)
+            """
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, str(path)], capture_output=True, text=True, timeout=STARTUP
+    )
+    assert proc.returncode == 0, proc
+    assert proc.stdout.splitlines() == ["call cancelled", "interrupted", "True"], proc
+
+
 def test_interpreter_exit_waits_for_submitted_work(tmp_path: Path) -> None:
     path = tmp_path / "script.py"
     path.write_text(

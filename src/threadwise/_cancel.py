@@ -546,11 +546,8 @@ def block(
     return woken
 
 
-# A SIGINT sent to the process may be taken by any thread: Python then only sets a flag for
-# the main thread, and a main thread asleep in a lock wait would not see it until the wait
-# ends (a Ctrl-C lost: the main thread waits forever on a group whose tasks sleep). The main
-# thread's waits are cut into slices, so the KeyboardInterrupt comes out within one.
-_MAIN_SLICE = 0.05
+# The main thread's waits are cut into slices (see _ki.MAIN_SLICE).
+_MAIN_SLICE = _ki.MAIN_SLICE
 
 
 def _park(waiter: Waiter, limit: float | None) -> bool:

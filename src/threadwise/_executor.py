@@ -191,6 +191,12 @@ _executors_lock = threading.Lock()
 _interpreter_exiting = False
 
 
+def _wait_slice() -> float | None:
+    """The longest single wait for this thread: the main thread waits in slices, so a Ctrl-C
+    taken by another thread is seen between two (see ``_ki.MAIN_SLICE``)."""
+    return _ki.MAIN_SLICE if threading.get_ident() == _ki._main_ident else None
+
+
 class Executor(concurrent.futures.Executor):
     """A drop-in ``ThreadPoolExecutor`` whose ``Future.cancel()`` reaches running calls.
 
@@ -536,15 +542,16 @@ class Executor(concurrent.futures.Executor):
 
     def _wait_runners(self, timeout: float | None) -> bool:
         end = None if timeout is None else _monotonic() + timeout
+        most = _wait_slice()
         with self._lock:
             while self._runners:
                 if end is None:
-                    self._drained.wait()
+                    self._drained.wait(most)
                 else:
                     left = end - _monotonic()
                     if left <= 0:
                         return False
-                    self._drained.wait(left)
+                    self._drained.wait(left if most is None else min(left, most))
         return True
 
     def _interrupt(self, why: str = "interrupted (Ctrl-C)") -> None:
@@ -558,8 +565,9 @@ class Executor(concurrent.futures.Executor):
             with self._lock:
                 self._watching_running += 1
                 try:
+                    most = _wait_slice()
                     while self._running and (left := end - _monotonic()) > 0:
-                        self._drained.wait(left)
+                        self._drained.wait(left if most is None else min(left, most))
                 finally:
                     self._watching_running -= 1
             self._wait_runners(max(0.0, end - _monotonic()))

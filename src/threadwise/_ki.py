@@ -81,6 +81,14 @@ def is_protected(frame: FrameType | None) -> bool:
     return False
 
 
+# A SIGINT sent to the process may be taken by any thread: Python then only sets a flag for
+# the main thread, and a main thread asleep in a lock wait would not see it until the wait
+# ends (a Ctrl-C lost: the main thread waits forever on a group whose tasks sleep, or for the
+# whole grace period on a thread closing its ThreadLocals). Every wait of the main thread is
+# cut into slices this long, so the KeyboardInterrupt comes out within one.
+MAIN_SLICE = 0.05
+
+
 # How the deferred interrupt comes back: a short-lived raw thread sends SIGINT to the main
 # thread again a moment later (again deferred if it is still inside a primitive). Re-arming
 # from inside this handler instead would run the handler again at once, in its own frame, and

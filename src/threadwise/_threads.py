@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -333,8 +334,22 @@ class Job(threading.Thread):
     def join(self, timeout: float | None = None) -> None:
         if self._worker is threading.current_thread() and self._done.locked():
             return  # joined from inside the job: it cannot end while we wait for it
-        if self._done.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
-            self._done.release()
+        acquire = self._done.acquire
+        if threading.get_ident() != _ki._main_ident:
+            if acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+                self._done.release()
+            return
+        # The main thread waits in slices: a Ctrl-C taken by another thread is seen between two.
+        limit = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        while True:
+            wait_for = (
+                _ki.MAIN_SLICE if limit is None else min(limit - time.monotonic(), _ki.MAIN_SLICE)
+            )
+            if acquire(timeout=max(0.0, wait_for)):
+                self._done.release()
+                return
+            if limit is not None and time.monotonic() >= limit:
+                return
 
     def is_alive(self) -> bool:
         return self._started and self._done.locked()
