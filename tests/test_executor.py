@@ -885,6 +885,41 @@ def test_ctrl_c_taken_by_a_worker_thread_stops_the_shutdown_wait(tmp_path: Path)
     assert proc.stdout.splitlines() == ["call cancelled", "interrupted", "True"], proc
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="signals a thread (pthread_kill)")
+@pytest.mark.parametrize("wait", ["result()", "exception()", "result(timeout=60)"])
+def test_ctrl_c_taken_by_a_worker_thread_stops_a_future_wait(tmp_path: Path, wait: str) -> None:
+    # Before: the main thread slept in the stdlib's untimed condition wait until the call ended.
+    path = tmp_path / "script.py"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            import signal, threading, time
+            import threadwise as tw
+
+            def call():
+                time.sleep(0.3)  # the main thread waits on the future by now
+                signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+                tw.sleep(60)
+
+            ex = tw.Executor(1)
+            future = ex.submit(call)
+            try:
+                future.{wait}
+            except KeyboardInterrupt:
+                print("interrupted", flush=True)
+            future.cancel()
+            ex.shutdown()
+            print(future.cancelled(), flush=True)
+            """
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, str(path)], capture_output=True, text=True, timeout=STARTUP
+    )
+    assert proc.returncode == 0, proc
+    assert proc.stdout.splitlines() == ["interrupted", "True"], proc
+
+
 def test_interpreter_exit_waits_for_submitted_work(tmp_path: Path) -> None:
     path = tmp_path / "script.py"
     path.write_text(

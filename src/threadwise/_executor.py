@@ -23,7 +23,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
+from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, RUNNING
 from concurrent.futures.thread import BrokenThreadPool
 from types import TracebackType
 
@@ -46,6 +46,9 @@ _CREATED, _RUNNING, _BLOCKED = State.CREATED, State.RUNNING, State.BLOCKED
 _DONE, _FAILED, _CANCELLED = State.DONE, State.FAILED, State.CANCELLED
 _cf_logger = logging.getLogger("concurrent.futures")  # where the stdlib pool logs, too
 logger = logging.getLogger("threadwise")
+
+
+_ENDED = (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED)
 
 
 class Future(concurrent.futures.Future[T]):
@@ -76,6 +79,28 @@ class Future(concurrent.futures.Future[T]):
             return super().cancel()
         call.cancel("its future was cancelled")
         return True
+
+    def result(self, timeout: float | None = None) -> T:
+        if threading.get_ident() == _ki._main_ident:
+            timeout = self._wait_in_slices(timeout)
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if threading.get_ident() == _ki._main_ident:
+            timeout = self._wait_in_slices(timeout)
+        return super().exception(timeout)
+
+    def _wait_in_slices(self, timeout: float | None) -> float | None:
+        """Wait for the end in slices (the main thread: a Ctrl-C taken by another thread is
+        seen between two, see ``_ki.MAIN_SLICE``); the timeout left for the stdlib's wait."""
+        end = None if timeout is None else _monotonic() + timeout
+        with self._condition:
+            while self._state not in _ENDED:
+                left = _ki.MAIN_SLICE if end is None else min(end - _monotonic(), _ki.MAIN_SLICE)
+                if left <= 0:
+                    return 0.0  # timed out: the stdlib's result() raises TimeoutError
+                self._condition.wait(left)
+        return timeout
 
     def _tw_end_cancelled(self) -> None:
         """RUNNING -> cancelled: the call stopped at a checkpoint after a cancel."""
