@@ -172,9 +172,17 @@ def test_ctrl_c_while_the_group_joins_its_threads_leaves_no_scope(tmp_path: Path
         import threading
         import threadwise as tw
 
+        import time
+
         release = threading.Event()
+        spawned = threading.Event()
 
         def close(_):
+            # Only once the main thread is in the group's join: its spawn() can still be
+            # inside Thread.start when the new thread runs this, and a Ctrl-C there makes the
+            # group wait its grace for the threads (right, but not what this test is about).
+            spawned.wait()
+            time.sleep(0.3)
             print("ready", flush=True)
             release.wait(30)
 
@@ -182,6 +190,7 @@ def test_ctrl_c_while_the_group_joins_its_threads_leaves_no_scope(tmp_path: Path
         try:
             with tw.TaskGroup(grace=30) as g:
                 g.spawn(local.get)
+                spawned.set()
         except KeyboardInterrupt:
             print("interrupted", flush=True)
         print("scope", tw.current_scope(), flush=True)
@@ -209,9 +218,11 @@ def test_ctrl_c_taken_by_another_thread_stops_the_group_join(tmp_path: Path) -> 
             import threadwise as tw
 
             release = threading.Event()
+            spawned = threading.Event()
 
             def close(_):
-                time.sleep(0.3)  # the main thread is in the group's join by now
+                spawned.wait()  # the main thread has left spawn() (see the test above)
+                time.sleep(0.3)  # and is in the group's join by now
                 signal.pthread_kill(threading.get_ident(), signal.SIGINT)
                 release.wait(60)
 
@@ -219,6 +230,7 @@ def test_ctrl_c_taken_by_another_thread_stops_the_group_join(tmp_path: Path) -> 
             try:
                 with tw.TaskGroup(grace=60) as g:
                     g.spawn(local.get)
+                    spawned.set()
             except KeyboardInterrupt:
                 print("interrupted", flush=True)
             print("scope", tw.current_scope(), flush=True)
