@@ -143,6 +143,59 @@ def test_pipeline_without_stages() -> None:
     assert list(tw.Pipeline(range(5000))) == list(range(5000))
 
 
+@pytest.mark.parametrize("make", [list, tuple, lambda r: r], ids=["list", "tuple", "range"])
+def test_every_kind_of_stage_reads_a_sliced_source(make: Callable[[range], Any]) -> None:
+    """A tuple's or a range's slices reach the first stage as they are, not copied into
+    lists: every kind of stage, fast or item by item, reads them like a list."""
+    n = 10_000
+    source = make(range(n))
+    expected = list(range(n))
+    for ordered in (True, False):
+
+        def check(out: list[Any], want: list[Any], ordered: bool = ordered) -> None:
+            assert out == want if ordered else sorted(out) == sorted(want)
+
+        check(list(tw.Pipeline(source).map(inc, workers=3, ordered=ordered)), [*expected[1:], n])
+        check(list(tw.Pipeline(source).each(inc, workers=3, ordered=ordered)), expected)
+        check(
+            list(tw.Pipeline(source).filter(is_even, workers=3, ordered=ordered)),
+            expected[::2],
+        )
+        check(
+            list(tw.Pipeline(source).flat_map(lambda x: [x], workers=3, ordered=ordered)),
+            expected,
+        )
+        check(
+            list(tw.Pipeline(source).map(inc, workers=3, ordered=ordered, retries=1)),
+            [*expected[1:], n],
+        )
+        check(
+            list(tw.Pipeline(source).each(inc, workers=3, ordered=ordered, on_error="skip")),
+            expected,
+        )
+    batches = list(tw.Pipeline(source).batch(3000))
+    assert [len(b) for b in batches] == [3000, 3000, 3000, 1000]
+    assert all(type(b) is list for b in batches)
+    assert list(tw.Pipeline(source)) == expected
+
+
+@pytest.mark.parametrize("make", [tuple, lambda r: r], ids=["tuple", "range"])
+def test_a_failure_in_a_sliced_chunk_names_its_item(make: Callable[[range], Any]) -> None:
+    def fail_at_7777(x: int) -> int:
+        if x == 7777:
+            raise ValueError("boom")
+        return x
+
+    pipeline = tw.Pipeline(make(range(10_000))).map(fail_at_7777, workers=2)
+    with pytest.raises(ValueError, match="boom") as info:
+        list(pipeline)
+    assert any("for item 7777" in note for note in info.value.__notes__)
+    report = pipeline.report
+    assert report is not None
+    assert report.accounted, report
+    assert report.stages[0].failed == 1
+
+
 def test_each_stage_returns_a_new_pipeline() -> None:
     base = tw.Pipeline(range(5))
     doubled = base.map(double)

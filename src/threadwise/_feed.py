@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 
 from ._pool import ChunkSizer
 from ._report import PipelineReport
-from ._typing import Any
+from ._typing import Any, cast
 
 _perf = time.perf_counter
 
@@ -28,6 +28,11 @@ _CONTAINERS = (list, tuple, range, str, bytes, bytearray)
 # ... and these are read by slicing, which copies a chunk in one C call (an ``islice`` costs
 # a call per item): a range slice is a range, which ``list`` fills without growing.
 _SLICED = (list, tuple, range)
+# A slice of these goes to a stage as it is, not copied into a list: a stage only iterates,
+# indexes and measures its input chunk. A range slice holds no items at all, so the feeder
+# creates none: the stage's own pass creates each number as it needs it (a trivial map over
+# a range: 6% fewer instructions per item).
+_KEPT = (tuple, range)
 
 # How long the consumer waits for output before rescuing items the feeder holds, and the
 # longest it lets that wait grow to while there is nothing to rescue.
@@ -59,6 +64,8 @@ class Feeder:
         self.report = report
         self.deliver = deliver
         self.receiver = receiver
+        # Without a stage the chunks go to an emitter, which extends them: lists only.
+        self.keep = _KEPT if receiver is not None else ()
         self.receiver_full = receiver_full
         self.bulk = type(source) in _CONTAINERS
         self.fresh: deque[Any] = deque()  # read from the source, not yet handed on
@@ -81,6 +88,7 @@ class Feeder:
         max_items = ChunkSizer.MAX_ITEMS
         bulk = self.bulk
         sequence = self.sequence
+        keep = self.keep
         position = 0
         try:
             while True:
@@ -94,7 +102,11 @@ class Feeder:
                 started = _perf()
                 if sequence is not None:  # a list, tuple or range: a slice is the chunk
                     piece = sequence[position : position + size]
-                    chunk = piece if type(piece) is list else list(piece)
+                    # Typed as a list: a kept tuple or range is read as one (see _KEPT).
+                    chunk = cast(
+                        "list[Any]",
+                        piece if type(piece) is list or type(piece) in keep else list(piece),
+                    )
                     position += len(chunk)
                     elapsed = _perf() - started
                     pulled = len(chunk)

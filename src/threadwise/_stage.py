@@ -441,7 +441,9 @@ class StageRun:
                 return list(compress(items, out)), 0
             except BaseException as exc:
                 raise _truth_failure(out, exc) from None
-        return items, 0  # each: a side effect, items pass through
+        # each: a side effect, items pass through (as a list: a chunk from the source may be
+        # a range or a tuple, and the emitter extends what it is given)
+        return items if type(items) is list else list(items), 0
 
     def _process_slow(self, items: list[Any]) -> tuple[list[Any], int]:
         """Rate limit, retries, skip-on-error or a remote executor: item by item."""
