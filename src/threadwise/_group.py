@@ -82,7 +82,9 @@ class TaskGroup:
         self._pending = 0
         self._running: set[Task[Any]] = set()
         self._failures: list[BaseException] = []
-        self._threads: list[threading.Thread] = []
+        self._threads: list[threading.Thread] = []  # bounded mode: the workers
+        # Unbounded mode: the tasks started on cached threads, joined (their jobs) at exit.
+        self._started: list[Task[Any]] = []
         self._scope = CancelScope(name=f"TaskGroup {self._name!r}")
         self._timed_out = False
         # Bounded mode: queued tasks, parked idle workers, and the worker threads.
@@ -138,21 +140,18 @@ class TaskGroup:
             self._pending += 1
             self._running.add(task)
             if unbounded:
-                if len(self._threads) >= 64:
-                    self._prune_threads()
-                assert task._thread is not None
-                self._threads.append(task._thread)
+                if len(self._started) >= 64:
+                    self._prune_started()
+                self._started.append(task)
             else:
                 self._queue.append(task)
                 worker = self._worker_needed()
         if unbounded:
-            thread = task._thread
-            assert thread is not None
             try:
                 task._start_prepared(register_live=False)
             except RuntimeError:  # can't start new thread: the task never runs
                 with self._lock:
-                    self._threads.remove(thread)
+                    self._started.remove(task)
                 self._forget(task)
                 raise
         elif worker is not None:
@@ -249,10 +248,10 @@ class TaskGroup:
                     lock.acquire()
                     self._busy -= 1
 
-    def _prune_threads(self) -> None:
-        # Keep the list of per-task threads from growing without bound in long-lived groups.
-        if len(self._threads) & (len(self._threads) - 1) == 0:
-            self._threads = [t for t in self._threads if t.is_alive()]
+    def _prune_started(self) -> None:
+        # Keep the list of started tasks from growing without bound in long-lived groups.
+        if len(self._started) & (len(self._started) - 1) == 0:
+            self._started = [t for t in self._started if t._thread_alive()]
 
     def _on_task_done(self, task: Task[Any]) -> None:
         failed = task._state is _FAILED
@@ -320,7 +319,7 @@ class TaskGroup:
         if own is not None and not self._scope._cancel_called and time.monotonic() >= own:
             self._timed_out = True  # tasks saw the deadline themselves before we did
         try:
-            self._close(join=True, stuck={t._thread for t in stuck if t._thread is not None})
+            self._close(join=True, stuck=stuck)
         except KeyboardInterrupt as ki:
             interrupt = ki  # Ctrl-C while joining finished threads: stop joining, report
         self._pop_scope()
@@ -412,31 +411,44 @@ class TaskGroup:
         with self._lock:
             return list(self._running)
 
-    def _close(
-        self,
-        *,
-        join: bool,
-        stuck: frozenset[threading.Thread] | set[threading.Thread] = frozenset(),
-    ) -> None:
+    def _close(self, *, join: bool, stuck: list[Task[Any]] | None = None) -> None:
         with self._lock:
             if self._phase is _CLOSED:
                 return
             self._phase = _CLOSED
             self._stopping = True
-            self._idle.unpark_all()
-            threads = list(self._threads)
+            if self._idle:
+                self._idle.unpark_all()
+            threads = list(self._threads) if self._threads else None
+            started = list(self._started)
         if not join:
             return
         # Every task has finished (or is abandoned): the threads are past the task's last
         # line, closing their ThreadLocal instances. A close that blocks must not hang the
         # exit: wait at most the grace period, then report the thread as abandoned.
+        end: float | None = None
+        for task in started:
+            job = task._job
+            if job is None or not job.locked() or (stuck and task in stuck):
+                continue  # the common case: its worker is free again
+            if end is None:
+                end = self._join_end()
+            if not task._join_own_thread(max(0.0, end - time.monotonic())):
+                _abandon_thread(task._name, f"{self._describe()} exited")
+        if threads is None:
+            return
         me = threading.current_thread()
-        end = time.monotonic() + (EXIT_GRACE if math.isinf(self._grace) else self._grace)
+        stuck_threads = {t._thread for t in stuck} if stuck else ()
         for thread in threads:
-            if thread in stuck or thread is me:
+            if thread in stuck_threads or thread is me:
                 continue
+            if end is None:
+                end = self._join_end()
             if not _join_thread(thread, max(0.0, end - time.monotonic())):
-                _abandon_thread(thread, f"{self._describe()} exited")
+                _abandon_thread(thread.name, f"{self._describe()} exited")
+
+    def _join_end(self) -> float:
+        return time.monotonic() + (EXIT_GRACE if math.isinf(self._grace) else self._grace)
 
     # -- display -----------------------------------------------------------------------------
     def _describe(self) -> str:

@@ -84,6 +84,8 @@ class NameCounter:
 
 
 _counter = NameCounter()
+_allocate_lock = threading.Lock
+_TIMEOUT_MAX = threading.TIMEOUT_MAX
 _get_ident = threading.get_ident
 _get_native_id = threading.get_native_id
 _monotonic = time.monotonic
@@ -144,6 +146,7 @@ class Task(Generic[T]):
         "_finished",
         "_group",
         "_ident",
+        "_job",
         "_live",
         "_lock",
         "_name",
@@ -184,7 +187,10 @@ class Task(Generic[T]):
         self._native_id: int | None = None
         self._started_at: float | None = None
         self._thread: threading.Thread | None = None
-        self._own_thread = False  # True when the thread exists for this task alone
+        # On a thread of the thread cache instead: held from the start until the worker is
+        # free again (past the ThreadLocal close hooks); that is what joining it waits for.
+        self._job: threading.Lock | None = None
+        self._own_thread = False  # True when the thread (or the job) exists for this task alone
         self._closed = False  # its own thread has closed its ThreadLocal instances
 
     # -- running ---------------------------------------------------------------------------
@@ -297,7 +303,7 @@ class Task(Generic[T]):
 
     def _start_thread(self, *, register_live: bool, cached: bool = False) -> None:
         """Run the task in a new daemon thread: the one place a task's thread is started.
-        ``cached``: on a thread of the thread cache instead, joined alike (a ``Job``).
+        ``cached``: on a thread of the thread cache instead, joined alike (see ``_job``).
 
         If the thread cannot be started (``RuntimeError: can't start new thread``) the task
         is forgotten, never to run, and the error propagates to the caller of ``spawn``.
@@ -308,7 +314,9 @@ class Task(Generic[T]):
     def _prepare_thread(self, *, cached: bool) -> None:
         """Make (not start) the task's own thread; ``_start_prepared`` starts it."""
         if cached:
-            self._thread = _threads.Job(self._run_and_close, name=self._name)
+            # No thread object of its own: the task's lock-held-while-running is the handle.
+            job = self._job = _allocate_lock()
+            job.acquire()
         else:
             self._thread = threading.Thread(
                 target=self._run_and_close, name=self._name, daemon=True
@@ -316,19 +324,56 @@ class Task(Generic[T]):
         self._own_thread = True
 
     def _start_prepared(self, *, register_live: bool) -> None:
-        thread = self._thread
-        assert thread is not None
         if register_live:
             self._live = True
             with _live_lock:
                 _live_tasks.add(self)
         try:
-            thread.start()
-        except RuntimeError:
-            self._thread = None
+            if self._job is not None:
+                _threads.cache.start_thread_soon(
+                    self._run_and_close, self._job_delivered, self._name
+                )
+            else:
+                assert self._thread is not None
+                self._thread.start()
+        except RuntimeError:  # dropped: no thread could take it (Ctrl-C leaves it queued)
+            self._thread = self._job = None
             self._own_thread = False
             self._abort_start()
             raise
+
+    def _job_delivered(self, _: object) -> None:
+        """Called by the cached worker once it is free for another job."""
+        job = self._job
+        assert job is not None
+        job.release()
+
+    def _thread_alive(self) -> bool:
+        """Whether the task's own thread (or job) has not ended yet."""
+        job = self._job
+        if job is not None:
+            return job.locked()
+        thread = self._thread
+        return thread is not None and thread.ident is not None and thread.is_alive()
+
+    def _join_own_thread(self, timeout: float | None) -> bool:
+        """Join the task's own thread (or job) for at most ``timeout`` seconds (None: no
+        limit); True if it has ended. Joined from inside the job: False at once."""
+        job = self._job
+        if job is None:
+            thread = self._thread
+            if thread is None or thread is threading.current_thread():
+                return thread is None
+            if timeout is None:
+                thread.join()
+                return True
+            return _join_thread(thread, timeout)
+        if not job.locked():
+            return True
+        if self._ident == _get_ident():
+            return False  # joined from inside the job: it cannot end while we wait for it
+        _threads.wait_released(job, None if timeout is None else min(timeout, _TIMEOUT_MAX))
+        return not job.locked()
 
     # -- public ----------------------------------------------------------------------------
     @property
@@ -398,17 +443,22 @@ class Task(Generic[T]):
         end = None if seconds is None else time.monotonic() + seconds
         if not self._wait_for_sibling_or_self(seconds):
             return False
-        thread = self._thread
-        if self._own_thread and thread is not None and thread is not threading.current_thread():
+        if self._own_thread:
             if self._closed:
                 # Past its ThreadLocal close hooks, the last user code it runs: the thread is
                 # ending now. (An untimed join is markedly cheaper than a timed one.)
-                thread.join()
+                self._join_own_thread(None)
             else:
                 left = EXIT_GRACE if end is None else max(0.0, end - time.monotonic())
-                if not _join_thread(thread, left):
-                    _abandon_thread(thread, f"task {self._name!r} finished")
+                if not self._join_own_thread(left) and not self._joined_from_inside():
+                    _abandon_thread(self._name, f"task {self._name!r} finished")
         return True
+
+    def _joined_from_inside(self) -> bool:
+        thread = self._thread
+        if self._job is None:
+            return thread is not None and thread is threading.current_thread()
+        return self._ident == _get_ident()
 
     def _wait_for_sibling_or_self(self, seconds: float | None) -> bool:
         with self._lock:
@@ -501,12 +551,13 @@ def _join_thread(thread: threading.Thread, timeout: float) -> bool:
     return not thread.is_alive()
 
 
-def _abandon_thread(thread: threading.Thread, why: str) -> None:
+def _abandon_thread(name: str, why: str) -> None:
+    """Report a thread (``name``) still closing its ThreadLocal instances as abandoned."""
     logger.warning(
         "%s, but its thread %r is still running (closing its ThreadLocal instances); "
         "abandoned it (a daemon thread: it will not keep the process alive)",
         why,
-        thread.name,
+        name,
     )
 
 

@@ -104,7 +104,6 @@ class ThreadCache:
         self,
         fn: Callable[[], T],
         deliver: Callable[[T], object] | None = None,
-        *,
         name: str | None = None,
     ) -> None:
         """Run ``fn()`` in a worker thread, named ``name`` while it runs; then
@@ -334,22 +333,7 @@ class Job(threading.Thread):
     def join(self, timeout: float | None = None) -> None:
         if self._worker is threading.current_thread() and self._done.locked():
             return  # joined from inside the job: it cannot end while we wait for it
-        acquire = self._done.acquire
-        if threading.get_ident() != _ki._main_ident:
-            if acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
-                self._done.release()
-            return
-        # The main thread waits in slices: a Ctrl-C taken by another thread is seen between two.
-        limit = None if timeout is None else time.monotonic() + max(0.0, timeout)
-        while True:
-            wait_for = (
-                _ki.MAIN_SLICE if limit is None else min(limit - time.monotonic(), _ki.MAIN_SLICE)
-            )
-            if acquire(timeout=max(0.0, wait_for)):
-                self._done.release()
-                return
-            if limit is not None and time.monotonic() >= limit:
-                return
+        wait_released(self._done, timeout)
 
     def is_alive(self) -> bool:
         return self._started and self._done.locked()
@@ -377,9 +361,30 @@ class Job(threading.Thread):
         return f"<threadwise job {self._job_name!r} on {self._worker!r}, {state}>"
 
 
+def wait_released(done: threading.Lock, timeout: float | None) -> None:
+    """Wait until ``done`` (held while a job runs) is released, or ``timeout`` passed."""
+    acquire = done.acquire
+    if threading.get_ident() != _ki._main_ident:
+        if acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            done.release()
+        return
+    # The main thread waits in slices: a Ctrl-C taken by another thread is seen between two.
+    limit = None if timeout is None else time.monotonic() + max(0.0, timeout)
+    while True:
+        wait_for = (
+            _ki.MAIN_SLICE if limit is None else min(limit - time.monotonic(), _ki.MAIN_SLICE)
+        )
+        if acquire(timeout=max(0.0, wait_for)):
+            done.release()
+            return
+        if limit is not None and time.monotonic() >= limit:
+            return
+
+
 # Ctrl-C defers while the main thread runs this module's bookkeeping (see _ki); joining a job
 # is a wait, and stays interruptible.
 _ki.unprotected(Job.join)
+_ki.unprotected(wait_released)
 
 
 def start_job(fn: Callable[[], object], *, name: str) -> Job:
