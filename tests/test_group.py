@@ -767,7 +767,6 @@ def test_failed_worker_start_cancels_tasks_left_without_a_worker() -> None:
         # Reach into the queue: a task queued by an earlier spawn whose worker is the one
         # that fails to start.
         first = tw.Task(gate.set, "first", parent_scope=g._scope, group=g)
-        first._callbacks = [g._on_task_done]
         with g._lock:
             g._pending += 1
             g._running.add(first)

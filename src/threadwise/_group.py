@@ -123,7 +123,6 @@ class TaskGroup:
         task: Task[T] = Task(
             _bind(fn, args, kwargs), _new_name(fn), parent_scope=self._scope, group=self
         )
-        task._callbacks = [self._on_task_done]
         worker: threading.Thread | None = None
         unbounded = self._max_workers is None
         if unbounded:
@@ -262,7 +261,7 @@ class TaskGroup:
                 assert task._exception is not None
                 self._failures.append(task._exception)
                 task._retrieved = True  # the group raises it
-            if self._pending == 0:
+            if self._pending == 0 and self._exit_lot._waiters:
                 self._exit_lot.unpark_all()
         if failed:
             self._scope.cancel(

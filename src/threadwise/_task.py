@@ -13,7 +13,7 @@ import time
 import weakref
 from collections.abc import Callable
 
-from . import _ki, _threads
+from . import _cancel, _ki, _state, _threads
 from ._cancel import CancelMode, CancelScope
 from ._cancel import _after_fork as cancel_after_fork
 from ._exceptions import Cancelled
@@ -88,6 +88,7 @@ _allocate_lock = threading.Lock
 _TIMEOUT_MAX = threading.TIMEOUT_MAX
 _get_ident = threading.get_ident
 _get_native_id = threading.get_native_id
+_state_local = _state._local
 _monotonic = time.monotonic
 
 
@@ -182,7 +183,8 @@ class Task(Generic[T]):
         self._finished = False
         self._live = False  # registered in _live_tasks (waited for at interpreter exit)
         self._lock = threading.Lock()
-        self._callbacks: list[Callable[[Task[T]], None]] | None = []
+        # Besides the group's own bookkeeping (called first, directly): None once finished.
+        self._callbacks: tuple[Callable[[Task[T]], None], ...] | None = ()
         self._ident: int | None = None
         self._native_id: int | None = None
         self._started_at: float | None = None
@@ -202,7 +204,9 @@ class Task(Generic[T]):
             self._ident = _get_ident()
             self._native_id = _get_native_id()
             self._started_at = now = _monotonic()
-            if self._scope._is_cancelled():
+            scope = self._scope
+            deadline = scope._deadline  # CancelScope._is_cancelled, inlined (once per task)
+            if scope._cancelled or (deadline is not None and now >= deadline):
                 # Its group was cancelled while it waited for a worker: it never starts.
                 self._state = _CANCELLED
                 started = False
@@ -212,9 +216,12 @@ class Task(Generic[T]):
         if not started:
             self._finish(_CANCELLED, None, None)
             return
-        state = current_state()
+        try:
+            state = _state_local.state  # current_state(), inlined (once per task)
+        except AttributeError:
+            state = current_state()
         previous_task, previous_scope = state.task, state.scope
-        state.task, state.scope = self, self._scope
+        state.task, state.scope = self, scope
         state.since = now
         result: T | None = None
         error: BaseException | None = None
@@ -239,20 +246,27 @@ class Task(Generic[T]):
     def _finish(self, outcome: State, result: T | None, error: BaseException | None) -> None:
         """Publish the outcome: state, result and exception change together, under the lock,
         so whoever sees the task finished also sees its result."""
-        self._scope._detach()
+        parent = self._scope._parent
+        if parent is not None:  # self._scope._detach(), inlined (once per task)
+            with _cancel._tree_lock:
+                parent._children.discard(self._scope)
         with self._lock:
             self._result = result
             self._exception = error
             self._state = outcome
             self._finished = True
             event = self._done
-            callbacks, self._callbacks = self._callbacks or [], None
+            callbacks, self._callbacks = self._callbacks, None
         if error is not None and self._tracks_unretrieved(error):
             _failed_tasks.add(self)
         if event is not None:
             event.set()
-        for callback in callbacks:
-            callback(self)
+        group = self._group
+        if group is not None:
+            group._on_task_done(self)
+        if callbacks:
+            for callback in callbacks:
+                callback(self)
         if self._live:
             with _live_lock:
                 _live_tasks.discard(self)
@@ -285,7 +299,7 @@ class Task(Generic[T]):
     def _add_done_callback(self, callback: Callable[[Task[T]], None]) -> None:
         with self._lock:
             if self._callbacks is not None:
-                self._callbacks.append(callback)
+                self._callbacks = (*self._callbacks, callback)
                 return
         callback(self)  # already finished
 
