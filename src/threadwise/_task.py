@@ -328,9 +328,9 @@ class Task(Generic[T]):
     def _prepare_thread(self, *, cached: bool) -> None:
         """Make (not start) the task's own thread; ``_start_prepared`` starts it."""
         if cached:
-            # No thread object of its own: the task's lock-held-while-running is the handle.
-            job = self._job = _allocate_lock()
-            job.acquire()
+            # No thread object of its own: the task's lock-held-while-running is the handle
+            # (taken when the job is queued, so a job never queued is not waited for).
+            self._job = _allocate_lock()
         else:
             self._thread = threading.Thread(
                 target=self._run_and_close, name=self._name, daemon=True
@@ -344,9 +344,7 @@ class Task(Generic[T]):
                 _live_tasks.add(self)
         try:
             if self._job is not None:
-                _threads.cache.start_thread_soon(
-                    self._run_and_close, self._job_delivered, self._name
-                )
+                _threads.start_held(self._job, self._run_and_close, self._job_delivered, self._name)
             else:
                 assert self._thread is not None
                 self._thread.start()

@@ -361,6 +361,19 @@ class Job(threading.Thread):
         return f"<threadwise job {self._job_name!r} on {self._worker!r}, {state}>"
 
 
+def start_held(
+    done: threading.Lock, fn: Callable[[], T], deliver: Callable[[T], object], name: str
+) -> None:
+    """Take ``done`` and queue the job; ``deliver`` is to release it. In this module, so a
+    Ctrl-C cannot land between the two (see _ki): a held lock means a job on its way."""
+    done.acquire()
+    try:
+        cache.start_thread_soon(fn, deliver, name)
+    except RuntimeError:  # dropped: no thread could take it (Ctrl-C leaves it queued)
+        done.release()
+        raise
+
+
 def wait_released(done: threading.Lock, timeout: float | None) -> None:
     """Wait until ``done`` (held while a job runs) is released, or ``timeout`` passed."""
     acquire = done.acquire
