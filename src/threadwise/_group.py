@@ -71,11 +71,26 @@ class TaskGroup:
         timeout: float | None = None,
         grace: float = 1.0,
     ) -> None:
-        self._name = check_name(name) or f"TaskGroup-{next(_group_counter)}"
-        self._max_workers = check_positive_int(max_workers, "max_workers", allow_none=True)
-        self._timeout = check_timeout(timeout)
-        grace_value = check_timeout(grace, "grace")
-        self._grace = math.inf if grace_value is None else grace_value
+        if name is not None:
+            check_name(name)
+        if not name:
+            counter = _group_counter  # NameCounter.__next__, inlined: one group per block
+            with counter._lock:
+                counter._next += 1
+                number = counter._next
+            name = f"TaskGroup-{number}"
+        self._name: str = name
+        self._max_workers = (
+            None
+            if max_workers is None
+            else check_positive_int(max_workers, "max_workers", allow_none=True)
+        )
+        self._timeout = None if timeout is None else check_timeout(timeout)
+        if type(grace) is float and 0.0 <= grace < math.inf:
+            self._grace = grace  # the common case (the default): what check_timeout gives
+        else:
+            grace_value = check_timeout(grace, "grace")
+            self._grace = math.inf if grace_value is None else grace_value
         self._phase = _NEW
         self._lock = threading.Lock()
         self._exit_lot = ParkingLot()
@@ -85,7 +100,9 @@ class TaskGroup:
         self._threads: list[threading.Thread] = []  # bounded mode: the workers
         # Unbounded mode: the tasks started on cached threads, joined (their jobs) at exit.
         self._started: list[Task[Any]] = []
-        self._scope = CancelScope(name=f"TaskGroup {self._name!r}")
+        # CancelScope(name=...) without its checks (made here: a str, no deadline).
+        self._scope = CancelScope._child(None, f"TaskGroup {self._name!r}")
+        self._scope_left = False  # the block's exit took the scope off the thread's stack
         self._timed_out = False
         # Bounded mode: queued tasks, parked idle workers, and the worker threads.
         self._queue: deque[Task[Any]] = deque()
@@ -298,12 +315,16 @@ class TaskGroup:
         finally:
             # Whatever happens above (a second Ctrl-C included), the group's scope leaves the
             # thread's scope stack here, so it cannot cancel what runs after the block.
-            self._close(join=False)
-            self._pop_scope()
+            # (The phase only ever moves on to CLOSED: reading it unlocked is safe here.)
+            if self._phase is not _CLOSED:
+                self._close(join=False)
+            if not self._scope_left:
+                self._pop_scope()
 
     def _pop_scope(self) -> None:
         if self._scope._on_stack():
             self._scope.__exit__(None, None, None)
+            self._scope_left = True
 
     def _exit(self, exc: BaseException | None) -> bool:
         if exc is not None and not isinstance(exc, Cancelled):
@@ -335,7 +356,9 @@ class TaskGroup:
             if interrupt is exc:
                 return False
             raise interrupt
-        if self._timed_out:
+        if not stuck:
+            pass
+        elif self._timed_out:
             abandon(stuck, f"{self._describe()} timed out after {self._timeout:g} s")
         else:
             abandon(stuck, f"{self._describe()} was cancelled")
@@ -416,7 +439,7 @@ class TaskGroup:
                 return
             self._phase = _CLOSED
             self._stopping = True
-            if self._idle:
+            if self._idle._waiters:
                 self._idle.unpark_all()
             threads = list(self._threads) if self._threads else None
             started = list(self._started)
