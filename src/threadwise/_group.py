@@ -8,6 +8,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextvars import copy_context
+from functools import partial
+from threading import Lock
 from types import TracebackType
 
 from ._cancel import CancelScope
@@ -21,11 +24,10 @@ from ._task import (
     NameCounter,
     Task,
     _abandon_thread,
-    _bind,
     _join_thread,
-    _new_name,
     abandon,
 )
+from ._task import _counter as _task_counter
 from ._typing import Any, ParamSpec, TypeVar
 from ._validate import check_callable, check_name, check_positive_int, check_timeout
 
@@ -137,13 +139,22 @@ class TaskGroup:
         """Start ``fn(*args, **kwargs)`` as a task of this group (also from its own tasks)."""
         if not callable(fn):
             check_callable(fn)  # raises
-        task: Task[T] = Task(
-            _bind(fn, args, kwargs), _new_name(fn), parent_scope=self._scope, group=self
-        )
+        # _bind and _new_name (with describe_callable), inlined: one spawn per task.
+        run: Callable[..., Any] = copy_context().run
+        call: Callable[[], T] = partial(run, fn, *args, **kwargs)
+        label = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+        if not isinstance(label, str):
+            label = type(fn).__name__
+        counter = _task_counter
+        with counter._lock:
+            counter._next += 1
+            number = counter._next
+        task: Task[T] = Task(call, f"{label}-{number}", parent_scope=self._scope, group=self)
         worker: threading.Thread | None = None
         unbounded = self._max_workers is None
         if unbounded:
-            task._prepare_thread(cached=True)
+            task._job = Lock()  # task._prepare_thread(cached=True), inlined
+            task._own_thread = True
         with self._lock:
             if self._phase is not _OPEN:
                 task._scope._detach()
