@@ -25,9 +25,11 @@ from ._task import (
     Task,
     _abandon_thread,
     _join_thread,
+    _release_job,
     abandon,
 )
 from ._task import _counter as _task_counter
+from ._threads import start_held
 from ._typing import Any, ParamSpec, TypeVar
 from ._validate import check_callable, check_name, check_positive_int, check_timeout
 
@@ -152,8 +154,9 @@ class TaskGroup:
         task: Task[T] = Task(call, f"{label}-{number}", parent_scope=self._scope, group=self)
         worker: threading.Thread | None = None
         unbounded = self._max_workers is None
+        job: threading.Lock | None = None
         if unbounded:
-            task._job = Lock()  # task._prepare_thread(cached=True), inlined
+            job = task._job = Lock()  # task._prepare_thread(cached=True), inlined
             task._own_thread = True
         with self._lock:
             if self._phase is not _OPEN:
@@ -173,10 +176,12 @@ class TaskGroup:
             else:
                 self._queue.append(task)
                 worker = self._worker_needed()
-        if unbounded:
-            try:
-                task._start_prepared(register_live=False)
+        if job is not None:
+            try:  # task._start_prepared(register_live=False), inlined
+                start_held(job, task._run_and_close, _release_job, task._name)
             except RuntimeError:  # can't start new thread: the task never runs
+                task._job = None
+                task._own_thread = False
                 with self._lock:
                     self._started.remove(task)
                 self._forget(task)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import contextvars
 import enum
@@ -22,7 +23,7 @@ from ._log import Logger
 from ._state import _after_fork as state_after_fork
 from ._state import current_state
 from ._sync import Event
-from ._typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from ._typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast
 from ._validate import check_callable, check_timeout, describe_callable
 
 if TYPE_CHECKING:
@@ -86,6 +87,10 @@ class NameCounter:
 _counter = NameCounter()
 _allocate_lock = threading.Lock
 _TIMEOUT_MAX = threading.TIMEOUT_MAX
+# What a cached worker calls with the job lock ``_run_and_close`` returns, once it is free
+# again: the lock type's own release (a C call, no Python frame or bound method per task).
+# (Typed for what _run_and_close returns: only a cached task's job, whose lock is set, uses it.)
+_release_job = cast("Callable[[threading.Lock | None], None]", _thread.LockType.release)
 _get_ident = threading.get_ident
 _get_native_id = threading.get_native_id
 _state_local = _state._local
@@ -308,7 +313,9 @@ class Task(Generic[T]):
         if self._state is _RUNNING or self._state is _BLOCKED:
             self._state = _BLOCKED if blocked else _RUNNING
 
-    def _run_and_close(self) -> None:
+    def _run_and_close(self) -> threading.Lock | None:
+        """Run the task, then close the thread's ThreadLocal instances. Returns the job lock
+        (a cached task's), which the worker releases (``_release_job``) once it is free."""
         try:
             self._run()
         finally:
@@ -317,6 +324,7 @@ class Task(Generic[T]):
             if _all_locals:
                 close_thread_locals()
             self._closed = True
+        return self._job
 
     def _start_thread(self, *, register_live: bool, cached: bool = False) -> None:
         """Run the task in a new daemon thread: the one place a task's thread is started.
@@ -347,7 +355,7 @@ class Task(Generic[T]):
                 _live_tasks.add(self)
         try:
             if self._job is not None:
-                _threads.start_held(self._job, self._run_and_close, self._job_delivered, self._name)
+                _threads.start_held(self._job, self._run_and_close, _release_job, self._name)
             else:
                 assert self._thread is not None
                 self._thread.start()
@@ -356,12 +364,6 @@ class Task(Generic[T]):
             self._own_thread = False
             self._abort_start()
             raise
-
-    def _job_delivered(self, _: object) -> None:
-        """Called by the cached worker once it is free for another job."""
-        job = self._job
-        assert job is not None
-        job.release()
 
     def _thread_alive(self) -> bool:
         """Whether the task's own thread (or job) has not ended yet."""
