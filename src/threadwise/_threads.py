@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import threading
 import time
 import weakref
@@ -61,6 +62,16 @@ _current = threading.local()  # .worker: the _Worker running in this thread
 _Job = tuple[Callable[[], Any], Callable[[Any], object] | None, str | None]
 
 
+class _WorkerThread(threading.Thread):
+    _name: str  # what the ``name`` property of threading.Thread reads
+
+
+# Renaming a worker per job: before Python 3.14 the ``name`` setter only stores ``_name``
+# (str() of it), a Python call per job saved by storing it directly. From 3.14 on the setter
+# also renames the OS thread: it is called.
+_PLAIN_NAME = sys.version_info < (3, 14)
+
+
 class _Worker:
     __slots__ = ("__weakref__", "_retire", "_wake", "thread")
 
@@ -69,7 +80,7 @@ class _Worker:
         # Held while the worker is parked idle; released by the thread that wakes it.
         self._wake = threading.Lock()
         self._wake.acquire()
-        self.thread = threading.Thread(
+        self.thread = _WorkerThread(
             target=cache._work,
             args=(self,),
             name=f"threadwise-worker-{next(_counter)}",
@@ -200,7 +211,11 @@ class ThreadCache:
                     self._looking -= 1
                     idle[worker] = None
                     lock.release()
-                    thread.name = idle_name  # not the name of a job that has ended
+                    # Not the name of a job that has ended.
+                    if _PLAIN_NAME:
+                        thread._name = idle_name
+                    else:  # pragma: no cover - Python 3.14+
+                        thread.name = idle_name
                     state.blocked_on = _IDLE_WAIT
                     woken = worker._wake.acquire(timeout=self.idle_timeout)
                     lock.acquire()
@@ -227,7 +242,10 @@ class ThreadCache:
                 lock.release()
                 if more:
                     self._wake_another()
-                thread.name = idle_name if name is None else name
+                if _PLAIN_NAME:
+                    thread._name = idle_name if name is None else name
+                else:  # pragma: no cover - Python 3.14+
+                    thread.name = idle_name if name is None else name
                 try:
                     result = fn()
                 except BaseException as exc:  # jobs catch their own; this is a last resort
