@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import _thread
 import atexit
 import contextvars
 import enum
@@ -90,7 +89,7 @@ _TIMEOUT_MAX = threading.TIMEOUT_MAX
 # What a cached worker calls with the job lock ``_run_and_close`` returns, once it is free
 # again: the lock type's own release (a C call, no Python frame or bound method per task).
 # (Typed for what _run_and_close returns: only a cached task's job, whose lock is set, uses it.)
-_release_job = cast("Callable[[threading.Lock | None], None]", _thread.LockType.release)
+_release_job = cast("Callable[[threading.Lock | None], None]", _threads.release_lock)
 _get_ident = threading.get_ident
 _get_native_id = threading.get_native_id
 _state_local = _state._local

@@ -21,6 +21,7 @@ Idle workers are daemon threads parked on a lock of their own, and say so in
 
 from __future__ import annotations
 
+import _thread
 import itertools
 import os
 import sys
@@ -255,9 +256,22 @@ class ThreadCache:
                 if not retire:
                     # Looking before delivering: whoever reacts to the result and queues the
                     # next job finds a worker on its way instead of waking or starting one.
-                    with lock:
-                        self._looking += 1
-                        free.add(worker)
+                    lock.acquire()
+                    self._looking += 1
+                    free.add(worker)
+                    if deliver is release_lock:
+                        # A job lock (a task's, see start_held): released under the cache's
+                        # lock, a C call that runs nobody's code; the worker keeps the lock
+                        # for its next turn instead of a release and an acquire.
+                        try:
+                            release_lock(result)
+                        except BaseException as exc:  # pragma: no cover - not held: a bug
+                            lock.release()
+                            _report(exc, thread)
+                            lock.acquire()
+                        del fn, deliver, result
+                        continue
+                    lock.release()
                 if deliver is not None:
                     try:
                         deliver(result)
@@ -377,6 +391,11 @@ class Job(threading.Thread):
     def __repr__(self) -> str:
         state = "initial" if not self._started else "running" if self.is_alive() else "done"
         return f"<threadwise job {self._job_name!r} on {self._worker!r}, {state}>"
+
+
+# The lock type's own release: as a job's ``deliver`` (with the lock its function returns),
+# the worker runs it under the cache's lock (see ThreadCache._work).
+release_lock: Callable[[Any], None] = _thread.LockType.release
 
 
 def start_held(
