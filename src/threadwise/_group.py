@@ -29,7 +29,7 @@ from ._task import (
     abandon,
 )
 from ._task import _counter as _task_counter
-from ._threads import start_held
+from ._threads import cache as _thread_cache
 from ._typing import Any, ParamSpec, TypeVar
 from ._validate import check_callable, check_name, check_positive_int, check_timeout
 
@@ -178,7 +178,7 @@ class TaskGroup:
                 worker = self._worker_needed()
         if job is not None:
             try:  # task._start_prepared(register_live=False), inlined
-                start_held(job, task._run_and_close, _release_job, task._name)
+                _thread_cache.start_thread_soon(task._run_and_close, _release_job, task._name, job)
             except RuntimeError:  # can't start new thread: the task never runs
                 task._job = None
                 task._own_thread = False

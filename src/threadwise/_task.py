@@ -354,7 +354,9 @@ class Task(Generic[T]):
                 _live_tasks.add(self)
         try:
             if self._job is not None:
-                _threads.start_held(self._job, self._run_and_close, _release_job, self._name)
+                _threads.cache.start_thread_soon(
+                    self._run_and_close, _release_job, self._name, self._job
+                )
             else:
                 assert self._thread is not None
                 self._thread.start()

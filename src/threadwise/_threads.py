@@ -117,13 +117,20 @@ class ThreadCache:
         fn: Callable[[], T],
         deliver: Callable[[T], object] | None = None,
         name: str | None = None,
+        held: threading.Lock | None = None,
     ) -> None:
         """Run ``fn()`` in a worker thread, named ``name`` while it runs; then
         ``deliver(fn())`` in that thread, after the worker is ready for its next job.
 
+        ``held``: a lock taken here, before the job is queued, for ``deliver`` to release
+        (a task's job lock): taken in this module, where Ctrl-C waits (see _ki), so a held
+        lock always means a job on its way. Released again if the job is dropped.
+
         Raises ``RuntimeError`` if no thread could take the job (a new thread could not be
         started): the job is then dropped, never to run.
         """
+        if held is not None:
+            held.acquire()
         job: _Job = (fn, deliver, name)
         with self._lock:
             self._jobs.append(job)
@@ -145,6 +152,8 @@ class ThreadCache:
                         self._jobs.remove(job)
                     except ValueError:  # pragma: no cover - a worker took it: it runs
                         started = True
+                if not started and held is not None:
+                    held.release()
             if error is not None:
                 raise error  # Ctrl-C is never lost; the job runs if a thread was started
         finally:
@@ -260,7 +269,7 @@ class ThreadCache:
                     self._looking += 1
                     free.add(worker)
                     if deliver is release_lock:
-                        # A job lock (a task's, see start_held): released under the cache's
+                        # A job lock (a task's, see ``held``): released under the cache's
                         # lock, a C call that runs nobody's code; the worker keeps the lock
                         # for its next turn instead of a release and an acquire.
                         try:
@@ -396,19 +405,6 @@ class Job(threading.Thread):
 # The lock type's own release: as a job's ``deliver`` (with the lock its function returns),
 # the worker runs it under the cache's lock (see ThreadCache._work).
 release_lock: Callable[[Any], None] = _thread.LockType.release
-
-
-def start_held(
-    done: threading.Lock, fn: Callable[[], T], deliver: Callable[[T], object], name: str
-) -> None:
-    """Take ``done`` and queue the job; ``deliver`` is to release it. In this module, so a
-    Ctrl-C cannot land between the two (see _ki): a held lock means a job on its way."""
-    done.acquire()
-    try:
-        cache.start_thread_soon(fn, deliver, name)
-    except RuntimeError:  # dropped: no thread could take it (Ctrl-C leaves it queued)
-        done.release()
-        raise
 
 
 def wait_released(done: threading.Lock, timeout: float | None) -> None:
