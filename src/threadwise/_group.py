@@ -8,6 +8,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextvars import copy_context
+from functools import partial
+from threading import Lock
 from types import TracebackType
 
 from ._cancel import CancelScope
@@ -21,11 +24,12 @@ from ._task import (
     NameCounter,
     Task,
     _abandon_thread,
-    _bind,
     _join_thread,
-    _new_name,
+    _release_job,
     abandon,
 )
+from ._task import _counter as _task_counter
+from ._threads import cache as _thread_cache
 from ._typing import Any, ParamSpec, TypeVar
 from ._validate import check_callable, check_name, check_positive_int, check_timeout
 
@@ -71,19 +75,38 @@ class TaskGroup:
         timeout: float | None = None,
         grace: float = 1.0,
     ) -> None:
-        self._name = check_name(name) or f"TaskGroup-{next(_group_counter)}"
-        self._max_workers = check_positive_int(max_workers, "max_workers", allow_none=True)
-        self._timeout = check_timeout(timeout)
-        grace_value = check_timeout(grace, "grace")
-        self._grace = math.inf if grace_value is None else grace_value
+        if name is not None:
+            check_name(name)
+        if not name:
+            counter = _group_counter  # NameCounter.__next__, inlined: one group per block
+            with counter._lock:
+                counter._next += 1
+                number = counter._next
+            name = f"TaskGroup-{number}"
+        self._name: str = name
+        self._max_workers = (
+            None
+            if max_workers is None
+            else check_positive_int(max_workers, "max_workers", allow_none=True)
+        )
+        self._timeout = None if timeout is None else check_timeout(timeout)
+        if type(grace) is float and 0.0 <= grace < math.inf:
+            self._grace = grace  # the common case (the default): what check_timeout gives
+        else:
+            grace_value = check_timeout(grace, "grace")
+            self._grace = math.inf if grace_value is None else grace_value
         self._phase = _NEW
         self._lock = threading.Lock()
         self._exit_lot = ParkingLot()
         self._pending = 0
         self._running: set[Task[Any]] = set()
         self._failures: list[BaseException] = []
-        self._threads: list[threading.Thread] = []
-        self._scope = CancelScope(name=f"TaskGroup {self._name!r}")
+        self._threads: list[threading.Thread] = []  # bounded mode: the workers
+        # Unbounded mode: the tasks started on cached threads, joined (their jobs) at exit.
+        self._started: list[Task[Any]] = []
+        # CancelScope(name=...) without its checks (made here: a str, no deadline).
+        self._scope = CancelScope._child(None, f"TaskGroup {self._name!r}")
+        self._scope_left = False  # the block's exit took the scope off the thread's stack
         self._timed_out = False
         # Bounded mode: queued tasks, parked idle workers, and the worker threads.
         self._queue: deque[Task[Any]] = deque()
@@ -118,14 +141,23 @@ class TaskGroup:
         """Start ``fn(*args, **kwargs)`` as a task of this group (also from its own tasks)."""
         if not callable(fn):
             check_callable(fn)  # raises
-        task: Task[T] = Task(
-            _bind(fn, args, kwargs), _new_name(fn), parent_scope=self._scope, group=self
-        )
-        task._callbacks = [self._on_task_done]
+        # _bind and _new_name (with describe_callable), inlined: one spawn per task.
+        run: Callable[..., Any] = copy_context().run
+        call: Callable[[], T] = partial(run, fn, *args, **kwargs)
+        label = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+        if not isinstance(label, str):
+            label = type(fn).__name__
+        counter = _task_counter
+        with counter._lock:
+            counter._next += 1
+            number = counter._next
+        task: Task[T] = Task(call, f"{label}-{number}", parent_scope=self._scope, group=self)
         worker: threading.Thread | None = None
         unbounded = self._max_workers is None
+        job: threading.Lock | None = None
         if unbounded:
-            task._prepare_thread(cached=True)
+            job = task._job = Lock()  # task._prepare_thread(cached=True), inlined
+            task._own_thread = True
         with self._lock:
             if self._phase is not _OPEN:
                 task._scope._detach()
@@ -138,21 +170,20 @@ class TaskGroup:
             self._pending += 1
             self._running.add(task)
             if unbounded:
-                if len(self._threads) >= 64:
-                    self._prune_threads()
-                assert task._thread is not None
-                self._threads.append(task._thread)
+                if len(self._started) >= 64:
+                    self._prune_started()
+                self._started.append(task)
             else:
                 self._queue.append(task)
                 worker = self._worker_needed()
-        if unbounded:
-            thread = task._thread
-            assert thread is not None
-            try:
-                task._start_prepared(register_live=False)
+        if job is not None:
+            try:  # task._start_prepared(register_live=False), inlined
+                _thread_cache.start_thread_soon(task._run_and_close, _release_job, task._name, job)
             except RuntimeError:  # can't start new thread: the task never runs
+                task._job = None
+                task._own_thread = False
                 with self._lock:
-                    self._threads.remove(thread)
+                    self._started.remove(task)
                 self._forget(task)
                 raise
         elif worker is not None:
@@ -249,10 +280,10 @@ class TaskGroup:
                     lock.acquire()
                     self._busy -= 1
 
-    def _prune_threads(self) -> None:
-        # Keep the list of per-task threads from growing without bound in long-lived groups.
-        if len(self._threads) & (len(self._threads) - 1) == 0:
-            self._threads = [t for t in self._threads if t.is_alive()]
+    def _prune_started(self) -> None:
+        # Keep the list of started tasks from growing without bound in long-lived groups.
+        if len(self._started) & (len(self._started) - 1) == 0:
+            self._started = [t for t in self._started if t._thread_alive()]
 
     def _on_task_done(self, task: Task[Any]) -> None:
         failed = task._state is _FAILED
@@ -263,7 +294,7 @@ class TaskGroup:
                 assert task._exception is not None
                 self._failures.append(task._exception)
                 task._retrieved = True  # the group raises it
-            if self._pending == 0:
+            if self._pending == 0 and self._exit_lot._waiters:
                 self._exit_lot.unpark_all()
         if failed:
             self._scope.cancel(
@@ -300,12 +331,16 @@ class TaskGroup:
         finally:
             # Whatever happens above (a second Ctrl-C included), the group's scope leaves the
             # thread's scope stack here, so it cannot cancel what runs after the block.
-            self._close(join=False)
-            self._pop_scope()
+            # (The phase only ever moves on to CLOSED: reading it unlocked is safe here.)
+            if self._phase is not _CLOSED:
+                self._close(join=False)
+            if not self._scope_left:
+                self._pop_scope()
 
     def _pop_scope(self) -> None:
         if self._scope._on_stack():
             self._scope.__exit__(None, None, None)
+            self._scope_left = True
 
     def _exit(self, exc: BaseException | None) -> bool:
         if exc is not None and not isinstance(exc, Cancelled):
@@ -320,7 +355,7 @@ class TaskGroup:
         if own is not None and not self._scope._cancel_called and time.monotonic() >= own:
             self._timed_out = True  # tasks saw the deadline themselves before we did
         try:
-            self._close(join=True, stuck={t._thread for t in stuck if t._thread is not None})
+            self._close(join=True, stuck=stuck)
         except KeyboardInterrupt as ki:
             interrupt = ki  # Ctrl-C while joining finished threads: stop joining, report
         self._pop_scope()
@@ -337,7 +372,9 @@ class TaskGroup:
             if interrupt is exc:
                 return False
             raise interrupt
-        if self._timed_out:
+        if not stuck:
+            pass
+        elif self._timed_out:
             abandon(stuck, f"{self._describe()} timed out after {self._timeout:g} s")
         else:
             abandon(stuck, f"{self._describe()} was cancelled")
@@ -412,31 +449,44 @@ class TaskGroup:
         with self._lock:
             return list(self._running)
 
-    def _close(
-        self,
-        *,
-        join: bool,
-        stuck: frozenset[threading.Thread] | set[threading.Thread] = frozenset(),
-    ) -> None:
+    def _close(self, *, join: bool, stuck: list[Task[Any]] | None = None) -> None:
         with self._lock:
             if self._phase is _CLOSED:
                 return
             self._phase = _CLOSED
             self._stopping = True
-            self._idle.unpark_all()
-            threads = list(self._threads)
+            if self._idle._waiters:
+                self._idle.unpark_all()
+            threads = list(self._threads) if self._threads else None
+            started = list(self._started)
         if not join:
             return
         # Every task has finished (or is abandoned): the threads are past the task's last
         # line, closing their ThreadLocal instances. A close that blocks must not hang the
         # exit: wait at most the grace period, then report the thread as abandoned.
+        end: float | None = None
+        for task in started:
+            job = task._job
+            if job is None or not job.locked() or (stuck and task in stuck):
+                continue  # the common case: its worker is free again
+            if end is None:
+                end = self._join_end()
+            if not task._join_own_thread(max(0.0, end - time.monotonic())):
+                _abandon_thread(task._name, f"{self._describe()} exited")
+        if threads is None:
+            return
         me = threading.current_thread()
-        end = time.monotonic() + (EXIT_GRACE if math.isinf(self._grace) else self._grace)
+        stuck_threads = {t._thread for t in stuck} if stuck else ()
         for thread in threads:
-            if thread in stuck or thread is me:
+            if thread in stuck_threads or thread is me:
                 continue
+            if end is None:
+                end = self._join_end()
             if not _join_thread(thread, max(0.0, end - time.monotonic())):
-                _abandon_thread(thread, f"{self._describe()} exited")
+                _abandon_thread(thread.name, f"{self._describe()} exited")
+
+    def _join_end(self) -> float:
+        return time.monotonic() + (EXIT_GRACE if math.isinf(self._grace) else self._grace)
 
     # -- display -----------------------------------------------------------------------------
     def _describe(self) -> str:

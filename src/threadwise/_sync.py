@@ -160,7 +160,9 @@ class ParkingLot:
         *,
         cancel: CancelMode = "raise",
     ) -> bool:
-        return self.wait(self.enqueue(), mutex, timeout, blocked_on, cancel=cancel)
+        waiter = Waiter()  # self.enqueue(), inlined
+        self._waiters.append(waiter)
+        return self.wait(waiter, mutex, timeout, blocked_on, cancel=cancel)
 
     def unpark_one(self) -> bool:
         if self._waiters:

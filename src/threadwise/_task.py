@@ -13,16 +13,16 @@ import time
 import weakref
 from collections.abc import Callable
 
-from . import _ki, _threads
+from . import _cancel, _ki, _state, _threads
 from ._cancel import CancelMode, CancelScope
 from ._cancel import _after_fork as cancel_after_fork
 from ._exceptions import Cancelled
-from ._local import close_thread_locals
+from ._local import _all_locals, close_thread_locals
 from ._log import Logger
 from ._state import _after_fork as state_after_fork
 from ._state import current_state
 from ._sync import Event
-from ._typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from ._typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast
 from ._validate import check_callable, check_timeout, describe_callable
 
 if TYPE_CHECKING:
@@ -84,8 +84,15 @@ class NameCounter:
 
 
 _counter = NameCounter()
+_allocate_lock = threading.Lock
+_TIMEOUT_MAX = threading.TIMEOUT_MAX
+# What a cached worker calls with the job lock ``_run_and_close`` returns, once it is free
+# again: the lock type's own release (a C call, no Python frame or bound method per task).
+# (Typed for what _run_and_close returns: only a cached task's job, whose lock is set, uses it.)
+_release_job = cast("Callable[[threading.Lock | None], None]", _threads.release_lock)
 _get_ident = threading.get_ident
 _get_native_id = threading.get_native_id
+_state_local = _state._local
 _monotonic = time.monotonic
 
 
@@ -144,6 +151,7 @@ class Task(Generic[T]):
         "_finished",
         "_group",
         "_ident",
+        "_job",
         "_live",
         "_lock",
         "_name",
@@ -179,12 +187,16 @@ class Task(Generic[T]):
         self._finished = False
         self._live = False  # registered in _live_tasks (waited for at interpreter exit)
         self._lock = threading.Lock()
-        self._callbacks: list[Callable[[Task[T]], None]] | None = []
+        # Besides the group's own bookkeeping (called first, directly): None once finished.
+        self._callbacks: tuple[Callable[[Task[T]], None], ...] | None = ()
         self._ident: int | None = None
         self._native_id: int | None = None
         self._started_at: float | None = None
         self._thread: threading.Thread | None = None
-        self._own_thread = False  # True when the thread exists for this task alone
+        # On a thread of the thread cache instead: held from the start until the worker is
+        # free again (past the ThreadLocal close hooks); that is what joining it waits for.
+        self._job: threading.Lock | None = None
+        self._own_thread = False  # True when the thread (or the job) exists for this task alone
         self._closed = False  # its own thread has closed its ThreadLocal instances
 
     # -- running ---------------------------------------------------------------------------
@@ -196,7 +208,9 @@ class Task(Generic[T]):
             self._ident = _get_ident()
             self._native_id = _get_native_id()
             self._started_at = now = _monotonic()
-            if self._scope._is_cancelled():
+            scope = self._scope
+            deadline = scope._deadline  # CancelScope._is_cancelled, inlined (once per task)
+            if scope._cancelled or (deadline is not None and now >= deadline):
                 # Its group was cancelled while it waited for a worker: it never starts.
                 self._state = _CANCELLED
                 started = False
@@ -206,9 +220,12 @@ class Task(Generic[T]):
         if not started:
             self._finish(_CANCELLED, None, None)
             return
-        state = current_state()
+        try:
+            state = _state_local.state  # current_state(), inlined (once per task)
+        except AttributeError:
+            state = current_state()
         previous_task, previous_scope = state.task, state.scope
-        state.task, state.scope = self, self._scope
+        state.task, state.scope = self, scope
         state.since = now
         result: T | None = None
         error: BaseException | None = None
@@ -233,20 +250,27 @@ class Task(Generic[T]):
     def _finish(self, outcome: State, result: T | None, error: BaseException | None) -> None:
         """Publish the outcome: state, result and exception change together, under the lock,
         so whoever sees the task finished also sees its result."""
-        self._scope._detach()
+        parent = self._scope._parent
+        if parent is not None:  # self._scope._detach(), inlined (once per task)
+            with _cancel._tree_lock:
+                parent._children.discard(self._scope)
         with self._lock:
             self._result = result
             self._exception = error
             self._state = outcome
             self._finished = True
             event = self._done
-            callbacks, self._callbacks = self._callbacks or [], None
+            callbacks, self._callbacks = self._callbacks, None
         if error is not None and self._tracks_unretrieved(error):
             _failed_tasks.add(self)
         if event is not None:
             event.set()
-        for callback in callbacks:
-            callback(self)
+        group = self._group
+        if group is not None:
+            group._on_task_done(self)
+        if callbacks:
+            for callback in callbacks:
+                callback(self)
         if self._live:
             with _live_lock:
                 _live_tasks.discard(self)
@@ -279,7 +303,7 @@ class Task(Generic[T]):
     def _add_done_callback(self, callback: Callable[[Task[T]], None]) -> None:
         with self._lock:
             if self._callbacks is not None:
-                self._callbacks.append(callback)
+                self._callbacks = (*self._callbacks, callback)
                 return
         callback(self)  # already finished
 
@@ -288,16 +312,22 @@ class Task(Generic[T]):
         if self._state is _RUNNING or self._state is _BLOCKED:
             self._state = _BLOCKED if blocked else _RUNNING
 
-    def _run_and_close(self) -> None:
+    def _run_and_close(self) -> threading.Lock | None:
+        """Run the task, then close the thread's ThreadLocal instances. Returns the job lock
+        (a cached task's), which the worker releases (``_release_job``) once it is free."""
         try:
             self._run()
         finally:
-            close_thread_locals()  # the thread ends here: release its per-thread resources
+            # The thread ends here: release its per-thread resources. (No ThreadLocal ever
+            # made, the common case: close_thread_locals would return at once; a call less.)
+            if _all_locals:
+                close_thread_locals()
             self._closed = True
+        return self._job
 
     def _start_thread(self, *, register_live: bool, cached: bool = False) -> None:
         """Run the task in a new daemon thread: the one place a task's thread is started.
-        ``cached``: on a thread of the thread cache instead, joined alike (a ``Job``).
+        ``cached``: on a thread of the thread cache instead, joined alike (see ``_job``).
 
         If the thread cannot be started (``RuntimeError: can't start new thread``) the task
         is forgotten, never to run, and the error propagates to the caller of ``spawn``.
@@ -308,7 +338,9 @@ class Task(Generic[T]):
     def _prepare_thread(self, *, cached: bool) -> None:
         """Make (not start) the task's own thread; ``_start_prepared`` starts it."""
         if cached:
-            self._thread = _threads.Job(self._run_and_close, name=self._name)
+            # No thread object of its own: the task's lock-held-while-running is the handle
+            # (taken when the job is queued, so a job never queued is not waited for).
+            self._job = _allocate_lock()
         else:
             self._thread = threading.Thread(
                 target=self._run_and_close, name=self._name, daemon=True
@@ -316,19 +348,50 @@ class Task(Generic[T]):
         self._own_thread = True
 
     def _start_prepared(self, *, register_live: bool) -> None:
-        thread = self._thread
-        assert thread is not None
         if register_live:
             self._live = True
             with _live_lock:
                 _live_tasks.add(self)
         try:
-            thread.start()
-        except RuntimeError:
-            self._thread = None
+            if self._job is not None:
+                _threads.cache.start_thread_soon(
+                    self._run_and_close, _release_job, self._name, self._job
+                )
+            else:
+                assert self._thread is not None
+                self._thread.start()
+        except RuntimeError:  # dropped: no thread could take it (Ctrl-C leaves it queued)
+            self._thread = self._job = None
             self._own_thread = False
             self._abort_start()
             raise
+
+    def _thread_alive(self) -> bool:
+        """Whether the task's own thread (or job) has not ended yet."""
+        job = self._job
+        if job is not None:
+            return job.locked()
+        thread = self._thread
+        return thread is not None and thread.ident is not None and thread.is_alive()
+
+    def _join_own_thread(self, timeout: float | None) -> bool:
+        """Join the task's own thread (or job) for at most ``timeout`` seconds (None: no
+        limit); True if it has ended. Joined from inside the job: False at once."""
+        job = self._job
+        if job is None:
+            thread = self._thread
+            if thread is None or thread is threading.current_thread():
+                return thread is None
+            if timeout is None:
+                thread.join()
+                return True
+            return _join_thread(thread, timeout)
+        if not job.locked():
+            return True
+        if self._ident == _get_ident():
+            return False  # joined from inside the job: it cannot end while we wait for it
+        _threads.wait_released(job, None if timeout is None else min(timeout, _TIMEOUT_MAX))
+        return not job.locked()
 
     # -- public ----------------------------------------------------------------------------
     @property
@@ -398,17 +461,22 @@ class Task(Generic[T]):
         end = None if seconds is None else time.monotonic() + seconds
         if not self._wait_for_sibling_or_self(seconds):
             return False
-        thread = self._thread
-        if self._own_thread and thread is not None and thread is not threading.current_thread():
+        if self._own_thread:
             if self._closed:
                 # Past its ThreadLocal close hooks, the last user code it runs: the thread is
                 # ending now. (An untimed join is markedly cheaper than a timed one.)
-                thread.join()
+                self._join_own_thread(None)
             else:
                 left = EXIT_GRACE if end is None else max(0.0, end - time.monotonic())
-                if not _join_thread(thread, left):
-                    _abandon_thread(thread, f"task {self._name!r} finished")
+                if not self._join_own_thread(left) and not self._joined_from_inside():
+                    _abandon_thread(self._name, f"task {self._name!r} finished")
         return True
+
+    def _joined_from_inside(self) -> bool:
+        thread = self._thread
+        if self._job is None:
+            return thread is not None and thread is threading.current_thread()
+        return self._ident == _get_ident()
 
     def _wait_for_sibling_or_self(self, seconds: float | None) -> bool:
         with self._lock:
@@ -501,12 +569,13 @@ def _join_thread(thread: threading.Thread, timeout: float) -> bool:
     return not thread.is_alive()
 
 
-def _abandon_thread(thread: threading.Thread, why: str) -> None:
+def _abandon_thread(name: str, why: str) -> None:
+    """Report a thread (``name``) still closing its ThreadLocal instances as abandoned."""
     logger.warning(
         "%s, but its thread %r is still running (closing its ThreadLocal instances); "
         "abandoned it (a daemon thread: it will not keep the process alive)",
         why,
-        thread.name,
+        name,
     )
 
 

@@ -21,8 +21,10 @@ Idle workers are daemon threads parked on a lock of their own, and say so in
 
 from __future__ import annotations
 
+import _thread
 import itertools
 import os
+import sys
 import threading
 import time
 import weakref
@@ -61,6 +63,16 @@ _current = threading.local()  # .worker: the _Worker running in this thread
 _Job = tuple[Callable[[], Any], Callable[[Any], object] | None, str | None]
 
 
+class _WorkerThread(threading.Thread):
+    _name: str  # what the ``name`` property of threading.Thread reads
+
+
+# Renaming a worker per job: before Python 3.14 the ``name`` setter only stores ``_name``
+# (str() of it), a Python call per job saved by storing it directly. From 3.14 on the setter
+# also renames the OS thread: it is called.
+_PLAIN_NAME = sys.version_info < (3, 14)
+
+
 class _Worker:
     __slots__ = ("__weakref__", "_retire", "_wake", "thread")
 
@@ -69,7 +81,7 @@ class _Worker:
         # Held while the worker is parked idle; released by the thread that wakes it.
         self._wake = threading.Lock()
         self._wake.acquire()
-        self.thread = threading.Thread(
+        self.thread = _WorkerThread(
             target=cache._work,
             args=(self,),
             name=f"threadwise-worker-{next(_counter)}",
@@ -104,15 +116,21 @@ class ThreadCache:
         self,
         fn: Callable[[], T],
         deliver: Callable[[T], object] | None = None,
-        *,
         name: str | None = None,
+        held: threading.Lock | None = None,
     ) -> None:
         """Run ``fn()`` in a worker thread, named ``name`` while it runs; then
         ``deliver(fn())`` in that thread, after the worker is ready for its next job.
 
+        ``held``: a lock taken here, before the job is queued, for ``deliver`` to release
+        (a task's job lock): taken in this module, where Ctrl-C waits (see _ki), so a held
+        lock always means a job on its way. Released again if the job is dropped.
+
         Raises ``RuntimeError`` if no thread could take the job (a new thread could not be
         started): the job is then dropped, never to run.
         """
+        if held is not None:
+            held.acquire()
         job: _Job = (fn, deliver, name)
         with self._lock:
             self._jobs.append(job)
@@ -134,6 +152,8 @@ class ThreadCache:
                         self._jobs.remove(job)
                     except ValueError:  # pragma: no cover - a worker took it: it runs
                         started = True
+                if not started and held is not None:
+                    held.release()
             if error is not None:
                 raise error  # Ctrl-C is never lost; the job runs if a thread was started
         finally:
@@ -201,7 +221,11 @@ class ThreadCache:
                     self._looking -= 1
                     idle[worker] = None
                     lock.release()
-                    thread.name = idle_name  # not the name of a job that has ended
+                    # Not the name of a job that has ended.
+                    if _PLAIN_NAME:
+                        thread._name = idle_name
+                    else:  # pragma: no cover - Python 3.14+
+                        thread.name = idle_name
                     state.blocked_on = _IDLE_WAIT
                     woken = worker._wake.acquire(timeout=self.idle_timeout)
                     lock.acquire()
@@ -228,7 +252,10 @@ class ThreadCache:
                 lock.release()
                 if more:
                     self._wake_another()
-                thread.name = idle_name if name is None else name
+                if _PLAIN_NAME:
+                    thread._name = idle_name if name is None else name
+                else:  # pragma: no cover - Python 3.14+
+                    thread.name = idle_name if name is None else name
                 try:
                     result = fn()
                 except BaseException as exc:  # jobs catch their own; this is a last resort
@@ -238,9 +265,22 @@ class ThreadCache:
                 if not retire:
                     # Looking before delivering: whoever reacts to the result and queues the
                     # next job finds a worker on its way instead of waking or starting one.
-                    with lock:
-                        self._looking += 1
-                        free.add(worker)
+                    lock.acquire()
+                    self._looking += 1
+                    free.add(worker)
+                    if deliver is release_lock:
+                        # A job lock (a task's, see ``held``): released under the cache's
+                        # lock, a C call that runs nobody's code; the worker keeps the lock
+                        # for its next turn instead of a release and an acquire.
+                        try:
+                            release_lock(result)
+                        except BaseException as exc:  # pragma: no cover - not held: a bug
+                            lock.release()
+                            _report(exc, thread)
+                            lock.acquire()
+                        del fn, deliver, result
+                        continue
+                    lock.release()
                 if deliver is not None:
                     try:
                         deliver(result)
@@ -334,22 +374,7 @@ class Job(threading.Thread):
     def join(self, timeout: float | None = None) -> None:
         if self._worker is threading.current_thread() and self._done.locked():
             return  # joined from inside the job: it cannot end while we wait for it
-        acquire = self._done.acquire
-        if threading.get_ident() != _ki._main_ident:
-            if acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
-                self._done.release()
-            return
-        # The main thread waits in slices: a Ctrl-C taken by another thread is seen between two.
-        limit = None if timeout is None else time.monotonic() + max(0.0, timeout)
-        while True:
-            wait_for = (
-                _ki.MAIN_SLICE if limit is None else min(limit - time.monotonic(), _ki.MAIN_SLICE)
-            )
-            if acquire(timeout=max(0.0, wait_for)):
-                self._done.release()
-                return
-            if limit is not None and time.monotonic() >= limit:
-                return
+        wait_released(self._done, timeout)
 
     def is_alive(self) -> bool:
         return self._started and self._done.locked()
@@ -377,9 +402,35 @@ class Job(threading.Thread):
         return f"<threadwise job {self._job_name!r} on {self._worker!r}, {state}>"
 
 
+# The lock type's own release: as a job's ``deliver`` (with the lock its function returns),
+# the worker runs it under the cache's lock (see ThreadCache._work).
+release_lock: Callable[[Any], None] = _thread.LockType.release
+
+
+def wait_released(done: threading.Lock, timeout: float | None) -> None:
+    """Wait until ``done`` (held while a job runs) is released, or ``timeout`` passed."""
+    acquire = done.acquire
+    if threading.get_ident() != _ki._main_ident:
+        if acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            done.release()
+        return
+    # The main thread waits in slices: a Ctrl-C taken by another thread is seen between two.
+    limit = None if timeout is None else time.monotonic() + max(0.0, timeout)
+    while True:
+        wait_for = (
+            _ki.MAIN_SLICE if limit is None else min(limit - time.monotonic(), _ki.MAIN_SLICE)
+        )
+        if acquire(timeout=max(0.0, wait_for)):
+            done.release()
+            return
+        if limit is not None and time.monotonic() >= limit:
+            return
+
+
 # Ctrl-C defers while the main thread runs this module's bookkeeping (see _ki); joining a job
 # is a wait, and stays interruptible.
 _ki.unprotected(Job.join)
+_ki.unprotected(wait_released)
 
 
 def start_job(fn: Callable[[], object], *, name: str) -> Job:
