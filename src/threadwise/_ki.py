@@ -100,8 +100,12 @@ MAIN_SLICE = 0.05
 # instead could leave two signals on their way for one Ctrl-C (a stray second interrupt), and
 # one send per deferral loses the interrupt for good when that one signal finds SIGINT ignored
 # or handled by someone else for a moment.
+# Sent again every 1-2 ms: where the main thread spends nearly all its time in primitives
+# (a loop of Event or Lock calls), a re-sent signal lands in protected code again about three
+# times in four, so the interrupt needs a few tries. Backing off to 50 ms, as before, made that
+# 0.2 s typically and over 5 s in rare runs; a try costs one handler call.
 _REDELIVER_AFTER = 0.001
-_REDELIVER_MAX = 0.05
+_REDELIVER_MAX = 0.002
 _main_ident = threading.main_thread().ident
 _delivery_lock = _thread.allocate_lock()
 _pending = False  # a deferred interrupt has not been raised yet; guarded by _delivery_lock
@@ -119,7 +123,7 @@ def _deliver_later() -> None:
     delay = _REDELIVER_AFTER
     while True:
         time.sleep(delay)
-        delay = min(delay * 2, _REDELIVER_MAX)  # a long protected stretch: fewer signals
+        delay = min(delay * 2, _REDELIVER_MAX)
         with _delivery_lock:
             if not _pending:
                 _sending = False
