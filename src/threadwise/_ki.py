@@ -104,12 +104,23 @@ MAIN_SLICE = 0.05
 # (a loop of Event or Lock calls), a re-sent signal lands in protected code again about three
 # times in four, so the interrupt needs a few tries. Backing off to 50 ms, as before, made that
 # 0.2 s typically and over 5 s in rare runs; a try costs one handler call.
+#
+# At most one re-sent signal is on its way at a time, and none while the handler runs: a signal
+# sent while the handler was deciding to raise would run the handler once more after the raise,
+# a stray second Ctrl-C (seen once in 6,300 trials). The sender waits until the handler has
+# run since its last signal ("acknowledged" it); a signal not acknowledged within
+# _UNACKED_RESEND (SIGINT ignored or taken by someone else for a moment) is sent again.
 _REDELIVER_AFTER = 0.001
 _REDELIVER_MAX = 0.002
+_UNACKED_RESEND = 0.05
 _main_ident = threading.main_thread().ident
 _delivery_lock = _thread.allocate_lock()
-_pending = False  # a deferred interrupt has not been raised yet; guarded by _delivery_lock
-_sending = False  # the sending thread runs; guarded by _delivery_lock
+# Guarded by _delivery_lock:
+_pending = False  # a deferred interrupt has not been raised yet
+_sending = False  # the sending thread runs
+_deciding = False  # the handler runs in the main thread
+_unacked = False  # a re-sent signal has not reached the handler yet
+_sent_at = 0.0  # when it was sent
 
 
 def pending() -> bool:
@@ -118,7 +129,7 @@ def pending() -> bool:
 
 
 def _deliver_later() -> None:
-    global _sending
+    global _sending, _unacked, _sent_at
     kill = getattr(signal, "pthread_kill", None)
     delay = _REDELIVER_AFTER
     while True:
@@ -128,12 +139,18 @@ def _deliver_later() -> None:
             if not _pending:
                 _sending = False
                 return
+            if _deciding:
+                continue  # the handler runs: it raises or defers again, no signal needed
+            now = time.monotonic()
+            if _unacked and now - _sent_at < _UNACKED_RESEND:
+                continue  # the last one has not reached the handler yet
             # Sent under the lock: the handler's raise (which clears _pending) cannot slip in
             # between the check and the send and leave this signal as a stray second Ctrl-C.
             if kill is not None and _main_ident is not None:
                 kill(_main_ident, signal.SIGINT)
             else:  # pragma: no cover - platforms without pthread_kill (Windows)
                 _thread.interrupt_main()
+            _unacked, _sent_at = True, now
 
 
 def _defer() -> None:
@@ -155,9 +172,9 @@ def _defer() -> None:
 
 def _after_fork_in_child() -> None:
     """The child has only the forking thread: no sending thread, and the lock may be held."""
-    global _delivery_lock, _pending, _sending, _main_ident
+    global _delivery_lock, _pending, _sending, _main_ident, _deciding, _unacked
     _delivery_lock = _thread.allocate_lock()
-    _pending = _sending = False
+    _pending = _sending = _deciding = _unacked = False
     _main_ident = threading.main_thread().ident
 
 
@@ -203,15 +220,24 @@ def in_unraisable_callback(frame: FrameType | None) -> bool:
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
-    if frame is not None and frame.f_code in _EXIT_HOOKS:
-        return  # between an exit hook's own lines, outside its `try`: exiting anyway
-    if is_protected(frame) or in_unraisable_callback(frame):
-        try:
-            _defer()
-            return
-        except RuntimeError:
-            pass  # it cannot be deferred: raising it late is better than losing it
-    _raise(signum, frame)
+    global _deciding, _unacked
+    # No call between acquire and release (see _defer).
+    with _delivery_lock:
+        _deciding = True
+        _unacked = False
+    try:
+        if frame is not None and frame.f_code in _EXIT_HOOKS:
+            return  # between an exit hook's own lines, outside its `try`: exiting anyway
+        if is_protected(frame) or in_unraisable_callback(frame):
+            try:
+                _defer()
+                return
+            except RuntimeError:
+                pass  # it cannot be deferred: raising it late is better than losing it
+        _raise(signum, frame)
+    finally:
+        with _delivery_lock:
+            _deciding = False
 
 
 # threadwise's own interpreter-exit hooks (see exit_hook).
