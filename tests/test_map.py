@@ -568,3 +568,19 @@ def test_other_bad_options_are_rejected_before_any_thread_starts(
     with pytest.raises(ValueError, match=r"\b(timeout|chunk_size)\b"):
         call()
     assert len(busy_threads()) == baseline
+
+
+def test_joining_workers_skips_a_thread_whose_start_was_interrupted() -> None:
+    # A Ctrl-C inside Thread.start can leave the OS thread running before start() marked the
+    # Thread started; Thread.join() then raises RuntimeError, which replaced the Ctrl-C at the
+    # map's shutdown (seen on 3.13 in the random-interrupt campaign). Simulated: an identity
+    # set, the started flag not.
+    from threadwise._pool import Workers
+
+    workers = Workers("workers", None)
+    task: tw.Task[None] = tw.Task(lambda: None, "never-started", parent_scope=workers.scope)
+    thread = threading.Thread(target=lambda: None, daemon=True)
+    thread._ident = 12345  # type: ignore[attr-defined]
+    task._thread = thread
+    workers.tasks.append(task)
+    assert workers._join_threads([]) == []

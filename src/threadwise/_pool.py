@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from ._cancel import CancelScope, sleep
-from ._task import Task, _bind, abandon, cancel_and_wait
+from ._task import Task, _bind, _join_thread, abandon, cancel_and_wait
 from ._typing import Any
 
 _monotonic = time.monotonic
@@ -74,10 +74,11 @@ class Workers:
         lingering = []
         for task in self.tasks:
             thread = task._thread
-            if task in stuck or thread is None or thread.ident is None:
+            if task in stuck or thread is None:
                 continue
-            thread.join(max(0.0, end - _monotonic()))
-            if thread.is_alive():
+            # Not thread.join(): after a Ctrl-C inside Thread.start the thread can be running
+            # before start() has marked it started, and join() then raises RuntimeError.
+            if not _join_thread(thread, max(0.0, end - _monotonic())):
                 lingering.append(task)
         return lingering
 
