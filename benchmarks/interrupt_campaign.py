@@ -102,6 +102,14 @@ class Interrupter:
         if frame is not None:
             where = traceback.extract_stack(frame)[-3:]
             self.stuck_at = " <- ".join(f"{f.name}:{f.lineno}" for f in reversed(where))
+        from threadwise import _ki
+
+        # Where the deferred interrupt is, for the report: still pending, a sender running, a
+        # re-sent signal not yet seen by the handler, the handler running.
+        self.stuck_at += (
+            f"; deferred: pending={_ki._pending} sending={_ki._sending}"
+            f" unacked={_ki._unacked} deciding={_ki._deciding}"
+        )
         again = "signal" if hasattr(signal, "pthread_kill") else "main"
         while self._send(again) and not self._ack.wait(1.0):
             pass
