@@ -262,6 +262,55 @@ def test_a_deferred_ctrl_c_is_sent_again_until_it_lands() -> None:
     assert not _ki.pending()
 
 
+def test_the_sender_waits_while_the_handler_runs_and_keeps_one_signal_on_its_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A signal re-sent while the handler was deciding to raise ran the handler again after
+    the raise: a stray second KeyboardInterrupt (once in 6,300 campaign trials)."""
+    _no_sender_left()
+    sent: list[int] = []
+
+    class Recorder:
+        SIGINT = signal.SIGINT
+
+        @staticmethod
+        def pthread_kill(ident: int, signum: int) -> None:
+            sent.append(signum)
+
+    def wait_for(n: int) -> None:
+        end = time.monotonic() + 5.0
+        while len(sent) < n and time.monotonic() < end:
+            time.sleep(0.001)
+
+    monkeypatch.setattr(_ki, "signal", Recorder)
+    monkeypatch.setattr(_ki, "_UNACKED_RESEND", 60.0, raising=False)
+    with _ki._delivery_lock:
+        _ki._pending = _ki._sending = _ki._deciding = True
+        _ki._unacked = False
+    sender = threading.Thread(target=_ki._deliver_later, daemon=True)
+    sender.start()
+    try:
+        time.sleep(0.05)  # some 25 tries of the sender
+        assert sent == [], "sent while the handler was running"
+        with _ki._delivery_lock:
+            _ki._deciding = False  # the handler deferred it again
+        wait_for(1)
+        time.sleep(0.05)
+        assert sent == [signal.SIGINT], "a second signal before the handler saw the first"
+        with _ki._delivery_lock:
+            _ki._unacked = False  # the handler saw it (and deferred it again)
+        wait_for(2)
+        assert sent == [signal.SIGINT, signal.SIGINT]
+    finally:
+        with _ki._delivery_lock:
+            _ki._pending = False
+        sender.join(5.0)
+        with _ki._delivery_lock:
+            _ki._deciding = _ki._unacked = False
+    assert not sender.is_alive()
+    assert not _ki._sending
+
+
 def test_deferring_the_same_ctrl_c_again_and_again_raises_it_once() -> None:
     """Each deferral started its own sending thread: a Ctrl-C deferred three times (found in
     protected code three times) came out as up to three KeyboardInterrupts."""
