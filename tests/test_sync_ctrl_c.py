@@ -217,7 +217,7 @@ def test_sleep_in_a_cancel_scope_leaves_no_waiter_behind() -> None:
 
         def check() -> None:
             assert state.blocked_on is None
-            assert len(scope._waiters) == 0
+            assert not scope._waiters
 
         assert campaign(lambda: tw.sleep(0), check, SEED + 7) == TRIALS
 

@@ -140,8 +140,11 @@ class CancelScope:
         self._deadline = deadline
         self._parent: CancelScope | None = None
         self._previous: CancelScope | None = None
-        self._children: set[CancelScope] = set()
-        self._waiters: set[Waiter | CancelHook] = set()
+        # Made on first use (under _tree_lock, like every change to them): most scopes, a
+        # task's above all, never get a child or a blocked waiter, and one scope is made per
+        # task.
+        self._children: set[CancelScope] | None = None
+        self._waiters: set[Waiter | CancelHook] | None = None
         self._cancel_called = False
         self._cancelled = False
         self._reason = ""
@@ -163,8 +166,8 @@ class CancelScope:
         self.name = name
         self._own_deadline = deadline
         self._previous = None
-        self._children = set()
-        self._waiters = set()
+        self._children = None
+        self._waiters = None
         self._cancel_called = False
         self._entered_in = None
         self._frame = None
@@ -183,7 +186,11 @@ class CancelScope:
             pd = parent._deadline
             nearer = deadline is None or (pd is not None and pd < deadline)
             self._deadline = pd if nearer else deadline
-            parent._children.add(self)
+            children = parent._children
+            if children is None:
+                parent._children = {self}
+            else:
+                children.add(self)
         return self
 
     # -- tree ------------------------------------------------------------------------------
@@ -193,7 +200,11 @@ class CancelScope:
         if parent is None:
             return
         with _tree_lock:
-            parent._children.add(self)
+            children = parent._children
+            if children is None:
+                parent._children = {self}
+            else:
+                children.add(self)
             if parent._cancelled:
                 self._cancelled = True
                 self._reason = parent._reason
@@ -205,7 +216,9 @@ class CancelScope:
         parent = self._parent
         if parent is not None:
             with _tree_lock:
-                parent._children.discard(self)
+                children = parent._children
+                if children is not None:
+                    children.discard(self)
 
     # -- public ----------------------------------------------------------------------------
     @property
@@ -238,8 +251,10 @@ class CancelScope:
                     continue  # its subtree was marked by an earlier cancel
                 scope._cancelled = True
                 scope._reason = reason
-                to_wake.extend(scope._waiters)
-                stack.extend(scope._children)
+                if scope._waiters:
+                    to_wake.extend(scope._waiters)
+                if scope._children:
+                    stack.extend(scope._children)
         for waiter in to_wake:
             waiter.wake()
 
@@ -469,7 +484,7 @@ class on_cancel:
         with _tree_lock:
             already = scope._cancelled
             if not already:
-                scope._waiters.add(self._hook)
+                _add_waiter(scope, self._hook)
                 self._scope = scope
         if already:
             self._hook.wake()
@@ -483,10 +498,26 @@ class on_cancel:
         scope, self._scope = self._scope, None
         if scope is not None:
             with _tree_lock:
-                scope._waiters.discard(self._hook)
+                _discard_waiter(scope, self._hook)
 
 
 CancelMode = Literal["raise", "wake", "ignore"]
+
+
+def _add_waiter(scope: CancelScope, waiter: Waiter | CancelHook) -> None:
+    """With ``_tree_lock`` held."""
+    waiters = scope._waiters
+    if waiters is None:
+        scope._waiters = {waiter}
+    else:
+        waiters.add(waiter)
+
+
+def _discard_waiter(scope: CancelScope, waiter: Waiter | CancelHook) -> None:
+    """With ``_tree_lock`` held."""
+    waiters = scope._waiters
+    if waiters is not None:
+        waiters.discard(waiter)
 
 
 def block(
@@ -513,16 +544,16 @@ def block(
     if scope is not None:
         with _tree_lock:
             if not scope._cancelled:
-                scope._waiters.add(waiter)
+                _add_waiter(scope, waiter)
         if cancel == "raise":
             if scope._is_cancelled():
                 with _tree_lock:
-                    scope._waiters.discard(waiter)
+                    _discard_waiter(scope, waiter)
                 raise scope._cancelled_error()
             deadline = scope._deadline
         elif scope._cancelled:
             with _tree_lock:
-                scope._waiters.discard(waiter)
+                _discard_waiter(scope, waiter)
             return False
     end = None if timeout is None else _monotonic() + timeout
     limit = end if deadline is None or (end is not None and end <= deadline) else deadline
@@ -540,7 +571,7 @@ def block(
             task._set_blocked(False)
         if scope is not None:
             with _tree_lock:
-                scope._waiters.discard(waiter)
+                _discard_waiter(scope, waiter)
     if cancel == "raise" and scope is not None and scope._is_cancelled():
         raise scope._cancelled_error()
     return woken

@@ -67,6 +67,30 @@ class TaskGroup:
       tasks queue for them.
     """
 
+    __slots__ = (
+        "__weakref__",
+        "_busy",
+        "_exit_lot",
+        "_failures",
+        "_grace",
+        "_idle",
+        "_lent",
+        "_lock",
+        "_max_workers",
+        "_name",
+        "_pending",
+        "_phase",
+        "_queue",
+        "_running",
+        "_scope",
+        "_scope_left",
+        "_started",
+        "_stopping",
+        "_threads",
+        "_timed_out",
+        "_timeout",
+    )
+
     def __init__(
         self,
         name: str | None = None,
@@ -101,17 +125,22 @@ class TaskGroup:
         self._pending = 0
         self._running: set[Task[Any]] = set()
         self._failures: list[BaseException] = []
-        self._threads: list[threading.Thread] = []  # bounded mode: the workers
         # Unbounded mode: the tasks started on cached threads, joined (their jobs) at exit.
         self._started: list[Task[Any]] = []
         # CancelScope(name=...) without its checks (made here: a str, no deadline).
         self._scope = CancelScope._child(None, f"TaskGroup {self._name!r}")
         self._scope_left = False  # the block's exit took the scope off the thread's stack
         self._timed_out = False
-        # Bounded mode: queued tasks, parked idle workers, and the worker threads.
-        self._queue: deque[Task[Any]] = deque()
-        self._idle = ParkingLot()
         self._stopping = False
+        # Bounded mode: queued tasks, parked idle workers, and the worker threads. Made only
+        # for a bounded group (most groups are not, and a group's fixed cost counts).
+        self._queue: deque[Task[Any]] | None = None
+        self._idle: ParkingLot | None = None
+        self._threads: list[threading.Thread] | None = None
+        if self._max_workers is not None:
+            self._queue = deque()
+            self._idle = ParkingLot()
+            self._threads = []
         # Workers running a task, and how many of those wait on a task of this group (they
         # do not count against max_workers while they wait: see _lend_slot).
         self._busy = 0
@@ -174,6 +203,7 @@ class TaskGroup:
                     self._prune_started()
                 self._started.append(task)
             else:
+                assert self._queue is not None
                 self._queue.append(task)
                 worker = self._worker_needed()
         if job is not None:
@@ -193,6 +223,7 @@ class TaskGroup:
     def _worker_needed(self) -> threading.Thread | None:
         """With the lock held, after queueing: wake an idle worker or make a new one."""
         assert self._max_workers is not None
+        assert self._idle is not None and self._threads is not None
         if self._busy - self._lent >= self._max_workers:
             return None  # every slot is taken: a finishing worker takes the task
         if self._idle.unpark_one() or len(self._threads) >= self._max_workers + self._lent:
@@ -204,6 +235,7 @@ class TaskGroup:
         return worker
 
     def _start_worker(self, worker: threading.Thread, task: Task[Any] | None) -> None:
+        assert self._threads is not None and self._queue is not None
         try:
             worker.start()
         except RuntimeError:
@@ -263,14 +295,16 @@ class TaskGroup:
         me = threading.current_thread()
         lock = self._lock
         limit = self._max_workers
-        assert limit is not None
+        queue = self._queue
+        idle = self._idle
+        assert limit is not None and queue is not None and idle is not None
         with lock:
             while True:
-                while not self._queue or self._busy - self._lent >= limit:
+                while not queue or self._busy - self._lent >= limit:
                     if self._stopping:
                         return
-                    self._idle.park(lock, None, None, cancel="ignore")
-                task = self._queue.popleft()
+                    idle.park(lock, None, None, cancel="ignore")
+                task = queue.popleft()
                 task._thread = me
                 self._busy += 1
                 lock.release()
@@ -303,6 +337,8 @@ class TaskGroup:
             self._drop_queued()
 
     def _drop_queued(self) -> None:
+        if self._queue is None:
+            return  # unbounded: nothing is ever queued
         with self._lock:
             queued = list(self._queue)
             self._queue.clear()
@@ -455,7 +491,7 @@ class TaskGroup:
                 return
             self._phase = _CLOSED
             self._stopping = True
-            if self._idle._waiters:
+            if self._idle is not None and self._idle._waiters:
                 self._idle.unpark_all()
             threads = list(self._threads) if self._threads else None
             started = list(self._started)

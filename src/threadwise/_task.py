@@ -253,7 +253,9 @@ class Task(Generic[T]):
         parent = self._scope._parent
         if parent is not None:  # self._scope._detach(), inlined (once per task)
             with _cancel._tree_lock:
-                parent._children.discard(self._scope)
+                children = parent._children
+                if children is not None:
+                    children.discard(self._scope)
         with self._lock:
             self._result = result
             self._exception = error
