@@ -245,6 +245,48 @@ def test_ctrl_c_taken_by_another_thread_stops_the_group_join(tmp_path: Path) -> 
     assert outcome.stdout.splitlines() == ["interrupted", "scope None"], outcome
 
 
+def test_ctrl_c_taken_by_another_thread_stops_the_pipeline_join(tmp_path: Path) -> None:
+    # The same with a Pipeline: its workers are threads of their own, joined at shutdown
+    # within the grace period. One is still closing its ThreadLocal (a blocking close hook)
+    # when the SIGINT lands on it. Before: the main thread slept in one Thread.join for the
+    # whole grace (60 s here), so the subprocess ran into its time limit.
+    path = tmp_path / "script.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            import signal
+            import threading
+            import time
+            import threadwise as tw
+
+            release = threading.Event()
+
+            def close(_):
+                time.sleep(0.3)  # the main thread is in the workers' join by now
+                signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+                release.wait(60)
+
+            local = tw.ThreadLocal(object, close=close)
+
+            def touch(item):
+                local.get()
+                return item
+
+            try:
+                print(sorted(tw.Pipeline(range(1)).map(touch, workers=1).run(grace=60)))
+            except KeyboardInterrupt:
+                print("interrupted", flush=True)
+            release.set()
+            """
+        )
+    )
+    outcome = subprocess.run(
+        [sys.executable, str(path)], capture_output=True, text=True, timeout=STARTUP
+    )
+    assert outcome.returncode == 0, outcome
+    assert outcome.stdout.splitlines()[-1] == "interrupted", outcome
+
+
 _RANDOM_CTRL_C = """
 import _thread, random, sys, threading, time
 import threadwise as tw

@@ -567,8 +567,19 @@ def _join_thread(thread: threading.Thread, timeout: float) -> bool:
     """Join ``thread`` for at most ``timeout`` seconds; True if it has ended."""
     if not thread.is_alive() or thread.ident is None:
         return True  # ended, or never started (the cheap check: a timed join costs more)
-    thread.join(min(timeout, threading.TIMEOUT_MAX))
-    return not thread.is_alive()
+    if _get_ident() != _ki._main_ident:
+        thread.join(min(timeout, _TIMEOUT_MAX))
+        return not thread.is_alive()
+    # The main thread joins in slices: a Ctrl-C taken by another thread (Python only flags it
+    # for the main thread) is raised between two, not when the whole timeout has run out.
+    end = _monotonic() + timeout
+    while True:
+        left = end - _monotonic()
+        thread.join(max(0.0, min(left, _ki.MAIN_SLICE)))
+        if not thread.is_alive():
+            return True
+        if left <= _ki.MAIN_SLICE:
+            return False
 
 
 def _abandon_thread(name: str, why: str) -> None:
