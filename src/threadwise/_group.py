@@ -223,7 +223,8 @@ class TaskGroup:
     def _worker_needed(self) -> threading.Thread | None:
         """With the lock held, after queueing: wake an idle worker or make a new one."""
         assert self._max_workers is not None
-        assert self._idle is not None and self._threads is not None
+        assert self._idle is not None
+        assert self._threads is not None
         if self._busy - self._lent >= self._max_workers:
             return None  # every slot is taken: a finishing worker takes the task
         if self._idle.unpark_one() or len(self._threads) >= self._max_workers + self._lent:
@@ -235,7 +236,8 @@ class TaskGroup:
         return worker
 
     def _start_worker(self, worker: threading.Thread, task: Task[Any] | None) -> None:
-        assert self._threads is not None and self._queue is not None
+        assert self._threads is not None
+        assert self._queue is not None
         try:
             worker.start()
         except RuntimeError:
@@ -297,7 +299,9 @@ class TaskGroup:
         limit = self._max_workers
         queue = self._queue
         idle = self._idle
-        assert limit is not None and queue is not None and idle is not None
+        assert limit is not None
+        assert queue is not None
+        assert idle is not None
         with lock:
             while True:
                 while not queue or self._busy - self._lent >= limit:
