@@ -45,7 +45,8 @@ def executor() -> Iterator[concurrent.futures.Executor]:
         processes=False,
         protocol="tcp",
         host="127.0.0.1",
-        dashboard_address=None,
+        # Any free port: None still binds the scheduler's HTTP server to 8787, maybe taken.
+        dashboard_address=":0",
     )
     client = distributed.Client(cluster)
     try:
