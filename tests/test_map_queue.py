@@ -35,15 +35,18 @@ def test_a_queue_full_by_items_wakes_its_sender_once_down_to_half() -> None:
     assert [queue.get()[0] for _ in range(3)] == [2, 3, 99]
 
 
-def test_a_queue_full_by_chunks_wakes_its_sender_at_every_chunk() -> None:
-    queue = ChunkQueue(maxsize=2, name="test", max_items=4096)
-    queue.put((0, [0]))
-    queue.put((1, [1]))
-    sender = _blocked_sender(queue, [2])
+def test_a_queue_full_by_chunks_wakes_its_sender_once_down_to_half() -> None:
+    queue = ChunkQueue(maxsize=4, name="test", max_items=4096)
+    for seq in range(4):
+        queue.put((seq, [seq]))
+    sender = _blocked_sender(queue, [7])
     assert queue.get()[0] == 0
+    # 3 chunks left: no wake-up yet (each would cost the sender a thread switch for a chunk).
+    assert len(queue.not_full._waiters) == 1
+    assert queue.get()[0] == 1
     sender.join(WAIT)
     assert not sender.is_alive()
-    assert [queue.get()[0] for _ in range(2)] == [1, 99]
+    assert [queue.get()[0] for _ in range(3)] == [2, 3, 99]
 
 
 def test_a_closed_queue_wakes_its_sender() -> None:
