@@ -378,7 +378,17 @@ def http_gets(all_runners: dict[str, Runner], n: int, rounds: int) -> dict[str, 
         "items": n,
         "ideal_s": n * 0.02 / 50,
         "seconds": {name: statistics.median(t) for name, t in times.items()},
+        # Each contender's time over TPE's within each round, then the median: the load moves
+        # more between rounds than within one.
+        "over_tpe_per_round": {
+            name: per_round_ratio(t, times["ThreadPoolExecutor.map"]) for name, t in times.items()
+        },
     }
+
+
+def per_round_ratio(numerators: list[float], denominators: list[float]) -> float:
+    """The median over rounds of the ratio of two contenders' figures in the same round."""
+    return statistics.median(a / b for a, b in zip(numerators, denominators, strict=True))
 
 
 # -- 4. GIL-releasing CPU work ---------------------------------------------------------------
@@ -432,6 +442,11 @@ def gil_free(all_runners: dict[str, Runner], n: int, rounds: int) -> dict[str, A
         out[kind] = {
             "seconds": medians,
             "speedup": {name: medians["serial"] / t for name, t in medians.items()},
+            # Each contender's speed-up over the bare threads' within each round (the ratio of
+            # their times), then the median: the goal, less exposed to the load's swings.
+            "over_bare_per_round": {
+                name: per_round_ratio(times["2 bare threads"], t) for name, t in times.items()
+            },
         }
     return out
 

@@ -75,7 +75,7 @@ def _among(modules: set[str], names: list[str]) -> list[str]:
 
 def test_import_threadwise_loads_none_of_the_heavy_modules() -> None:
     loaded = _loaded_by("import threadwise")
-    assert "threadwise._task" in loaded  # it did import threadwise
+    assert "threadwise._sync" in loaded  # it did import threadwise
     assert _among(loaded, NOT_ON_IMPORT) == []
 
 
@@ -97,6 +97,27 @@ def test_lazy_names_are_loaded_on_first_use() -> None:
     )
     assert {"threadwise._executor", "threadwise._map", "threadwise._inspect"} <= loaded
     assert {"threadwise._service", "threadwise._group", "concurrent.futures"} <= loaded
+
+
+def test_tasks_and_thread_locals_are_loaded_on_first_use() -> None:
+    loaded = _loaded_by("import threadwise")
+    assert _among(loaded, ["threadwise._task", "threadwise._local", "enum", "contextvars"]) == []
+    loaded = _loaded_by("import threadwise as tw; tw.spawn(lambda: None).result()")
+    assert {"threadwise._task", "threadwise._threads"} <= loaded
+
+
+def test_lazy_task_names_are_the_public_ones() -> None:
+    from threadwise import _local, _task
+
+    assert (tw.Task, tw.Thread, tw.State, tw.spawn) == (
+        _task.Task,
+        _task.Thread,
+        _task.State,
+        _task.spawn,
+    )
+    assert tw.ThreadLocal is _local.ThreadLocal
+    for obj in (tw.Task, tw.Thread, tw.State, tw.spawn, tw.ThreadLocal):
+        assert obj.__module__ == "threadwise"
 
 
 # -- what the lazy loading must not change --------------------------------------------------

@@ -523,15 +523,19 @@ def test_queued_items_never_start_after_a_failure(ordered: bool) -> None:
     source = Counted(iter(range(100)))
     failed = threading.Event()
     started: list[int] = []
-    pulled = 2 + max(MIN_CHUNKS, 2 * 2) + 1 + max(MIN_CHUNKS, 2 * 1) + 1
+    pulled: list[int] = []
 
     def fn(x: int) -> int:
         started.append(x)
         if x == 0:
             # Items 0 and 1 in the workers of 'b', then its full inbox, one held by 'a'
             # (blocked on that inbox), the full inbox of 'a', one held by the blocked source.
-            wait_until(lambda: source.pulled == pulled)
+            # A sender is woken only once its queue is down to half, which nothing brings
+            # them to while both workers of 'b' are busy here: what the source read is final.
+            wait_until(lambda: 1 in started)
+            wait_until(lambda: (blocked_on("q-a-1") or "").startswith("Queue.put"))
             wait_until(lambda: (blocked_on("q-source") or "").startswith("Queue.put"))
+            pulled.append(source.pulled)
             failed.set()
             raise Boom(x)
         if x == 1:
@@ -548,6 +552,11 @@ def test_queued_items_never_start_after_a_failure(ordered: bool) -> None:
     with pytest.raises(Boom):
         pipeline.run()
     assert sorted(started) == [0, 1]
+    # Every queue full and every thread holding an item, but for the items taken from a full
+    # queue (the two of 'b', the one of 'a') after which its sender was not woken.
+    full = 2 + max(MIN_CHUNKS, 2 * 2) + 1 + max(MIN_CHUNKS, 2 * 1) + 1
+    assert full - 3 <= pulled[0] <= full
+    assert source.pulled == pulled[0]
     assert pipeline.report is not None
     assert pipeline.report.accounted
 

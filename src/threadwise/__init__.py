@@ -18,7 +18,6 @@ from ._cancel import (
 from ._debug import LockOrderViolation, debug
 from ._debug import violations as lock_order_violations
 from ._exceptions import Cancelled, DeadlockError, QueueClosed
-from ._local import ThreadLocal
 from ._sync import (
     Barrier,
     BoundedSemaphore,
@@ -31,7 +30,6 @@ from ._sync import (
     RLock,
     Semaphore,
 )
-from ._task import State, Task, Thread, spawn
 from ._typing import TYPE_CHECKING
 from ._version import __version__
 
@@ -47,19 +45,26 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers: what __getattr__ belo
     from ._inspect import dump_on_signal as dump_on_signal
     from ._inspect import threads as threads
     from ._inspect import watchdog as watchdog
+    from ._local import ThreadLocal as ThreadLocal
     from ._map import map as map
     from ._pipeline import Pipeline as Pipeline
     from ._progress import ProgressInfo as ProgressInfo
     from ._report import PipelineReport as PipelineReport
     from ._report import StageReport as StageReport
     from ._service import Service as Service
+    from ._task import State as State
+    from ._task import Task as Task
+    from ._task import Thread as Thread
+    from ._task import spawn as spawn
 del TYPE_CHECKING
 
-# Imported on first use, so that `import threadwise` stays quick (a script that only spawns
-# tasks and takes locks loads none of these): the executor and the two CancelledError
-# subclasses need concurrent.futures (and, through it, logging); map and Pipeline a dozen
-# modules of their own; TaskGroup, the thread inspector and Service a module each; aio,
-# asyncio, which alone takes longer to import than threadwise. name -> its private module.
+# Imported on first use, so that `import threadwise` stays quick: the executor and the two
+# CancelledError subclasses need concurrent.futures (and, through it, logging); map and
+# Pipeline a dozen modules of their own; TaskGroup, the thread inspector and Service a module
+# each; aio, asyncio, which alone takes longer to import than threadwise. Task, spawn and
+# ThreadLocal too: with the thread cache and enum (for State) they are a third of the rest of
+# the import, which a program that only shows its --help, or only takes locks and waits on
+# queues, never uses. name -> its private module.
 _LAZY = {
     "CancelledTooLate": "_future_errors",
     "Executor": "_executor",
@@ -68,13 +73,18 @@ _LAZY = {
     "ProgressInfo": "_progress",
     "Service": "_service",
     "StageReport": "_report",
+    "State": "_task",
+    "Task": "_task",
     "TaskCancelled": "_future_errors",
     "TaskGroup": "_group",
+    "Thread": "_task",
     "ThreadInfo": "_inspect",
+    "ThreadLocal": "_local",
     "Watchdog": "_inspect",
     "dump": "_inspect",
     "dump_on_signal": "_inspect",
     "map": "_map",
+    "spawn": "_task",
     "threads": "_inspect",
     "watchdog": "_inspect",
 }
