@@ -64,6 +64,10 @@ class Feeder:
         self.report = report
         self.deliver = deliver
         self.receiver = receiver
+        # A remote stage cuts the last chunks of a source of known length smaller.
+        self.rest_sized: Callable[[int], int] | None = (
+            getattr(receiver, "size_of_rest", None) if self.sequence is not None else None
+        )
         # Without a stage the chunks go to an emitter, which extends them: lists only.
         self.keep = _KEPT if receiver is not None else ()
         self.receiver_full = receiver_full
@@ -89,10 +93,14 @@ class Feeder:
         bulk = self.bulk
         sequence = self.sequence
         keep = self.keep
+        rest_sized = self.rest_sized
         position = 0
         try:
             while True:
-                size = receiver.size() if receiver is not None else max_items
+                if rest_sized is not None and sequence is not None:
+                    size = rest_sized(len(sequence) - position)
+                else:
+                    size = receiver.size() if receiver is not None else max_items
                 # A container is never a slow source: one read of it slowed down by the
                 # machine (a first read of one item, preempted) must not shrink the chunks.
                 if own.cost is not None and not bulk:

@@ -135,7 +135,7 @@ class RemoteChunkSizer(ChunkSizer):
     only once, rather than send a queue-full of one-item chunks, each a round trip of its own.
     """
 
-    __slots__ = ("_asked", "_asked_lock", "_measured", "overhead")
+    __slots__ = ("_asked", "_asked_lock", "_measured", "overhead", "parallel")
 
     # Work per chunk, as a multiple of the round trip: the round trip is then <= 10%.
     WORK_PER_OVERHEAD = 9.0
@@ -147,11 +147,16 @@ class RemoteChunkSizer(ChunkSizer):
     # within its byte bound.
     MAX_ITEMS = 65536
     FIRST_WAIT = 0.25
+    # The last chunks of a source of known length are cut smaller, so that the executor's
+    # workers finish together (see ``size_of_rest``), but never below this much work per
+    # round trip.
+    REST_WORK_PER_OVERHEAD = 3.0
 
-    def __init__(self, fixed: int | None = None) -> None:
+    def __init__(self, fixed: int | None = None, *, parallel: int = 1) -> None:
         from ._sync import Event
 
         super().__init__(fixed)
+        self.parallel = max(1, parallel)  # chunks the executor runs at once
         self.overhead: float | None = None  # seconds per chunk beyond its work
         self._asked = 0  # size() calls before the first figures
         self._asked_lock = threading.Lock()
@@ -173,6 +178,23 @@ class RemoteChunkSizer(ChunkSizer):
         if cost <= 0:
             return self.MAX_ITEMS
         return max(1, min(self.MAX_ITEMS, int(self.WORK_PER_OVERHEAD * overhead / cost)))
+
+    def size_of_rest(self, remaining: int) -> int:
+        """``size()`` for a source that knows how many items it has left (a list, a tuple, a
+        range). Chunks of the usual size near the end leave one worker on a last full chunk
+        while the others are done: 100 items of 7 ms over 2 worker processes went in chunks
+        of 14, and one worker ran 60 ms longer than the other. So no chunk takes more than
+        a share of what is left (half of an equal share per parallel chunk), as guided
+        self-scheduling does; the chunks shrink towards the end, down to a few round trips
+        of work each."""
+        size = self.size()
+        cost = self.cost
+        overhead = self.overhead
+        if self.fixed is not None or not cost or overhead is None:
+            return size
+        share = -(-remaining // (2 * self.parallel))
+        least = int(self.REST_WORK_PER_OVERHEAD * overhead / cost)
+        return max(1, min(size, max(share, least)))
 
     def record(self, items: int, seconds: float) -> None:
         """The stage's end-to-end timing alone cannot tell work from round trip: ignored in

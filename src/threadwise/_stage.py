@@ -340,11 +340,21 @@ class StageRun:
             takers=spec.workers,
             max_items=EDGE_QUEUE_ITEMS if index == 0 else QUEUE_ITEMS,
         )
-        self.sizer = (
-            ChunkSizer(spec.chunk_size)
-            if spec.executor is None
-            else RemoteChunkSizer(spec.chunk_size)
-        )
+        self.sizer: ChunkSizer
+        self.submit: Callable[..., concurrent.futures.Future[Any]]
+        if spec.executor is None:
+            self.sizer = ChunkSizer(spec.chunk_size)
+        else:
+            from .dask import chunk_submitter, executor_threads
+
+            self.submit = chunk_submitter(spec.executor)
+            threads = executor_threads(spec.executor)
+            # Chunks in flight at once: one per worker of the stage, or fewer if the executor
+            # runs fewer at a time.
+            self.sizer = RemoteChunkSizer(
+                spec.chunk_size,
+                parallel=spec.workers if threads is None else min(threads, spec.workers),
+            )
         self.limiter = RateLimiter(spec.rate) if spec.rate is not None else None
         self.lock = threading.Lock()
         self.active = spec.workers
@@ -528,18 +538,24 @@ class StageRun:
         return out, failed
 
     def _remote(self, items: list[Any]) -> list[Any]:
-        executor = self.spec.executor
         fn = self.spec.fn
-        assert executor is not None
         assert fn is not None
         started = _perf()
-        future = executor.submit(_apply_remote, self.spec.kind, fn, _Chunk(items))
+        future = self.submit(_apply_remote, self.spec.kind, fn, _Chunk(items))
+        if self.spec.chunk_size is None:
+            # Submit to result, end to end, taken by the thread that completes the future
+            # (the executor's): not the later wake-up of this one, and a feeder waiting for
+            # the first figures goes on at once.
+            count = len(items)
+            future.add_done_callback(lambda done: self._measured(count, started, done))
         done = cast(_Chunk, _wait_future(future))
-        sizer = self.sizer
-        if isinstance(sizer, RemoteChunkSizer):
-            # Submit to result, end to end: what the chunk really cost this stage.
-            sizer.record_remote(len(items), _perf() - started, done.seconds)
         return done.items
+
+    def _measured(self, items: int, started: float, future: concurrent.futures.Future[Any]) -> None:
+        elapsed = _perf() - started
+        if future.cancelled() or future.exception() is not None:
+            return
+        cast(RemoteChunkSizer, self.sizer).record_remote(items, elapsed, future.result().seconds)
 
     def _call_with_retries(self, item: Any, first_error: BaseException | None) -> Any:
         spec = self.spec
@@ -562,7 +578,7 @@ class StageRun:
                 self.limiter.wait()
             try:
                 if spec.executor is not None:
-                    future = spec.executor.submit(_apply_remote, spec.kind, fn, _Chunk([item]))
+                    future = self.submit(_apply_remote, spec.kind, fn, _Chunk([item]))
                     ((ok, value),) = cast(_Chunk, _wait_future(future)).items
                     if not ok:
                         raise value
