@@ -186,3 +186,24 @@ def test_an_equal_task_held_elsewhere_does_not_stand_in_for_a_chunk(
     held.result()
     assert list(tw.map(fn, [5], executor=executor)) == [5]
     assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_chunks_go_to_dask_as_impure_tasks(
+    executor: concurrent.futures.Executor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pure=False``: Dask gives each chunk a fresh key instead of hashing the function and
+    every item (client CPU for nothing), and never stands an equal task's outcome in."""
+    client = executor._client  # type: ignore[attr-defined]
+    submit = client.submit
+    seen: list[object] = []
+
+    def noting(*args: object, **kwargs: object) -> object:
+        seen.append(kwargs.get("pure"))
+        return submit(*args, **kwargs)
+
+    monkeypatch.setattr(client, "submit", noting)
+    pipeline = tw.Pipeline(range(100)).map(explode_on_13, executor=executor, on_error="skip")
+    pipeline = pipeline.map(square, workers=2, executor=executor, retries=1, backoff=0.001)
+    assert list(pipeline) == [x * x for x in range(100) if x != 13]
+    assert seen
+    assert all(pure is False for pure in seen), seen

@@ -7,14 +7,14 @@ import concurrent.futures
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 import threadwise as tw
 from threadwise import dask as tw_dask
-from threadwise._pool import RemoteChunkSizer
+from threadwise._pool import Loan, RemoteChunkSizer
 
 
 class GaveUp(Exception):
@@ -234,3 +234,156 @@ def test_a_container_read_slowly_keeps_the_receivers_chunk_size(
     )
     feeder.run()
     assert sizes == [5_000] * 4
+
+
+# -- the first round of remote chunks, and the last ones -----------------------------------------
+
+
+class Recording(concurrent.futures.ThreadPoolExecutor):
+    """A thread pool that notes each chunk submitted to it: (items, budget)."""
+
+    def __init__(self, workers: int = 2) -> None:
+        super().__init__(workers)
+        self.chunks: list[tuple[int, float]] = []
+        self.completing: set[str] = set()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        chunk = args[-1]
+        self.chunks.append((len(chunk.items), chunk.budget))
+        return super().submit(fn, *args, **kwargs)
+
+
+def slowly(x: int) -> int:
+    time.sleep(0.01)
+    return x
+
+
+def numbers(n: int) -> Iterator[int]:
+    yield from range(n)
+
+
+@pytest.mark.parametrize("source", ["range", "list", "generator"])
+@pytest.mark.parametrize("workers", [1, 4])
+def test_trivial_items_go_in_the_first_round_trip(source: str, workers: int) -> None:
+    """One item to learn per slot of the executor but one (a pool of 2 and 4 workers: 2
+    slots), and the rest in one large chunk in the same round: not a round trip of one item,
+    then another of the rest."""
+    items = {"range": range(1000), "list": list(range(1000)), "generator": numbers(1000)}[source]
+    with Recording(2) as pool:
+        pipeline = tw.Pipeline(items).map(double, executor=pool, workers=workers)
+        assert list(pipeline) == [2 * x for x in range(1000)]
+    if source == "generator":
+        # The feeder reads a generator at its own pace (smaller chunks when reading seems
+        # slow), and the caller may rescue what it holds: one lent chunk still, no item sent
+        # twice.
+        assert sum(size for size, _ in pool.chunks) == 1000
+        assert [budget for _, budget in pool.chunks].count(Loan.BUDGET) == 1
+    elif workers == 1:
+        assert pool.chunks == [(1000, Loan.BUDGET)]
+    else:
+        assert pool.chunks == [(1, 0.0), (999, Loan.BUDGET)]
+    report = pipeline.report
+    assert report is not None
+    assert report.accounted
+    assert (report.source_read, report.stages[0].items_in, report.stages[0].completed) == (
+        1000,
+        1000,
+        1000,
+    )
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+@pytest.mark.parametrize("source", ["range", "generator"])
+def test_slow_items_of_the_large_first_chunk_come_back_and_go_again(
+    ordered: bool, source: str
+) -> None:
+    """The large first chunk stops after its budget; the items it did not reach are sent again,
+    in chunks of their measured size, before any item after them; each is counted once."""
+    n = 60
+    items = range(n) if source == "range" else numbers(n)
+    with Recording(2) as pool:
+        pipeline = tw.Pipeline(items).map(slowly, executor=pool, ordered=ordered, workers=4)
+        out = list(pipeline)
+    if ordered:
+        assert out == list(range(n))
+    else:
+        assert sorted(out) == list(range(n))
+    sizes = [size for size, _ in pool.chunks]
+    assert sizes[:2] == [1, n - 1]
+    # The budget (20 ms) stopped the large chunk after a few 10 ms items: the others went again.
+    assert sum(sizes[2:]) > n // 2
+    assert sum(sizes) > n
+    assert all(budget == 0.0 for _, budget in pool.chunks[2:])
+    report = pipeline.report
+    assert report is not None
+    assert report.accounted
+    stage = report.stages[0]
+    assert (report.source_read, stage.items_in, stage.completed, stage.items_out) == (n, n, n, n)
+
+
+def test_a_large_first_chunk_that_fails_as_a_whole_gives_nothing_back() -> None:
+    """One worker: the first chunk is the large one; the executor fails it as a whole, its
+    items fail with that cause (none goes again), and the feeder goes on to the end."""
+    pipeline = tw.Pipeline(range(30)).map(
+        double, executor=GivesUpOnce(), on_error="skip", workers=1
+    )
+    out = list(pipeline)
+    report = pipeline.report
+    assert report is not None
+    assert report.accounted
+    stage = report.stages[0]
+    assert len(out) == stage.completed == 30 - stage.failed
+    assert stage.failed >= 1
+    assert all(isinstance(error, GaveUp) for _, error in stage.errors)
+    assert report.source_read == stage.items_in == 30
+
+
+def test_apply_remote_stops_after_its_budget_but_runs_one_item_at_least() -> None:
+    from threadwise._stage import _apply_remote, _Chunk
+
+    done = _apply_remote("map", slowly, _Chunk([1, 2, 3, 4, 5, 6], budget=0.015))
+    assert [value for _, value in done.items] == [1, 2]
+    done = _apply_remote("map", slowly, _Chunk([1, 2], budget=1e-9))
+    assert [value for _, value in done.items] == [1]
+    done = _apply_remote("map", slowly, _Chunk([1, 2, 3]))  # no budget: every item
+    assert [value for _, value in done.items] == [1, 2, 3]
+
+
+def test_remote_sizer_lends_the_last_chunk_of_the_first_round() -> None:
+    sizer = RemoteChunkSizer(parallel=3)
+    sizer.lending = True
+    assert [sizer.size(), sizer.size()] == [1, 1]
+    assert sizer.loan is None
+    assert sizer.size() == Loan.ITEMS
+    assert sizer.loan is not None
+    sizer.record_remote(1, elapsed=0.011, work=0.001)
+    assert sizer.size() in (89, 90)  # figures in: sized as usual
+
+
+def test_remote_sizer_cuts_the_last_chunks_smaller() -> None:
+    sizer = RemoteChunkSizer(parallel=2)
+    sizer.record_remote(1, elapsed=0.017, work=0.007)  # 10 ms round trip, 7 ms items
+    assert sizer.size() == 12  # 90 ms of work
+    assert sizer.size_of_rest(1000) == 12
+    assert sizer.size_of_rest(40) == 10  # a quarter of what is left (two at once)
+    assert sizer.size_of_rest(12) == 4  # not below 3 round trips of work (30 ms)
+    assert RemoteChunkSizer(5, parallel=2).size_of_rest(3) == 5  # a fixed size is kept
+
+
+def test_remote_figures_are_taken_by_the_thread_completing_the_chunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A feeder waiting for the first figures goes on when the executor completes the chunk,
+    not when the stage's thread wakes up later."""
+    threads: list[str] = []
+    record = RemoteChunkSizer.record_remote
+
+    def noting(self: RemoteChunkSizer, items: int, elapsed: float, work: float) -> None:
+        threads.append(threading.current_thread().name)
+        record(self, items, elapsed, work)
+
+    monkeypatch.setattr(RemoteChunkSizer, "record_remote", noting)
+    with concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="executor") as pool:
+        assert list(tw.map(slowly, range(5), executor=pool)) == list(range(5))
+    assert threads
+    assert all(name.startswith("executor") for name in threads), threads

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from ._pool import ChunkSizer
+from ._pool import ChunkSizer, Lent, Loan, RemoteChunkSizer
 from ._report import PipelineReport
 from ._typing import Any, cast
 
@@ -68,6 +68,10 @@ class Feeder:
         self.rest_sized: Callable[[int], int] | None = (
             getattr(receiver, "size_of_rest", None) if self.sequence is not None else None
         )
+        self.lender = receiver if isinstance(receiver, RemoteChunkSizer) else None
+        if self.lender is not None:
+            self.lender.lending = True  # this feeder takes back what its loan did not run
+        self.lent: Loan | None = None  # a loan sent, not back yet
         # Without a stage the chunks go to an emitter, which extends them: lists only.
         self.keep = _KEPT if receiver is not None else ()
         self.receiver_full = receiver_full
@@ -142,14 +146,41 @@ class Feeder:
                             fresh.clear()
                             self._send(chunk)
                 own.record(pulled, elapsed)
+                if self.lent is not None:
+                    back = self._take_back(self.lent)
+                    if back:
+                        if sequence is not None:
+                            position -= len(back)
+                        else:
+                            iterator = self.iterator = itertools.chain(back, iterator)
+                        continue
                 if pulled < size:
                     return
         finally:
             self._count_leftovers()
 
-    def _send(self, chunk: list[Any]) -> None:
+    def _take_back(self, loan: Loan) -> list[Any]:
+        """Wait for the lent chunk; the items it did not run are no longer read nor received
+        (they are sent again)."""
+        back = loan.wait()
+        self.lent = None
+        if back:
+            with self.lock:
+                self.report.source_read -= len(back)
+                if loan.uncount is not None:
+                    loan.uncount(-len(back))
+        return back
+
+    def _send(self, chunk: list[Any], *, own: bool = True) -> None:
         """Hand ``chunk`` on (the caller holds ``lock``). ``deliver`` accounts for the chunk
         even when it raises (the receiver counts it in first)."""
+        lender = self.lender
+        if own and lender is not None and lender.loan is not None and self.lent is None:
+            # The receiver's first large chunk: lent, once (this thread waits for it before
+            # it sends anything else).
+            loan, lender.loan = lender.loan, None
+            chunk = Lent(chunk, loan)
+            self.lent = loan
         self.report.source_read += len(chunk)
         self.deliver(self.seq, chunk)
         self.seq += 1
@@ -169,7 +200,7 @@ class Feeder:
             chunk = [popleft() for _ in range(len(fresh))]
             self.rescued += len(chunk)
             try:
-                self._send(chunk)
+                self._send(chunk, own=False)
             except Exception:  # the run is stopping (its queue closed): counted as not run
                 return False
             return True

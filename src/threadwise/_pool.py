@@ -135,7 +135,7 @@ class RemoteChunkSizer(ChunkSizer):
     only once, rather than send a queue-full of one-item chunks, each a round trip of its own.
     """
 
-    __slots__ = ("_asked", "_asked_lock", "_measured", "overhead", "parallel")
+    __slots__ = ("_asked", "_asked_lock", "_measured", "lending", "loan", "overhead", "parallel")
 
     # Work per chunk, as a multiple of the round trip: the round trip is then <= 10%.
     WORK_PER_OVERHEAD = 9.0
@@ -161,6 +161,10 @@ class RemoteChunkSizer(ChunkSizer):
         self._asked = 0  # size() calls before the first figures
         self._asked_lock = threading.Lock()
         self._measured = Event(name="first remote chunk measured")
+        # Set by a feeder that can take items back (see Loan): the first round of chunks
+        # then ends with a large one.
+        self.lending = False
+        self.loan: Loan | None = None  # the first round's large chunk, once handed out
 
     def size(self) -> int:
         if self.fixed is not None:
@@ -168,8 +172,18 @@ class RemoteChunkSizer(ChunkSizer):
         if self.overhead is None:
             with self._asked_lock:  # taken only until the first figures come in
                 self._asked += 1
-                second = self._asked == 2
-            if second:
+                asked = self._asked
+            if self.lending:
+                # One item for each of the executor's slots but one, and the last slot a
+                # large chunk that stops after Loan.BUDGET seconds of work: trivial items
+                # are then done in the first round trip (not a round trip of one item to
+                # learn their cost, then another of the rest), slow ones still spread.
+                if asked == self.parallel:
+                    self.loan = Loan()
+                    return Loan.ITEMS
+                if asked > self.parallel:  # the loan came back with no figures (it failed)
+                    self._measured.wait(self.FIRST_WAIT)  # cancellable
+            elif asked == 2:
                 self._measured.wait(self.FIRST_WAIT)  # cancellable
         cost = self.cost
         overhead = self.overhead
@@ -219,6 +233,49 @@ class RemoteChunkSizer(ChunkSizer):
         self.cost = sample if cost is None else 0.7 * cost + 0.3 * sample
         self.overhead = overhead  # last: size() reads a known overhead as "cost known too"
         self._measured.set()
+
+
+class Loan:
+    """The first round's large chunk to a remote stage, lent by the feeder: it runs for at
+    most ``BUDGET`` seconds of work on the executor, and the items it did not reach come back
+    to the feeder, which sends them again, in chunks sized by then, before anything it reads
+    after. (The feeder sends nothing else until the loan is back: the items keep their
+    order.)"""
+
+    __slots__ = ("back", "returned", "uncount")
+
+    ITEMS = 4096  # at most, as a local stage's largest chunk
+    # Work before the items left come back: enough for thousands of trivial items, little
+    # enough that slow ones do not wait long on one worker while others could run them.
+    BUDGET = 0.02
+
+    def __init__(self) -> None:
+        from ._sync import Event
+
+        self.back: list[Any] = []
+        self.uncount: Callable[[int], None] | None = None  # the stage's received(), negated
+        self.returned = Event(name="first large remote chunk back")
+
+    def give_back(self, items: list[Any], uncount: Callable[[int], None] | None) -> None:
+        """Called once by the stage: ``items`` were not run (maybe none)."""
+        self.back = items
+        self.uncount = uncount
+        self.returned.set()
+
+    def wait(self) -> list[Any]:
+        """The feeder's wait (cancellable): the items to send again."""
+        self.returned.wait()
+        return self.back
+
+
+class Lent(list[Any]):
+    """The items of a ``Loan``'s chunk, as the stage receives them."""
+
+    __slots__ = ("loan",)
+
+    def __init__(self, items: list[Any], loan: Loan) -> None:
+        super().__init__(items)
+        self.loan = loan
 
 
 class RateLimiter:

@@ -15,7 +15,7 @@ from itertools import chain, compress
 
 from ._cancel import Waiter, block, checkpoint, current_scope, sleep
 from ._exceptions import Cancelled, QueueClosed
-from ._pool import ChunkSizer, RateLimiter, RemoteChunkSizer
+from ._pool import ChunkSizer, Lent, Loan, RateLimiter, RemoteChunkSizer
 from ._report import StageReport
 from ._sync import Condition, Queue, _end_of, _remaining, strict_timeout
 from ._typing import TYPE_CHECKING, Any, Literal, cast
@@ -245,16 +245,21 @@ class _Partial(BaseException):
 class _Chunk:
     """Items, or their outcomes, on their way to or from an executor, in one opaque object:
     Dask walks a list argument item by item looking for its own futures (about 0.1 ms per
-    item), but passes an object through. ``seconds`` is the work time on the executor."""
+    item), but passes an object through. ``seconds`` is the work time on the executor;
+    ``budget``, if set, the work time after which the executor stops (the outcomes are
+    then fewer than the items)."""
 
-    __slots__ = ("items", "seconds")
+    __slots__ = ("budget", "items", "seconds")
 
-    def __init__(self, items: list[Any], seconds: float = 0.0) -> None:
+    def __init__(self, items: list[Any], seconds: float = 0.0, budget: float = 0.0) -> None:
         self.items = items
         self.seconds = seconds
+        self.budget = budget
 
-    def __reduce__(self) -> tuple[type[_Chunk], tuple[list[Any], float]]:
-        return (_Chunk, (self.items, self.seconds))
+    def __reduce__(self) -> tuple[type[_Chunk], tuple[list[Any], float, float]]:
+        # A plain list: a Lent one would take its loan (and its lock) along.
+        items = self.items if type(self.items) is list else list(self.items)
+        return (_Chunk, (items, self.seconds, self.budget))
 
     def __dask_tokenize__(self) -> object:
         # Each submission a task of its own: Dask names a task by a hash of its arguments
@@ -271,7 +276,10 @@ def _apply_remote(kind: StageKind, fn: Callable[[Any], Any], chunk: _Chunk) -> _
 
     started = _perf()
     results: list[Any] = []
+    budget = chunk.budget
     for item in chunk.items:
+        if budget and results and _perf() - started >= budget:
+            break  # the rest goes back to the caller, to be sent again
         try:
             value = fn(item)
             if kind == "flat_map":
@@ -540,22 +548,36 @@ class StageRun:
     def _remote(self, items: list[Any]) -> list[Any]:
         fn = self.spec.fn
         assert fn is not None
-        started = _perf()
-        future = self.submit(_apply_remote, self.spec.kind, fn, _Chunk(items))
-        if self.spec.chunk_size is None:
-            # Submit to result, end to end, taken by the thread that completes the future
-            # (the executor's): not the later wake-up of this one, and a feeder waiting for
-            # the first figures goes on at once.
-            count = len(items)
-            future.add_done_callback(lambda done: self._measured(count, started, done))
-        done = cast(_Chunk, _wait_future(future))
-        return done.items
+        loan = items.loan if type(items) is Lent else None
+        back: list[Any] = []
+        try:
+            started = _perf()
+            future = self.submit(
+                _apply_remote,
+                self.spec.kind,
+                fn,
+                _Chunk(items, budget=Loan.BUDGET if loan is not None else 0.0),
+            )
+            if self.spec.chunk_size is None:
+                # Submit to result, end to end, taken by the thread that completes the
+                # future (the executor's): not the later wake-up of this one, and a feeder
+                # waiting for the first figures goes on at once.
+                future.add_done_callback(lambda done: self._measured(started, done))
+            outcomes = cast(_Chunk, _wait_future(future)).items
+            if len(outcomes) < len(items):  # a loan's budget ran out: the rest goes back
+                back = items[len(outcomes) :]
+                del items[len(outcomes) :]
+        finally:
+            if loan is not None:
+                loan.give_back(back, self.received)
+        return outcomes
 
-    def _measured(self, items: int, started: float, future: concurrent.futures.Future[Any]) -> None:
+    def _measured(self, started: float, future: concurrent.futures.Future[Any]) -> None:
         elapsed = _perf() - started
         if future.cancelled() or future.exception() is not None:
             return
-        cast(RemoteChunkSizer, self.sizer).record_remote(items, elapsed, future.result().seconds)
+        done: _Chunk = future.result()
+        cast(RemoteChunkSizer, self.sizer).record_remote(len(done.items), elapsed, done.seconds)
 
     def _call_with_retries(self, item: Any, first_error: BaseException | None) -> Any:
         spec = self.spec
