@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import itertools
 import json
+import os
 import statistics
 import sys
 import time
@@ -44,6 +46,13 @@ def spin(n: int) -> int:
     return total
 
 
+def load() -> str:
+    """The 1, 5 and 15 minute load averages: the figures move when other work runs."""
+    if not hasattr(os, "getloadavg"):
+        return "n/a"
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -59,7 +68,9 @@ def rounds(contenders: dict[str, Callable[[], object]], n: int) -> dict[str, flo
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def chunk_sizing(executor: concurrent.futures.Executor, quick: bool) -> list[dict[str, Any]]:
+def chunk_sizing(
+    executor: concurrent.futures.Executor, client: Any, quick: bool
+) -> list[dict[str, Any]]:
     rows = []
     cases = [(1_000, (10, 100, 1_000)), (100_000, (1_000, 10_000, 100_000))]
     for n, sizes in cases:
@@ -75,6 +86,7 @@ def chunk_sizing(executor: concurrent.futures.Executor, quick: bool) -> list[dic
         for size in sizes:
             contenders[f"chunk_size={size:,}"] = lambda size=size: run(size)  # type: ignore[misc]
         medians = rounds(contenders, 3 if quick else 7)
+        idle = idle_workers(client, lambda: run(None))
         auto = medians.pop("no chunk_size")
         best_name, best = min(medians.items(), key=lambda pair: pair[1])
         rows.append(
@@ -86,12 +98,45 @@ def chunk_sizing(executor: concurrent.futures.Executor, quick: bool) -> list[dic
                 "goal": "<= 1.5x",
                 "met": auto / best <= 1.5,
                 "all": {"no chunk_size": auto, **medians},
+                "detail": idle,
             }
         )
     return rows
 
 
-def cpu_bound(executor: concurrent.futures.Executor, quick: bool) -> list[dict[str, Any]]:
+def idle_workers(client: Any, run: Callable[[], object]) -> str:
+    """One more run of ``run``, with Dask's task stream on: how long each worker sat idle
+    (before its first chunk, between chunks, after its last one until the run ended), how
+    many chunks it ran, and the CPU time of this process (client, event loop and all)."""
+    from distributed import get_task_stream
+
+    with get_task_stream(client) as stream:
+        started = time.time()
+        cpu = time.process_time()
+        run()
+        cpu = time.process_time() - cpu
+        ended = time.time()
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for task in stream.data:
+        for part in task["startstops"]:
+            if part["action"] == "compute":
+                spans.setdefault(task["worker"], []).append((part["start"], part["stop"]))
+    out = []
+    for index, (_, worker) in enumerate(sorted(spans.items())):
+        worker.sort()
+        first = worker[0][0] - started
+        last = ended - worker[-1][1]
+        between = sum(b[0] - a[1] for a, b in itertools.pairwise(worker))
+        out.append(
+            f"worker {index + 1}: {len(worker)} chunks, idle {first * 1e3:.0f} ms before the "
+            f"first, {between * 1e3:.0f} ms between, {last * 1e3:.0f} ms after the last"
+        )
+    return f"run {ended - started:.3f} s, client CPU {cpu * 1e3:.0f} ms; " + "; ".join(out)
+
+
+def cpu_bound(
+    executor: concurrent.futures.Executor, client: Any, quick: bool
+) -> list[dict[str, Any]]:
     items = [100_000] * (40 if quick else 100)
     expected = spin(100_000) * len(items)
     with concurrent.futures.ProcessPoolExecutor(2) as pool:
@@ -108,6 +153,7 @@ def cpu_bound(executor: concurrent.futures.Executor, quick: bool) -> list[dict[s
             },
             3 if quick else 5,
         )
+        idle = idle_workers(client, lambda: check(tw.map(spin, items, executor=executor)))
     cluster = medians["cluster"]
     pool_time = medians["ProcessPoolExecutor(2).map"]
     return [
@@ -118,6 +164,7 @@ def cpu_bound(executor: concurrent.futures.Executor, quick: bool) -> list[dict[s
             "ratio": medians["threads"] / cluster,
             "goal": ">= 1.7x faster",
             "met": medians["threads"] / cluster >= 1.7,
+            "detail": idle,
         },
         {
             "row": f"pure-Python CPU-bound x {len(items)}, cluster vs process pool",
@@ -205,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bench_dask needs the dask extra: pip install 'threadwise[dask]'", file=sys.stderr)
         return 2
     dask: Any = distributed  # distributed has no type hints
+    load_at_start = load()
     rows: list[dict[str, Any]] = []
     with (
         dask.LocalCluster(
@@ -219,11 +267,12 @@ def main(argv: list[str] | None = None) -> int:
         executor = client.get_executor()
         sum(tw.map(identity, range(100), executor=executor))  # workers warm, fn cached
         if args.only in (None, "chunks"):
-            rows += chunk_sizing(executor, args.quick)
+            rows += chunk_sizing(executor, client, args.quick)
         if args.only in (None, "cpu"):
-            rows += cpu_bound(executor, args.quick)
+            rows += cpu_bound(executor, client, args.quick)
         if args.only in (None, "auto"):
             rows += auto(args.quick)
+    print(f"load average at start: {load_at_start}, at end: {load()}")
     header = ("benchmark", "seconds", "baseline", "ratio", "goal", "result")
     print("{:<58}  {:>8}  {:<44}  {:>6}  {:<16}  {}".format(*header))
     for row in rows:
@@ -235,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             print("    " + ", ".join(f"{k}: {v:.3f} s" for k, v in row["all"].items()))
         if "decisions" in row:
             print(f"    {row['decisions']}")
+        if "detail" in row:
+            print(f"    no chunk_size, once more: {row['detail']}")
     if args.json:
         with open(args.json, "w") as out:
             json.dump(rows, out, indent=2)

@@ -387,3 +387,22 @@ def test_remote_figures_are_taken_by_the_thread_completing_the_chunk(
         assert list(tw.map(slowly, range(5), executor=pool)) == list(range(5))
     assert threads
     assert all(name.startswith("executor") for name in threads), threads
+
+
+def test_outputs_of_slow_items_stream_from_the_first_round() -> None:
+    """The large first chunk hands back what it did not reach, rather than run it all: the
+    first outputs come while most items have not started."""
+    started: list[int] = []
+
+    def noted(x: int) -> int:
+        started.append(x)
+        time.sleep(0.02)
+        return x
+
+    n = 40
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        out = tw.map(noted, range(n), executor=pool, workers=2)
+        first = [next(out), next(out)]  # the one-item chunk's, then the large chunk's first
+        begun = len(started)
+        assert [*first, *out] == list(range(n))
+    assert begun <= n // 2, begun
