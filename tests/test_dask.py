@@ -207,3 +207,20 @@ def test_chunks_go_to_dask_as_impure_tasks(
     assert list(pipeline) == [x * x for x in range(100) if x != 13]
     assert seen
     assert all(pure is False for pure in seen), seen
+
+
+def test_a_stage_knows_how_many_chunks_the_cluster_runs_at_once(
+    executor: concurrent.futures.Executor,
+) -> None:
+    """The first round sends one chunk per slot: a cluster's threads (2 here), a pool's
+    workers; not known otherwise (the stage's workers are used)."""
+    from threadwise.dask import executor_threads
+
+    assert executor_threads(executor) == 2
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        assert executor_threads(pool) == 3
+
+    class Bare(concurrent.futures.Executor):
+        pass
+
+    assert executor_threads(Bare()) is None

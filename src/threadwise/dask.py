@@ -184,10 +184,9 @@ class ClusterExecutor(concurrent.futures.Executor):
         return future
 
     def threads(self) -> int | None:
-        """Threads across the cluster's workers, as last reported to the client; None before
-        the client is connected (asking must not connect)."""
-        client = _clients.get(self.address)
-        return None if client is None else _client_threads(client)
+        """Threads across the cluster's workers, as last reported to the client (connected
+        now if it is not yet: the stage's first chunk would connect it anyway)."""
+        return _client_threads(_shared_client(self.address))
 
     def __repr__(self) -> str:
         return f"ClusterExecutor({self.address!r})"
