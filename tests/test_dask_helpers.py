@@ -365,8 +365,8 @@ def test_remote_sizer_cuts_the_last_chunks_smaller() -> None:
     sizer.record_remote(1, elapsed=0.017, work=0.007)  # 10 ms round trip, 7 ms items
     assert sizer.size() == 12  # 90 ms of work
     assert sizer.size_of_rest(1000) == 12
-    assert sizer.size_of_rest(40) == 10  # a quarter of what is left (two at once)
-    assert sizer.size_of_rest(12) == 4  # not below 3 round trips of work (30 ms)
+    assert sizer.size_of_rest(20) == 10  # half of what is left (two at once)
+    assert sizer.size_of_rest(12) == 8  # not below 6 round trips of work (60 ms)
     assert RemoteChunkSizer(5, parallel=2).size_of_rest(3) == 5  # a fixed size is kept
 
 
