@@ -129,10 +129,12 @@ class RemoteChunkSizer(ChunkSizer):
     submit-to-result time. Chunks are then sized so the round trip is at most a tenth of
     each, and no larger: a chunk of slow items still goes one item at a time.
 
-    The first chunk carries one item, as nothing is known yet. The next chunk is asked for
-    at once (the feeder fills the stage's inbox), and a round trip takes milliseconds: so the
-    second ``size()`` waits for the first chunk's figures, at most ``FIRST_WAIT`` seconds and
-    only once, rather than send a queue-full of one-item chunks, each a round trip of its own.
+    Nothing is known of the first chunks. A stage fed by the source sends one item to each
+    of the executor's slots but one and a large chunk, on a budget, to the last (see
+    ``Loan``). A stage fed by another stage sends one item; its next chunk is asked for at
+    once, and a round trip takes milliseconds: so the second ``size()`` waits for the first
+    chunk's figures, at most ``FIRST_WAIT`` seconds and only once, rather than send a
+    queue-full of one-item chunks, each a round trip of its own.
     """
 
     __slots__ = ("_asked", "_asked_lock", "_measured", "lending", "loan", "overhead", "parallel")
