@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import _thread
 import contextlib
+import gc
 import logging
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -675,6 +677,32 @@ def test_thread_count_returns_to_baseline(max_workers: int | None, outcome: str)
     assert all(t.done() for t in tasks)
     assert max(during) > baseline
     assert len(busy_threads()) == baseline
+
+
+@pytest.mark.parametrize("max_workers", [None, 2])
+def test_finished_group_is_freed_without_the_garbage_collector(max_workers: int | None) -> None:
+    """A group and its tasks form no reference cycle once the block has exited: they are
+    freed as soon as nobody holds them, not only at the collector's next run (many
+    short-lived groups would otherwise pile up until a collection and make it slow)."""
+
+    def work() -> int:
+        return 1
+
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        with tw.TaskGroup(max_workers=max_workers) as g:
+            for _ in range(4):
+                g.spawn(work)
+        group = weakref.ref(g)
+        del g
+        # A worker may still hold its last job (a bound method of the task) for a moment
+        # after the task's end was published.
+        wait_until(lambda: group() is None)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def test_unbounded_group_runs_every_task_at_once() -> None:
