@@ -19,7 +19,6 @@ from ._local import close_thread_locals
 from ._log import Logger
 from ._sync import ParkingLot
 from ._task import (
-    _FAILED,
     EXIT_GRACE,
     NameCounter,
     Task,
@@ -121,7 +120,8 @@ class TaskGroup:
             self._grace = math.inf if grace_value is None else grace_value
         self._phase = _NEW
         self._lock = threading.Lock()
-        self._exit_lot = ParkingLot()
+        # Made when the exit first waits (often every task has finished by then).
+        self._exit_lot: ParkingLot | None = None
         self._pending = 0
         self._running: set[Task[Any]] = set()
         self._failures: list[BaseException] = []
@@ -266,7 +266,7 @@ class TaskGroup:
         with self._lock:
             self._pending -= 1
             self._running.discard(task)
-            if self._pending == 0:
+            if self._pending == 0 and self._exit_lot is not None:
                 self._exit_lot.unpark_all()
 
     def _lend_slot(self) -> None:
@@ -323,22 +323,11 @@ class TaskGroup:
         if len(self._started) & (len(self._started) - 1) == 0:
             self._started = [t for t in self._started if t._thread_alive()]
 
-    def _on_task_done(self, task: Task[Any]) -> None:
-        failed = task._state is _FAILED
-        with self._lock:
-            self._pending -= 1
-            self._running.discard(task)
-            if failed:
-                assert task._exception is not None
-                self._failures.append(task._exception)
-                task._retrieved = True  # the group raises it
-            if self._pending == 0 and self._exit_lot._waiters:
-                self._exit_lot.unpark_all()
-        if failed:
-            self._scope.cancel(
-                f"task {task.name!r} of {self._describe()} failed: {task._exception!r}"
-            )
-            self._drop_queued()
+    def _on_task_failed(self, task: Task[Any]) -> None:
+        """After a task's failure was counted (``Task._finish`` does the bookkeeping of a
+        task's end, under the lock the group shares with its tasks): cancel the others."""
+        self._scope.cancel(f"task {task.name!r} of {self._describe()} failed: {task._exception!r}")
+        self._drop_queued()
 
     def _drop_queued(self) -> None:
         if self._queue is None:
@@ -471,8 +460,15 @@ class TaskGroup:
                 else:
                     limit = scope._deadline
                 timeout = None if limit is None else max(0.0, limit - now)
-                self._exit_lot.park(self._lock, timeout, (self, "exit"), cancel="wake")
+                self._exit_parking().park(self._lock, timeout, (self, "exit"), cancel="wake")
         return []
+
+    def _exit_parking(self) -> ParkingLot:
+        """With the lock held: where the exit waits for the tasks."""
+        lot = self._exit_lot
+        if lot is None:
+            lot = self._exit_lot = ParkingLot()
+        return lot
 
     def _cancel_and_wait_grace(self) -> list[Task[Any]]:
         self.cancel(f"{self._describe()} was interrupted (Ctrl-C)")
@@ -483,7 +479,7 @@ class TaskGroup:
                     left = end - time.monotonic()
                     if left <= 0:
                         break
-                    self._exit_lot.park(self._lock, left, (self, "exit"), cancel="ignore")
+                    self._exit_parking().park(self._lock, left, (self, "exit"), cancel="ignore")
         except KeyboardInterrupt:
             pass  # a second Ctrl-C: stop waiting now
         with self._lock:

@@ -186,7 +186,9 @@ class Task(Generic[T]):
         self._done: Event | None = None
         self._finished = False
         self._live = False  # registered in _live_tasks (waited for at interpreter exit)
-        self._lock = threading.Lock()
+        # A group's tasks share their group's lock: a task's end and the group's count of
+        # running tasks change in one locked step (and no lock is made per task).
+        self._lock = threading.Lock() if group is None else group._lock
         # Besides the group's own bookkeeping (called first, directly): None once finished.
         self._callbacks: tuple[Callable[[Task[T]], None], ...] | None = ()
         self._ident: int | None = None
@@ -256,6 +258,7 @@ class Task(Generic[T]):
                 children = parent._children
                 if children is not None:
                     children.discard(self._scope)
+        group = self._group
         with self._lock:
             self._result = result
             self._exception = error
@@ -263,13 +266,24 @@ class Task(Generic[T]):
             self._finished = True
             event = self._done
             callbacks, self._callbacks = self._callbacks, None
-        if error is not None and self._tracks_unretrieved(error):
+            if group is not None:
+                # The group's bookkeeping, under the lock it shares with its tasks (see
+                # __init__): whoever sees the group with no task pending sees every outcome.
+                group._pending -= 1
+                group._running.discard(self)
+                if error is not None:
+                    group._failures.append(error)
+                    self._retrieved = True  # the group raises it
+                if group._pending == 0:
+                    lot = group._exit_lot
+                    if lot is not None and lot._waiters:
+                        lot.unpark_all()
+        if error is not None and group is None and self._tracks_unretrieved(error):
             _failed_tasks.add(self)
         if event is not None:
             event.set()
-        group = self._group
-        if group is not None:
-            group._on_task_done(self)
+        if group is not None and error is not None:
+            group._on_task_failed(self)
         if callbacks:
             for callback in callbacks:
                 callback(self)
