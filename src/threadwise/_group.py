@@ -13,10 +13,12 @@ from functools import partial
 from threading import Lock
 from types import TracebackType
 
+from . import _ki
 from ._cancel import CancelScope
 from ._exceptions import Cancelled
 from ._local import close_thread_locals
 from ._log import Logger
+from ._state import current_state
 from ._sync import ParkingLot
 from ._task import (
     EXIT_GRACE,
@@ -52,6 +54,24 @@ _OPEN = _Phase.OPEN
 _CLOSED = _Phase.CLOSED
 
 
+class _OnCancel:
+    """In the waiters of a group's scope while its block runs: the scope's cancel (its own,
+    or an enclosing scope's) calls ``wake``, which passes it on to the group's tasks.
+
+    A task's scope is not a child of the group's scope in the scope tree: attaching it and
+    detaching it would take the tree's lock twice per task. The group cancels its tasks
+    itself instead: it knows them (``_running``), under a lock it takes anyway.
+    """
+
+    __slots__ = ("_group",)
+
+    def __init__(self, group: TaskGroup) -> None:
+        self._group = group
+
+    def wake(self) -> None:
+        self._group._pass_cancel_on()
+
+
 class TaskGroup:
     """Run tasks in threads; on exit of the ``with`` block every one of them has finished.
 
@@ -72,6 +92,7 @@ class TaskGroup:
         "_exit_lot",
         "_failures",
         "_grace",
+        "_hook",
         "_idle",
         "_lent",
         "_lock",
@@ -130,6 +151,8 @@ class TaskGroup:
         # CancelScope(name=...) without its checks (made here: a str, no deadline).
         self._scope = CancelScope._child(None, f"TaskGroup {self._name!r}")
         self._scope_left = False  # the block's exit took the scope off the thread's stack
+        # While the block runs: in the scope's waiters, passes its cancel on (see _OnCancel).
+        self._hook: _OnCancel | None = None
         self._timed_out = False
         self._stopping = False
         # Bounded mode: queued tasks, parked idle workers, and the worker threads. Made only
@@ -180,7 +203,7 @@ class TaskGroup:
         with counter._lock:
             counter._next += 1
             number = counter._next
-        task: Task[T] = Task(call, f"{label}-{number}", parent_scope=self._scope, group=self)
+        task: Task[T] = Task(call, f"{label}-{number}", group=self)
         worker: threading.Thread | None = None
         unbounded = self._max_workers is None
         job: threading.Lock | None = None
@@ -189,13 +212,18 @@ class TaskGroup:
             task._own_thread = True
         with self._lock:
             if self._phase is not _OPEN:
-                task._scope._detach()
                 if self._phase is _NEW:
                     raise RuntimeError(
                         f"{self._describe()} was not entered: use "
                         "`with TaskGroup() as g: g.spawn(fn, ...)`"
                     )
                 raise RuntimeError(f"{self._describe()} has exited; it cannot start new tasks")
+            # The group's cancel reaches the tasks in _running (see _OnCancel), under this
+            # lock: a cancel either finds the task there or was seen here.
+            scope = self._scope
+            if scope._cancelled:
+                task._scope._cancelled = True
+                task._scope._reason = scope._reason
             self._pending += 1
             self._running.add(task)
             if unbounded:
@@ -340,13 +368,16 @@ class TaskGroup:
 
     # -- the with block ------------------------------------------------------------------------
     def __enter__(self) -> TaskGroup:
+        # Under the lock until the group is open: a spawn (from another thread) sees the
+        # scope's deadline and its hook in place.
         with self._lock:
             if self._phase is not _NEW:
                 raise RuntimeError(f"{self._describe()} can be entered only once")
+            if self._timeout is not None:
+                self._scope._own_deadline = self._scope._deadline = time.monotonic() + self._timeout
+            hook = self._hook = _OnCancel(self)
+            self._scope._enter_with(hook)
             self._phase = _OPEN
-        if self._timeout is not None:
-            self._scope._own_deadline = self._scope._deadline = time.monotonic() + self._timeout
-        self._scope.__enter__()
         return self
 
     def __exit__(
@@ -367,9 +398,25 @@ class TaskGroup:
                 self._pop_scope()
 
     def _pop_scope(self) -> None:
-        if self._scope._on_stack():
-            self._scope.__exit__(None, None, None)
+        scope = self._scope
+        if current_state().scope is scope or scope._on_stack():
+            scope._leave(self._hook)
             self._scope_left = True
+            self._hook = None  # (it refers to the group: no cycle left behind)
+
+    def _pass_cancel_on(self) -> None:
+        """The group's scope was cancelled (by ``cancel()``, a failure, its timeout, or an
+        enclosing scope): cancel the tasks' scopes, and wake the exit's wait."""
+        if not self._scope._cancelled:
+            return
+        with self._lock:
+            tasks = list(self._running)
+            lot = self._exit_lot
+            if lot is not None and lot._waiters:
+                lot.unpark_all()
+        reason = self._scope._reason
+        for task in tasks:
+            task._scope._cancel_as_child(reason)
 
     def _exit(self, exc: BaseException | None) -> bool:
         if exc is not None and not isinstance(exc, Cancelled):
@@ -436,32 +483,37 @@ class TaskGroup:
         scope = self._scope
         grace_end: float | None = None
         dropped = False
-        with self._lock:
-            while self._pending:
-                now = time.monotonic()
-                own = scope._own_deadline
-                if own is not None and now >= own and not scope._cancel_called:
-                    self._timed_out = True
-                    scope.cancel(f"{self._describe()} timed out after {self._timeout:g} s")
-                if scope._is_cancelled():
-                    if not dropped:
-                        dropped = True
-                        self._lock.release()
-                        try:
-                            self._drop_queued()
-                        finally:
-                            self._lock.acquire()
-                        continue
-                    if grace_end is None:
-                        grace_end = now + self._grace
-                    elif now >= grace_end:
-                        return list(self._running)
-                    limit: float | None = grace_end
+        while True:
+            # What to do outside the lock: cancelling takes it (see _pass_cancel_on).
+            time_out = drop = False
+            with self._lock:
+                while self._pending:
+                    now = time.monotonic()
+                    own = scope._own_deadline
+                    if own is not None and now >= own and not scope._cancel_called:
+                        time_out = True
+                        break
+                    if scope._is_cancelled():
+                        if not dropped:
+                            drop = dropped = True
+                            break
+                        if grace_end is None:
+                            grace_end = now + self._grace
+                        elif now >= grace_end:
+                            return list(self._running)
+                        limit: float | None = grace_end
+                    else:
+                        limit = scope._deadline
+                    timeout = None if limit is None else max(0.0, limit - now)
+                    # Not registered with the scope: a cancel wakes it through _pass_cancel_on.
+                    self._exit_parking().park(self._lock, timeout, (self, "exit"), cancel="ignore")
                 else:
-                    limit = scope._deadline
-                timeout = None if limit is None else max(0.0, limit - now)
-                self._exit_parking().park(self._lock, timeout, (self, "exit"), cancel="wake")
-        return []
+                    return []
+            if time_out:
+                self._timed_out = True
+                scope.cancel(f"{self._describe()} timed out after {self._timeout:g} s")
+            elif drop:
+                self._drop_queued()
 
     def _exit_parking(self) -> ParkingLot:
         """With the lock held: where the exit waits for the tasks."""
@@ -472,6 +524,9 @@ class TaskGroup:
 
     def _cancel_and_wait_grace(self) -> list[Task[Any]]:
         self.cancel(f"{self._describe()} was interrupted (Ctrl-C)")
+        # Again, in case the Ctrl-C cut short an earlier cancel of the scope before it was
+        # passed on (this cancel then returned at once); a task already cancelled stays so.
+        self._pass_cancel_on()
         end = time.monotonic() + self._grace
         try:
             with self._lock:
@@ -536,3 +591,9 @@ class TaskGroup:
 
     def __repr__(self) -> str:
         return f"<threadwise.{self._describe()} {self._phase.value} pending={self._pending}>"
+
+
+# Ctrl-C waits until a cancel has reached every task (see _ki): cut short, it would leave the
+# group's scope cancelled and some tasks not, and no later cancel of the scope would pass it on.
+_ki.protected(_OnCancel.wake)
+_ki.protected(TaskGroup._pass_cancel_on)

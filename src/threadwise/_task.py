@@ -176,7 +176,13 @@ class Task(Generic[T]):
         self._call = call
         self._name = name
         self._group = group
-        self._scope = CancelScope._child(parent_scope, f"task {name!r}")
+        if group is None:
+            self._scope = CancelScope._child(parent_scope, f"task {name!r}")
+        else:
+            # Outside the scope tree: the group passes its scope's cancel on (see TaskGroup
+            # and its spawn()); the deadline is inherited as a child's would be.
+            self._scope = CancelScope._child(None, f"task {name!r}")
+            self._scope._deadline = group._scope._deadline
         self._state = _CREATED
         self._result: T | None = None
         self._exception: BaseException | None = None
