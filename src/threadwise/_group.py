@@ -199,10 +199,17 @@ class TaskGroup:
         label = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
         if not isinstance(label, str):
             label = type(fn).__name__
+        # The locks below are taken without `with` (a `with` makes two bound methods and
+        # parses arguments: half again as much as the lock round trip itself); Ctrl-C waits
+        # until spawn has returned (see _ki and the end of this module).
         counter = _task_counter
-        with counter._lock:
+        counter_lock = counter._lock
+        counter_lock.acquire()
+        try:
             counter._next += 1
             number = counter._next
+        finally:
+            counter_lock.release()
         task: Task[T] = Task(call, f"{label}-{number}", group=self)
         worker: threading.Thread | None = None
         unbounded = self._max_workers is None
@@ -210,7 +217,9 @@ class TaskGroup:
         if unbounded:
             job = task._job = Lock()  # task._prepare_thread(cached=True), inlined
             task._own_thread = True
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._phase is not _OPEN:
                 if self._phase is _NEW:
                     raise RuntimeError(
@@ -234,6 +243,8 @@ class TaskGroup:
                 assert self._queue is not None
                 self._queue.append(task)
                 worker = self._worker_needed()
+        finally:
+            lock.release()
         if job is not None:
             try:  # task._start_prepared(register_live=False), inlined
                 _thread_cache.start_thread_soon(task._run_and_close, _release_job, task._name, job)
@@ -596,4 +607,5 @@ class TaskGroup:
 # Ctrl-C waits until a cancel has reached every task (see _ki): cut short, it would leave the
 # group's scope cancelled and some tasks not, and no later cancel of the scope would pass it on.
 _ki.protected(_OnCancel.wake)
+_ki.protected(TaskGroup.spawn)
 _ki.protected(TaskGroup._pass_cancel_on)

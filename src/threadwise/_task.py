@@ -210,7 +210,12 @@ class Task(Generic[T]):
     # -- running ---------------------------------------------------------------------------
     def _run(self) -> None:
         """Run the task in the calling thread (a task thread or a group worker)."""
-        with self._lock:
+        # Not `with lock`: a `with` makes two bound methods and parses arguments, half again
+        # as much as the lock round trip itself, once per task. (Never the main thread, where
+        # a Ctrl-C could land between the acquire and the try.)
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._state is not _CREATED:
                 return  # cancelled before it could start
             self._ident = _get_ident()
@@ -225,6 +230,8 @@ class Task(Generic[T]):
             else:
                 self._state = _RUNNING
                 started = True
+        finally:
+            lock.release()
         if not started:
             self._finish(_CANCELLED, None, None)
             return
@@ -265,7 +272,9 @@ class Task(Generic[T]):
                 if children is not None:
                     children.discard(self._scope)
         group = self._group
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`, as in _run (Ctrl-C protected here: see the module's end)
+        try:
             self._result = result
             self._exception = error
             self._state = outcome
@@ -284,6 +293,8 @@ class Task(Generic[T]):
                     lot = group._exit_lot
                     if lot is not None and lot._waiters:
                         lot.unpark_all()
+        finally:
+            lock.release()
         if error is not None and group is None and self._tracks_unretrieved(error):
             _failed_tasks.add(self)
         if event is not None:
@@ -882,6 +893,11 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+# A task's end runs in the main thread too (cancel() of a task not started yet): Ctrl-C waits
+# until its locked step is done (see _ki), which takes the lock without a `with`. The callbacks
+# it calls are not protected.
+_ki.protected(Task._finish)
 
 _register_atexit = getattr(threading, "_register_atexit", None)
 if _register_atexit is not None:  # runs before the interpreter joins non-daemon threads
