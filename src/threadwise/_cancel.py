@@ -121,7 +121,8 @@ class CancelScope:
     """A region of work that can be cancelled as a whole, optionally with a deadline.
 
     Scopes nest, also across threads: a task's scope is a child of its group's scope, so
-    cancelling the group cancels the task wherever it runs.
+    cancelling the group cancels the task wherever it runs. (Not in the tree, though: the
+    group passes its scope's cancel on to its tasks itself, see ``TaskGroup``.)
     """
 
     __slots__ = (
