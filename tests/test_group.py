@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import _thread
 import contextlib
+import gc
 import logging
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -535,6 +537,54 @@ def test_group_inside_expired_move_on_after_is_skipped() -> None:
     assert scope.cancelled_caught
 
 
+@pytest.mark.parametrize("max_workers", [None, 2])
+def test_enclosing_scope_cancel_reaches_running_tasks_with_its_reason(
+    max_workers: int | None,
+) -> None:
+    """A cancel of a scope around the group, from another thread, wakes the group's tasks
+    (and its exit) with that scope's reason."""
+    seen: list[str] = []
+
+    def wait_for_cancel() -> None:
+        try:
+            tw.sleep(60)
+        except tw.Cancelled as exc:
+            seen.append(str(exc))
+            raise
+
+    with tw.CancelScope() as outer, tw.TaskGroup(max_workers=max_workers) as g:
+        tasks = [g.spawn(wait_for_cancel) for _ in range(2)]
+        wait_blocked(*tasks)
+        threading.Thread(target=outer.cancel, args=("stop it",)).start()
+    assert outer.cancelled_caught
+    assert seen == ["stop it", "stop it"]
+    assert all(t.state is tw.State.CANCELLED for t in tasks)
+
+
+@pytest.mark.parametrize("max_workers", [None, 2])
+@pytest.mark.parametrize("how", ["group", "enclosing scope"])
+def test_task_spawned_after_a_cancel_never_runs(max_workers: int | None, how: str) -> None:
+    ran: list[int] = []
+    with tw.CancelScope() as outer:
+        if how == "enclosing scope":
+            outer.cancel("cancelled before the group")
+        with tw.TaskGroup(max_workers=max_workers) as g:
+            if how == "group":
+                g.cancel()
+            task = g.spawn(ran.append, 1)
+    assert task.state is tw.State.CANCELLED
+    assert ran == []
+
+
+def test_tasks_see_the_deadline_of_a_scope_around_their_group() -> None:
+    left: list[float | None] = []
+    with tw.move_on_after(30), tw.TaskGroup() as g:
+        g.spawn(lambda: left.append(tw.remaining()))
+    assert len(left) == 1
+    assert left[0] is not None
+    assert 0 < left[0] <= 30
+
+
 # -- spawning ------------------------------------------------------------------------------------
 
 
@@ -675,6 +725,32 @@ def test_thread_count_returns_to_baseline(max_workers: int | None, outcome: str)
     assert all(t.done() for t in tasks)
     assert max(during) > baseline
     assert len(busy_threads()) == baseline
+
+
+@pytest.mark.parametrize("max_workers", [None, 2])
+def test_finished_group_is_freed_without_the_garbage_collector(max_workers: int | None) -> None:
+    """A group and its tasks form no reference cycle once the block has exited: they are
+    freed as soon as nobody holds them, not only at the collector's next run (many
+    short-lived groups would otherwise pile up until a collection and make it slow)."""
+
+    def work() -> int:
+        return 1
+
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        with tw.TaskGroup(max_workers=max_workers) as g:
+            for _ in range(4):
+                g.spawn(work)
+        group = weakref.ref(g)
+        del g
+        # A worker may still hold its last job (a bound method of the task) for a moment
+        # after the task's end was published.
+        wait_until(lambda: group() is None)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def test_unbounded_group_runs_every_task_at_once() -> None:

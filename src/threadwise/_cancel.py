@@ -18,7 +18,7 @@ from types import CodeType, FrameType, TracebackType
 from . import _ki
 from ._exceptions import Cancelled
 from ._state import ThreadState, Waitable, current_state
-from ._typing import Literal
+from ._typing import Literal, Protocol
 from ._validate import check_name, check_timeout
 
 _monotonic = time.monotonic
@@ -52,6 +52,13 @@ def _check_deadline(value: object) -> float | None:
     if math.isnan(value):
         raise ValueError(f"deadline must not be NaN, got {value!r}")
     return value
+
+
+class Wakeable(Protocol):
+    """What a scope's cancel wakes: a parked thread's ``Waiter``, an ``on_cancel`` hook, or a
+    group's hook passing the cancel on to its tasks."""
+
+    def wake(self) -> None: ...
 
 
 # A scope entered in one of these frames can be suspended at a ``yield`` with the scope still
@@ -114,7 +121,8 @@ class CancelScope:
     """A region of work that can be cancelled as a whole, optionally with a deadline.
 
     Scopes nest, also across threads: a task's scope is a child of its group's scope, so
-    cancelling the group cancels the task wherever it runs.
+    cancelling the group cancels the task wherever it runs. (Not in the tree, though: the
+    group passes its scope's cancel on to its tasks itself, see ``TaskGroup``.)
     """
 
     __slots__ = (
@@ -144,7 +152,7 @@ class CancelScope:
         # task's above all, never get a child or a blocked waiter, and one scope is made per
         # task.
         self._children: set[CancelScope] | None = None
-        self._waiters: set[Waiter | CancelHook] | None = None
+        self._waiters: set[Wakeable] | None = None
         self._cancel_called = False
         self._cancelled = False
         self._reason = ""
@@ -200,17 +208,21 @@ class CancelScope:
         if parent is None:
             return
         with _tree_lock:
-            children = parent._children
-            if children is None:
-                parent._children = {self}
-            else:
-                children.add(self)
-            if parent._cancelled:
-                self._cancelled = True
-                self._reason = parent._reason
-            pd = parent._deadline
-            if pd is not None and (self._deadline is None or pd < self._deadline):
-                self._deadline = pd
+            self._attach_locked(parent)
+
+    def _attach_locked(self, parent: CancelScope) -> None:
+        """``_attach``'s part under ``_tree_lock`` (held by the caller)."""
+        children = parent._children
+        if children is None:
+            parent._children = {self}
+        else:
+            children.add(self)
+        if parent._cancelled:
+            self._cancelled = True
+            self._reason = parent._reason
+        pd = parent._deadline
+        if pd is not None and (self._deadline is None or pd < self._deadline):
+            self._deadline = pd
 
     def _detach(self) -> None:
         parent = self._parent
@@ -243,20 +255,35 @@ class CancelScope:
             if self._cancel_called:
                 return
             self._cancel_called = True
-            to_wake: list[Waiter | CancelHook] = []
-            stack: list[CancelScope] = [self]
-            while stack:
-                scope = stack.pop()
-                if scope._cancelled:
-                    continue  # its subtree was marked by an earlier cancel
-                scope._cancelled = True
-                scope._reason = reason
-                if scope._waiters:
-                    to_wake.extend(scope._waiters)
-                if scope._children:
-                    stack.extend(scope._children)
+            to_wake = self._mark(reason)
         for waiter in to_wake:
             waiter.wake()
+
+    def _cancel_as_child(self, reason: str) -> None:
+        """Cancel this scope and its subtree as its parent's cancel would: for a scope
+        outside the tree whose parent passes the cancel on itself (a group's task: see
+        ``TaskGroup``). Unlike ``cancel()`` it does not count as cancelled here."""
+        with _tree_lock:
+            to_wake = self._mark(reason)
+        for waiter in to_wake:
+            waiter.wake()
+
+    def _mark(self, reason: str) -> list[Wakeable]:
+        """With ``_tree_lock`` held: mark this scope and its subtree cancelled; returns what
+        to wake (after the lock is released)."""
+        to_wake: list[Wakeable] = []
+        stack: list[CancelScope] = [self]
+        while stack:
+            scope = stack.pop()
+            if scope._cancelled:
+                continue  # its subtree was marked by an earlier cancel
+            scope._cancelled = True
+            scope._reason = reason
+            if scope._waiters:
+                to_wake.extend(scope._waiters)
+            if scope._children:
+                stack.extend(scope._children)
+        return to_wake
 
     def remaining(self) -> float | None:
         deadline = self._deadline
@@ -300,12 +327,38 @@ class CancelScope:
         state.scope = self  # last: an interrupt before this leaves nothing pushed
         return self
 
+    def _enter_with(self, hook: Wakeable) -> None:
+        """``__enter__`` for a scope of threadwise's own, entered once by the code that made
+        it (a group's): ``hook`` is woken whenever the scope is cancelled (until ``_leave``).
+        Attaching the scope to the thread's current one and registering the hook take one
+        locked step."""
+        state = current_state()
+        self._entered_in = _get_ident()
+        self._frame = _suspendable_frame()
+        current = _current(state)
+        self._previous = state.scope
+        self._parent = current
+        with _tree_lock:
+            if current is not None:
+                self._attach_locked(current)
+            _add_waiter(self, hook)
+        state.scope = self  # last: an interrupt before this leaves nothing pushed
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
+        self._leave(None)
+        if isinstance(exc, Cancelled) and self._caught_own():
+            self.cancelled_caught = True
+            return True
+        return False
+
+    def _leave(self, hook: Wakeable | None) -> None:
+        """Take the scope off the thread's stack and out of the tree (and ``hook``, given
+        to ``_enter_with``, off its waiters)."""
         state = current_state()
         out_of_order = False
         if state.scope is self:
@@ -316,16 +369,20 @@ class CancelScope:
             # consumer entered while the generator was suspended; anything else is a bug.
             out_of_order = self._frame is None
         self._frame = None
-        self._detach()
+        parent = self._parent
+        if parent is not None or hook is not None:
+            with _tree_lock:  # self._detach(), inlined, and the hook's removal: one step
+                if parent is not None:
+                    children = parent._children
+                    if children is not None:
+                        children.discard(self)
+                if hook is not None:
+                    _discard_waiter(self, hook)
         if out_of_order:
             raise RuntimeError(
                 f"cancel scope{self._describe_name()} exited out of order: a scope entered "
                 "after it is still open (exit scopes in the reverse order of entering them)"
             )
-        if isinstance(exc, Cancelled) and self._caught_own():
-            self.cancelled_caught = True
-            return True
-        return False
 
     def _on_stack(self) -> bool:
         """Whether this scope is on the calling thread's scope stack (entered, not exited)."""
@@ -504,7 +561,7 @@ class on_cancel:
 CancelMode = Literal["raise", "wake", "ignore"]
 
 
-def _add_waiter(scope: CancelScope, waiter: Waiter | CancelHook) -> None:
+def _add_waiter(scope: CancelScope, waiter: Wakeable) -> None:
     """With ``_tree_lock`` held."""
     waiters = scope._waiters
     if waiters is None:
@@ -513,7 +570,7 @@ def _add_waiter(scope: CancelScope, waiter: Waiter | CancelHook) -> None:
         waiters.add(waiter)
 
 
-def _discard_waiter(scope: CancelScope, waiter: Waiter | CancelHook) -> None:
+def _discard_waiter(scope: CancelScope, waiter: Wakeable) -> None:
     """With ``_tree_lock`` held."""
     waiters = scope._waiters
     if waiters is not None:
@@ -605,6 +662,10 @@ def _park(waiter: Waiter, limit: float | None) -> bool:
 # the scope, the thread's BLOCKED state): interrupted half-way it would leave the thread shown
 # as blocked and the waiter in its scope's wake-up set. Only the wait itself is interruptible.
 _ki.protected(block)
+# A cancel cut short by Ctrl-C would leave part of the tree marked and nothing woken (and a
+# group's tasks not told: see TaskGroup); the callbacks of on_cancel stay interruptible.
+_ki.protected(CancelScope.cancel)
+_ki.protected(CancelScope._cancel_as_child)
 _ki.unprotected(_park)
 
 

@@ -13,13 +13,14 @@ from functools import partial
 from threading import Lock
 from types import TracebackType
 
+from . import _ki
 from ._cancel import CancelScope
 from ._exceptions import Cancelled
 from ._local import close_thread_locals
 from ._log import Logger
+from ._state import current_state
 from ._sync import ParkingLot
 from ._task import (
-    _FAILED,
     EXIT_GRACE,
     NameCounter,
     Task,
@@ -53,6 +54,24 @@ _OPEN = _Phase.OPEN
 _CLOSED = _Phase.CLOSED
 
 
+class _OnCancel:
+    """In the waiters of a group's scope while its block runs: the scope's cancel (its own,
+    or an enclosing scope's) calls ``wake``, which passes it on to the group's tasks.
+
+    A task's scope is not a child of the group's scope in the scope tree: attaching it and
+    detaching it would take the tree's lock twice per task. The group cancels its tasks
+    itself instead: it knows them (``_running``), under a lock it takes anyway.
+    """
+
+    __slots__ = ("_group",)
+
+    def __init__(self, group: TaskGroup) -> None:
+        self._group = group
+
+    def wake(self) -> None:
+        self._group._pass_cancel_on()
+
+
 class TaskGroup:
     """Run tasks in threads; on exit of the ``with`` block every one of them has finished.
 
@@ -73,6 +92,7 @@ class TaskGroup:
         "_exit_lot",
         "_failures",
         "_grace",
+        "_hook",
         "_idle",
         "_lent",
         "_lock",
@@ -121,7 +141,8 @@ class TaskGroup:
             self._grace = math.inf if grace_value is None else grace_value
         self._phase = _NEW
         self._lock = threading.Lock()
-        self._exit_lot = ParkingLot()
+        # Made when the exit first waits (often every task has finished by then).
+        self._exit_lot: ParkingLot | None = None
         self._pending = 0
         self._running: set[Task[Any]] = set()
         self._failures: list[BaseException] = []
@@ -130,6 +151,8 @@ class TaskGroup:
         # CancelScope(name=...) without its checks (made here: a str, no deadline).
         self._scope = CancelScope._child(None, f"TaskGroup {self._name!r}")
         self._scope_left = False  # the block's exit took the scope off the thread's stack
+        # While the block runs: in the scope's waiters, passes its cancel on (see _OnCancel).
+        self._hook: _OnCancel | None = None
         self._timed_out = False
         self._stopping = False
         # Bounded mode: queued tasks, parked idle workers, and the worker threads. Made only
@@ -176,26 +199,40 @@ class TaskGroup:
         label = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
         if not isinstance(label, str):
             label = type(fn).__name__
+        # The locks below are taken without `with` (a `with` makes two bound methods and
+        # parses arguments: half again as much as the lock round trip itself); Ctrl-C waits
+        # until spawn has returned (see _ki and the end of this module).
         counter = _task_counter
-        with counter._lock:
+        counter_lock = counter._lock
+        counter_lock.acquire()
+        try:
             counter._next += 1
             number = counter._next
-        task: Task[T] = Task(call, f"{label}-{number}", parent_scope=self._scope, group=self)
+        finally:
+            counter_lock.release()
+        task: Task[T] = Task(call, f"{label}-{number}", group=self)
         worker: threading.Thread | None = None
         unbounded = self._max_workers is None
         job: threading.Lock | None = None
         if unbounded:
             job = task._job = Lock()  # task._prepare_thread(cached=True), inlined
             task._own_thread = True
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._phase is not _OPEN:
-                task._scope._detach()
                 if self._phase is _NEW:
                     raise RuntimeError(
                         f"{self._describe()} was not entered: use "
                         "`with TaskGroup() as g: g.spawn(fn, ...)`"
                     )
                 raise RuntimeError(f"{self._describe()} has exited; it cannot start new tasks")
+            # The group's cancel reaches the tasks in _running (see _OnCancel), under this
+            # lock: a cancel either finds the task there or was seen here.
+            scope = self._scope
+            if scope._cancelled:
+                task._scope._cancelled = True
+                task._scope._reason = scope._reason
             self._pending += 1
             self._running.add(task)
             if unbounded:
@@ -206,6 +243,8 @@ class TaskGroup:
                 assert self._queue is not None
                 self._queue.append(task)
                 worker = self._worker_needed()
+        finally:
+            lock.release()
         if job is not None:
             try:  # task._start_prepared(register_live=False), inlined
                 _thread_cache.start_thread_soon(task._run_and_close, _release_job, task._name, job)
@@ -266,7 +305,7 @@ class TaskGroup:
         with self._lock:
             self._pending -= 1
             self._running.discard(task)
-            if self._pending == 0:
+            if self._pending == 0 and self._exit_lot is not None:
                 self._exit_lot.unpark_all()
 
     def _lend_slot(self) -> None:
@@ -323,22 +362,11 @@ class TaskGroup:
         if len(self._started) & (len(self._started) - 1) == 0:
             self._started = [t for t in self._started if t._thread_alive()]
 
-    def _on_task_done(self, task: Task[Any]) -> None:
-        failed = task._state is _FAILED
-        with self._lock:
-            self._pending -= 1
-            self._running.discard(task)
-            if failed:
-                assert task._exception is not None
-                self._failures.append(task._exception)
-                task._retrieved = True  # the group raises it
-            if self._pending == 0 and self._exit_lot._waiters:
-                self._exit_lot.unpark_all()
-        if failed:
-            self._scope.cancel(
-                f"task {task.name!r} of {self._describe()} failed: {task._exception!r}"
-            )
-            self._drop_queued()
+    def _on_task_failed(self, task: Task[Any]) -> None:
+        """After a task's failure was counted (``Task._finish`` does the bookkeeping of a
+        task's end, under the lock the group shares with its tasks): cancel the others."""
+        self._scope.cancel(f"task {task.name!r} of {self._describe()} failed: {task._exception!r}")
+        self._drop_queued()
 
     def _drop_queued(self) -> None:
         if self._queue is None:
@@ -351,13 +379,16 @@ class TaskGroup:
 
     # -- the with block ------------------------------------------------------------------------
     def __enter__(self) -> TaskGroup:
+        # Under the lock until the group is open: a spawn (from another thread) sees the
+        # scope's deadline and its hook in place.
         with self._lock:
             if self._phase is not _NEW:
                 raise RuntimeError(f"{self._describe()} can be entered only once")
+            if self._timeout is not None:
+                self._scope._own_deadline = self._scope._deadline = time.monotonic() + self._timeout
+            hook = self._hook = _OnCancel(self)
+            self._scope._enter_with(hook)
             self._phase = _OPEN
-        if self._timeout is not None:
-            self._scope._own_deadline = self._scope._deadline = time.monotonic() + self._timeout
-        self._scope.__enter__()
         return self
 
     def __exit__(
@@ -378,9 +409,25 @@ class TaskGroup:
                 self._pop_scope()
 
     def _pop_scope(self) -> None:
-        if self._scope._on_stack():
-            self._scope.__exit__(None, None, None)
+        scope = self._scope
+        if current_state().scope is scope or scope._on_stack():
+            scope._leave(self._hook)
             self._scope_left = True
+            self._hook = None  # (it refers to the group: no cycle left behind)
+
+    def _pass_cancel_on(self) -> None:
+        """The group's scope was cancelled (by ``cancel()``, a failure, its timeout, or an
+        enclosing scope): cancel the tasks' scopes, and wake the exit's wait."""
+        if not self._scope._cancelled:
+            return
+        with self._lock:
+            tasks = list(self._running)
+            lot = self._exit_lot
+            if lot is not None and lot._waiters:
+                lot.unpark_all()
+        reason = self._scope._reason
+        for task in tasks:
+            task._scope._cancel_as_child(reason)
 
     def _exit(self, exc: BaseException | None) -> bool:
         if exc is not None and not isinstance(exc, Cancelled):
@@ -447,35 +494,50 @@ class TaskGroup:
         scope = self._scope
         grace_end: float | None = None
         dropped = False
-        with self._lock:
-            while self._pending:
-                now = time.monotonic()
-                own = scope._own_deadline
-                if own is not None and now >= own and not scope._cancel_called:
-                    self._timed_out = True
-                    scope.cancel(f"{self._describe()} timed out after {self._timeout:g} s")
-                if scope._is_cancelled():
-                    if not dropped:
-                        dropped = True
-                        self._lock.release()
-                        try:
-                            self._drop_queued()
-                        finally:
-                            self._lock.acquire()
-                        continue
-                    if grace_end is None:
-                        grace_end = now + self._grace
-                    elif now >= grace_end:
-                        return list(self._running)
-                    limit: float | None = grace_end
+        while True:
+            # What to do outside the lock: cancelling takes it (see _pass_cancel_on).
+            time_out = drop = False
+            with self._lock:
+                while self._pending:
+                    now = time.monotonic()
+                    own = scope._own_deadline
+                    if own is not None and now >= own and not scope._cancel_called:
+                        time_out = True
+                        break
+                    if scope._is_cancelled():
+                        if not dropped:
+                            drop = dropped = True
+                            break
+                        if grace_end is None:
+                            grace_end = now + self._grace
+                        elif now >= grace_end:
+                            return list(self._running)
+                        limit: float | None = grace_end
+                    else:
+                        limit = scope._deadline
+                    timeout = None if limit is None else max(0.0, limit - now)
+                    # Not registered with the scope: a cancel wakes it through _pass_cancel_on.
+                    self._exit_parking().park(self._lock, timeout, (self, "exit"), cancel="ignore")
                 else:
-                    limit = scope._deadline
-                timeout = None if limit is None else max(0.0, limit - now)
-                self._exit_lot.park(self._lock, timeout, (self, "exit"), cancel="wake")
-        return []
+                    return []
+            if time_out:
+                self._timed_out = True
+                scope.cancel(f"{self._describe()} timed out after {self._timeout:g} s")
+            elif drop:
+                self._drop_queued()
+
+    def _exit_parking(self) -> ParkingLot:
+        """With the lock held: where the exit waits for the tasks."""
+        lot = self._exit_lot
+        if lot is None:
+            lot = self._exit_lot = ParkingLot()
+        return lot
 
     def _cancel_and_wait_grace(self) -> list[Task[Any]]:
         self.cancel(f"{self._describe()} was interrupted (Ctrl-C)")
+        # Again, in case the Ctrl-C cut short an earlier cancel of the scope before it was
+        # passed on (this cancel then returned at once); a task already cancelled stays so.
+        self._pass_cancel_on()
         end = time.monotonic() + self._grace
         try:
             with self._lock:
@@ -483,7 +545,7 @@ class TaskGroup:
                     left = end - time.monotonic()
                     if left <= 0:
                         break
-                    self._exit_lot.park(self._lock, left, (self, "exit"), cancel="ignore")
+                    self._exit_parking().park(self._lock, left, (self, "exit"), cancel="ignore")
         except KeyboardInterrupt:
             pass  # a second Ctrl-C: stop waiting now
         with self._lock:
@@ -498,7 +560,10 @@ class TaskGroup:
             if self._idle is not None and self._idle._waiters:
                 self._idle.unpark_all()
             threads = list(self._threads) if self._threads else None
-            started = list(self._started)
+            # Taken, not copied: the tasks refer to their group, and a group still holding
+            # them after its exit would be a reference cycle, freed only by the garbage
+            # collector (many short-lived groups then pile up and make its runs slow).
+            started, self._started = self._started, []
         if not join:
             return
         # Every task has finished (or is abandoned): the threads are past the task's last
@@ -537,3 +602,10 @@ class TaskGroup:
 
     def __repr__(self) -> str:
         return f"<threadwise.{self._describe()} {self._phase.value} pending={self._pending}>"
+
+
+# Ctrl-C waits until a cancel has reached every task (see _ki): cut short, it would leave the
+# group's scope cancelled and some tasks not, and no later cancel of the scope would pass it on.
+_ki.protected(_OnCancel.wake)
+_ki.protected(TaskGroup.spawn)
+_ki.protected(TaskGroup._pass_cancel_on)

@@ -176,7 +176,13 @@ class Task(Generic[T]):
         self._call = call
         self._name = name
         self._group = group
-        self._scope = CancelScope._child(parent_scope, f"task {name!r}")
+        if group is None:
+            self._scope = CancelScope._child(parent_scope, f"task {name!r}")
+        else:
+            # Outside the scope tree: the group passes its scope's cancel on (see TaskGroup
+            # and its spawn()); the deadline is inherited as a child's would be.
+            self._scope = CancelScope._child(None, f"task {name!r}")
+            self._scope._deadline = group._scope._deadline
         self._state = _CREATED
         self._result: T | None = None
         self._exception: BaseException | None = None
@@ -186,7 +192,9 @@ class Task(Generic[T]):
         self._done: Event | None = None
         self._finished = False
         self._live = False  # registered in _live_tasks (waited for at interpreter exit)
-        self._lock = threading.Lock()
+        # A group's tasks share their group's lock: a task's end and the group's count of
+        # running tasks change in one locked step (and no lock is made per task).
+        self._lock = threading.Lock() if group is None else group._lock
         # Besides the group's own bookkeeping (called first, directly): None once finished.
         self._callbacks: tuple[Callable[[Task[T]], None], ...] | None = ()
         self._ident: int | None = None
@@ -202,7 +210,12 @@ class Task(Generic[T]):
     # -- running ---------------------------------------------------------------------------
     def _run(self) -> None:
         """Run the task in the calling thread (a task thread or a group worker)."""
-        with self._lock:
+        # Not `with lock`: a `with` makes two bound methods and parses arguments, half again
+        # as much as the lock round trip itself, once per task. (Never the main thread, where
+        # a Ctrl-C could land between the acquire and the try.)
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._state is not _CREATED:
                 return  # cancelled before it could start
             self._ident = _get_ident()
@@ -217,6 +230,8 @@ class Task(Generic[T]):
             else:
                 self._state = _RUNNING
                 started = True
+        finally:
+            lock.release()
         if not started:
             self._finish(_CANCELLED, None, None)
             return
@@ -256,20 +271,36 @@ class Task(Generic[T]):
                 children = parent._children
                 if children is not None:
                     children.discard(self._scope)
-        with self._lock:
+        group = self._group
+        lock = self._lock
+        lock.acquire()  # not `with`, as in _run (Ctrl-C protected here: see the module's end)
+        try:
             self._result = result
             self._exception = error
             self._state = outcome
             self._finished = True
             event = self._done
             callbacks, self._callbacks = self._callbacks, None
-        if error is not None and self._tracks_unretrieved(error):
+            if group is not None:
+                # The group's bookkeeping, under the lock it shares with its tasks (see
+                # __init__): whoever sees the group with no task pending sees every outcome.
+                group._pending -= 1
+                group._running.discard(self)
+                if error is not None:
+                    group._failures.append(error)
+                    self._retrieved = True  # the group raises it
+                if group._pending == 0:
+                    lot = group._exit_lot
+                    if lot is not None and lot._waiters:
+                        lot.unpark_all()
+        finally:
+            lock.release()
+        if error is not None and group is None and self._tracks_unretrieved(error):
             _failed_tasks.add(self)
         if event is not None:
             event.set()
-        group = self._group
-        if group is not None:
-            group._on_task_done(self)
+        if group is not None and error is not None:
+            group._on_task_failed(self)
         if callbacks:
             for callback in callbacks:
                 callback(self)
@@ -862,6 +893,11 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+# A task's end runs in the main thread too (cancel() of a task not started yet): Ctrl-C waits
+# until its locked step is done (see _ki), which takes the lock without a `with`. The callbacks
+# it calls are not protected.
+_ki.protected(Task._finish)
 
 _register_atexit = getattr(threading, "_register_atexit", None)
 if _register_atexit is not None:  # runs before the interpreter joins non-daemon threads

@@ -132,7 +132,11 @@ class ThreadCache:
         if held is not None:
             held.acquire()
         job: _Job = (fn, deliver, name)
-        with self._lock:
+        lock = self._lock
+        # Not `with`: a `with` makes two bound methods and parses arguments, half again as
+        # much as the lock round trip itself (Ctrl-C waits while this module runs: see _ki).
+        lock.acquire()
+        try:
             self._jobs.append(job)
             if self._looking:
                 return  # a worker is on its way to the queue
@@ -141,6 +145,8 @@ class ThreadCache:
                 worker, _ = self._idle.popitem()
             except KeyError:
                 worker = None
+        finally:
+            lock.release()
         if worker is not None:
             worker._wake.release()
             return

@@ -164,3 +164,28 @@ def test_services_started_and_stopped_from_many_threads() -> None:
     assert errors == []
     assert not any(s.running for s in services)
     assert len(set(names)) == len(names)  # default names stay unique
+
+
+@pytest.mark.parametrize("who", ["the group", "an enclosing scope", "a task"])
+@pytest.mark.parametrize("max_workers", [None, 2])
+def test_a_cancel_racing_spawn_reaches_every_task(who: str, max_workers: int | None) -> None:
+    """A group passes its scope's cancel on to its tasks itself (they are not in the scope
+    tree): a cancel from another thread while the group spawns must reach every task, the
+    ones being spawned at that instant too. A task it missed would sleep its full 10 s and
+    end DONE instead of CANCELLED."""
+    deadline = time.monotonic() + SECONDS
+    runs = 0
+    with tiny_switch_interval():
+        while time.monotonic() < deadline or runs < 20:
+            runs += 1
+            tasks: list[tw.Task[None]] = []
+            with tw.CancelScope() as outer, tw.TaskGroup(max_workers=max_workers) as g:
+                if who == "a task":
+                    g.spawn(g.cancel, "from a task")
+                else:
+                    cancel = g.cancel if who == "the group" else outer.cancel
+                    threading.Thread(target=cancel).start()
+                for _ in range(6):
+                    tasks.append(g.spawn(tw.sleep, 10))
+            states = {t.state for t in tasks}
+            assert states == {tw.State.CANCELLED}, (runs, states)
