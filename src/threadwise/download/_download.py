@@ -212,6 +212,9 @@ class Downloader:
         self._hosts: dict[str, Semaphore] = {}
         self._hosts_lock = threading.Lock()
         self._answered: set[str] = set()  # hosts that sent a response in this batch
+        # Per host: the extra connection slots held by segmented downloads (beyond the one
+        # slot each file holds), to tell how many files share the host's connections.
+        self._extra_slots: dict[str, int] = {}
         self.buffers: ThreadLocal[bytearray] = ThreadLocal(lambda: bytearray(CHUNK))
         self.results: list[FileResult] = []
         self.warnings: list[str] = []
@@ -504,6 +507,18 @@ class Downloader:
         finally:
             self.release_slots(host, 1)
 
+    def _fair_extra(self, host: str) -> int:
+        """How many extra slots one more segmented file of ``host`` may take: its even share
+        of the host's connections among the files in flight there. Taking whatever is free
+        gave the first of three large files 8 connections, the second 7 and the third 1, which
+        then finished long after the others, alone on one connection."""
+        limit = self._host_limit(host)
+        budget = min(self.o.per_host, self.o.workers)
+        with self._hosts_lock:
+            extra = self._extra_slots.get(host, 0)
+        files = max(1, self.o.per_host - limit.value - extra)
+        return max(0, budget // files - 1)
+
     def try_extra_slots(self, host: str, wanted: int) -> int:
         """Take up to ``wanted`` more connection slots without waiting (for segments)."""
         limit = self._host_limit(host)
@@ -515,6 +530,9 @@ class Downloader:
                 self.connections.release()
                 break
             taken += 1
+        if taken:
+            with self._hosts_lock:
+                self._extra_slots[host] = self._extra_slots.get(host, 0) + taken
         return taken
 
     def release_slots(self, host: str, n: int) -> None:
@@ -522,6 +540,13 @@ class Downloader:
         for _ in range(n):
             limit.release()
             self.connections.release()
+
+    def release_extra_slots(self, host: str, n: int) -> None:
+        """Give back the slots ``try_extra_slots`` took."""
+        if n:
+            with self._hosts_lock:
+                self._extra_slots[host] -= n
+            self.release_slots(host, n)
 
     # -- HTTP ----------------------------------------------------------------------------------
     def open(
@@ -952,12 +977,12 @@ class Downloader:
             and total >= 2 * self.o.min_split_size
         ):
             wanted = min(self.o.split, total // self.o.min_split_size) - 1
-            extra = self.try_extra_slots(job.host, wanted)
+            extra = self.try_extra_slots(job.host, min(wanted, self._fair_extra(job.host)))
         if extra:
             try:
                 self._segmented(job, part, result, meta, response, 1 + extra)
             finally:
-                self.release_slots(job.host, extra)
+                self.release_extra_slots(job.host, extra)
             self._finish(job, final, part, result, hashed=None)
             return True, None
         segment = [0, total if total is not None else 0, 0]
@@ -1301,7 +1326,7 @@ class Downloader:
                 finally:
                     os.close(fd)
             finally:
-                self.release_slots(job.host, extra)
+                self.release_extra_slots(job.host, extra)
         result.segments = len(segments)
         self._finish(job, final, part, result, hashed=None)
 
