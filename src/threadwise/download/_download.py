@@ -14,9 +14,6 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import SplitResult, urljoin, urlsplit
 
 from .. import _validate
 from .._cancel import checkpoint, on_cancel, sleep
@@ -24,6 +21,7 @@ from .._exceptions import Cancelled
 from .._group import TaskGroup
 from .._local import ThreadLocal
 from .._sync import Semaphore
+from .._typing import TYPE_CHECKING, Any
 from .._version import __version__
 from . import _fast, _small
 from ._files import (
@@ -49,10 +47,12 @@ from ._names import NameRegistry, inside, name_from_content_disposition, name_fr
 from ._net import Network, load_cookie_jar, strip_userinfo
 from ._rate import RateLimit
 from ._report import DownloadReport, FileResult, plural
-from ._request import Request, parse_checksum_option, url_problem
+from ._request import Request, UrlParts, parse_checksum_option, split_url, url_problem
 
 if TYPE_CHECKING:
     import http.cookiejar
+    from typing import IO
+    from urllib.parse import SplitResult
 
 _loaded_errors: list[tuple[type[BaseException], ...]] = []
 _loaded_lock = threading.Lock()
@@ -134,50 +134,111 @@ class _DiskFull(_Fatal):
     """No space left: the batch stops starting new files."""
 
 
-@dataclass(eq=False)
 class _Job:
-    index: int
-    url: str
-    name: str
-    folder: str  # the folder as given (for the report's paths)
-    root: str  # the same, resolved (for the checks that a name stays inside it)
-    expected: tuple[str, str] | None  # (algorithm, hex digest)
-    headers: Mapping[str, str] | None
-    named: bool  # the name was chosen by the caller: no Content-Disposition renaming
-    host: str
-    problem: str | None = None  # why the URL cannot be downloaded at all
-    meta: dict[str, Any] | None = None  # resume state kept across attempts of this run
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    saved_at: float = 0.0
-    saved_bytes: int = 0
-    sidecar: bool = False  # a .part.json exists for this job
-    # A response the small-file loop got for this job and left to the threads (with the
-    # connection slot it holds).
-    handed: Any = None
-    parts: SplitResult | None = None  # urlsplit(url), made once
-    port: int | None = None  # parts.port, checked once
+    """One URL of the batch. A plain class with slots, not a dataclass: one is made per URL,
+    and the ``dataclasses`` module alone costs more start-up than a hundred small files."""
+
+    __slots__ = (
+        "expected",
+        "folder",
+        "handed",
+        "headers",
+        "host",
+        "index",
+        "lock",
+        "meta",
+        "name",
+        "named",
+        "parts",
+        "port",
+        "problem",
+        "root",
+        "saved_at",
+        "saved_bytes",
+        "sidecar",
+        "url",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        url: str,
+        name: str,
+        folder: str,  # the folder as given (for the report's paths)
+        root: str,  # the same, resolved (for the checks that a name stays inside it)
+        expected: tuple[str, str] | None,  # (algorithm, hex digest)
+        headers: Mapping[str, str] | None,
+        named: bool,  # the name was chosen by the caller: no Content-Disposition renaming
+        host: str,
+        problem: str | None = None,  # why the URL cannot be downloaded at all
+        parts: UrlParts | SplitResult | None = None,  # split_url(url), made once
+        port: int | None = None,  # parts.port, checked once
+    ) -> None:
+        self.index = index
+        self.url = url
+        self.name = name
+        self.folder = folder
+        self.root = root
+        self.expected = expected
+        self.headers = headers
+        self.named = named
+        self.host = host
+        self.problem = problem
+        self.parts = parts
+        self.port = port
+        self.meta: dict[str, Any] | None = None  # resume state kept across attempts of this run
+        self.lock = threading.Lock()
+        self.saved_at = 0.0
+        self.saved_bytes = 0
+        self.sidecar = False  # a .part.json exists for this job
+        # A response the small-file loop got for this job and left to the threads (with the
+        # connection slot it holds).
+        self.handed: Any = None
 
 
-@dataclass
 class _Options:
-    workers: int
-    per_host: int
-    retries: int
-    timeout: float
-    resume: bool
-    backoff: float
-    retry_wait: float | None
-    split: int
-    min_split_size: int
-    timestamping: bool
-    remote_time: bool
-    lowest_speed_limit: float | None
-    lowest_speed_time: float
-    dry_run: bool
-    compressed: bool
-    max_retry_after: float
-    limit_rate_per_file: float | None
-    verbose: bool
+    """The batch's settings, checked (see ``download()``)."""
+
+    def __init__(
+        self,
+        *,
+        workers: int,
+        per_host: int,
+        retries: int,
+        timeout: float,
+        resume: bool,
+        backoff: float,
+        retry_wait: float | None,
+        split: int,
+        min_split_size: int,
+        timestamping: bool,
+        remote_time: bool,
+        lowest_speed_limit: float | None,
+        lowest_speed_time: float,
+        dry_run: bool,
+        compressed: bool,
+        max_retry_after: float,
+        limit_rate_per_file: float | None,
+        verbose: bool,
+    ) -> None:
+        self.workers = workers
+        self.per_host = per_host
+        self.retries = retries
+        self.timeout = timeout
+        self.resume = resume
+        self.backoff = backoff
+        self.retry_wait = retry_wait
+        self.split = split
+        self.min_split_size = min_split_size
+        self.timestamping = timestamping
+        self.remote_time = remote_time
+        self.lowest_speed_limit = lowest_speed_limit
+        self.lowest_speed_time = lowest_speed_time
+        self.dry_run = dry_run
+        self.compressed = compressed
+        self.max_retry_after = max_retry_after
+        self.limit_rate_per_file = limit_rate_per_file
+        self.verbose = verbose
 
 
 def _validator(meta: Mapping[str, Any]) -> str | None:
@@ -395,7 +456,7 @@ class Downloader:
             if registry is None:
                 registry = registries[folder] = NameRegistry(folder)
             try:
-                parts: SplitResult | None = urlsplit(item.url)
+                parts: UrlParts | SplitResult | None = split_url(item.url)
             except ValueError:
                 parts = None
             host, port = _plain_host(parts)
@@ -563,7 +624,7 @@ class Downloader:
         for _ in range(_MAX_REDIRECTS + 1):
             if first is not None:
                 response, first = first, None
-                parts = urlsplit(url)
+                parts = split_url(url)
             else:
                 response, parts = self._request(job, url, headers, method)
             host = (parts.hostname or "").lower()
@@ -574,8 +635,10 @@ class Downloader:
             location = response.headers.get("Location")
             if response.status in (301, 302, 303, 307, 308) and location:
                 _release(response, reuse=True)
+                from urllib.parse import urljoin
+
                 target = urljoin(url, location)
-                if urlsplit(target).scheme.lower() not in ("http", "https"):
+                if split_url(target).scheme.lower() not in ("http", "https"):
                     raise _Fatal(f"redirect to a non-http(s) URL: {target}")
                 if target in seen:
                     raise _Fatal("redirect loop: " + " -> ".join([*seen, target]))
@@ -593,7 +656,7 @@ class Downloader:
             extra = "".join(f", {k}: {v}" for k, v in (headers or {}).items())
             self._log(f"{method} {strip_userinfo(url)}{extra}")
         response = None
-        parts = urlsplit(url)
+        parts = split_url(url)
         if self._fast_ok and parts.scheme == "http":
             response = self._open_fast(job, url, parts, headers, method)
         if response is None:
@@ -619,7 +682,7 @@ class Downloader:
             from urllib3.exceptions import HTTPError, NameResolutionError
 
             if isinstance(exc, NameResolutionError):
-                raise _Fatal(f"cannot resolve host {urlsplit(url).hostname!r}") from exc
+                raise _Fatal(f"cannot resolve host {split_url(url).hostname!r}") from exc
             if not isinstance(exc, HTTPError | OSError):
                 raise
             checkpoint()
@@ -687,7 +750,7 @@ class Downloader:
             return pool
 
     def _connection_error(self, url: str, exc: BaseException) -> _Retryable:
-        parts = urlsplit(url)
+        parts = split_url(url)
         where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
         cause: BaseException | None = exc
         while cause is not None:
@@ -1460,7 +1523,7 @@ def _http_date(text: str) -> float | None:
     return when
 
 
-def _plain_host(parts: SplitResult | None) -> tuple[str, int | None]:
+def _plain_host(parts: UrlParts | SplitResult | None) -> tuple[str, int | None]:
     """(host, port) of an http(s) URL of the plain form ``scheme://host[:port]/...``, found
     without urllib's properties (they parse the netloc again at each call); ("", None) for
     any other URL, which ``url_problem`` then checks in full."""

@@ -10,7 +10,8 @@ import select
 import socket
 import struct
 import threading
-from typing import Any
+
+from .._typing import Any
 
 # Sockets here are in blocking mode with kernel timeouts (SO_RCVTIMEO): a read that waits too
 # long fails with EAGAIN, and MSG_DONTWAIT reads take what is there without a poll() first
@@ -203,7 +204,10 @@ class Pool:
         sock = self.take()
         if sock is not None:
             return sock, True
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        # An ASCII name as bytes: a str would load the idna codec (milliseconds).
+        # (typeshed says str, but getaddrinfo takes bytes)
+        host: Any = self.host.encode("ascii") if self.host.isascii() else self.host
+        sock = socket.create_connection((host, self.port), timeout=self.timeout)
         try:
             self.adopt(sock)
         except BaseException:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from typing import Any
+
+from .._typing import Any
 
 _FILL_SECONDS = 0.1  # hand a partly filled buffer over after this long
 _CLOSE_WAIT = 0.25  # seconds to wait for the end of a body on a closing connection

@@ -22,9 +22,9 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from .._cancel import checkpoint, on_cancel
+from .._typing import TYPE_CHECKING, Any
 from . import _fast
 from ._files import _discard
 
