@@ -77,7 +77,8 @@ def read_entries(lines: Iterable[str], source: str) -> list[Entry]:
         text = line.strip()
         if not text or text.startswith("#"):
             continue
-        option = _OPTION.fullmatch(line.rstrip("\r\n"))
+        # An option line is indented: a URL's line (most of them) needs no regex.
+        option = _OPTION.fullmatch(line.rstrip("\r\n")) if line[:1].isspace() else None
         if option is None:
             if len(text.split()) > 1:
                 raise InputError(

@@ -434,20 +434,29 @@ class Downloader:
             root = self._roots[folder] = os.path.realpath(folder)
         return root
 
-    def plan(self, items: list[Request], *, create: bool = True) -> list[_Job]:
+    def plan(self, items: list[str | Request], *, create: bool = True) -> list[_Job]:
+        """A job per URL (a plain string: a URL without options of its own)."""
         jobs: list[_Job] = []
         seen: set[tuple[str, str, str | None]] = set()
         registries: dict[str, NameRegistry] = {self.dest: self.names}
-        normal: dict[str, str] = {}
+        normal: dict[str, tuple[str, str]] = {}  # folder -> (normalised, prefix of paths)
         duplicates = 0
         for item in items:
             folder = self.dest
-            if item.dir is not None:
-                folder = os.path.join(self.dest, os.fspath(item.dir))
-            folder_key = normal.get(folder)
-            if folder_key is None:
-                folder_key = normal[folder] = os.path.normpath(folder)
-            key = (item.url, folder_key, item.name)
+            if isinstance(item, str):
+                url = item
+                given_name = checksum = None
+                headers = None
+            else:
+                url = item.url
+                given_name, checksum, headers = item.name, item.checksum, item.headers
+                if item.dir is not None:
+                    folder = os.path.join(self.dest, os.fspath(item.dir))
+            known = normal.get(folder)
+            if known is None:
+                known = normal[folder] = (os.path.normpath(folder), os.path.join(folder, ""))
+            folder_key, prefix = known
+            key = (url, folder_key, given_name)
             if key in seen:
                 duplicates += 1
                 continue
@@ -456,41 +465,43 @@ class Downloader:
             if registry is None:
                 registry = registries[folder] = NameRegistry(folder)
             try:
-                parts: UrlParts | SplitResult | None = split_url(item.url)
+                parts: UrlParts | SplitResult | None = split_url(url)
             except ValueError:
                 parts = None
-            host, port = _plain_host(parts)
-            problem = None if host else url_problem(item.url, parts)
+            if isinstance(parts, UrlParts):  # a plain http URL, its host and port checked
+                host, port = parts.hostname, parts.port
+            else:
+                host, port = _plain_host(parts)
+            problem = None if host else url_problem(url, parts)
             if problem is None and not host and parts is not None:
                 host, port = (parts.hostname or "").lower(), parts.port
-            if item.name is not None:
-                base = item.name
+            if given_name is not None:
+                base = given_name
             else:
-                base = name_from_url(item.url, parts.path if parts is not None else None)
+                base = name_from_url(url, parts.path if parts is not None else None)
             name = registry.claim(base)
             expected = (
-                parse_checksum_option(item.checksum, f"the checksum of {item.url}")
-                if item.checksum is not None
+                parse_checksum_option(checksum, f"the checksum of {url}")
+                if checksum is not None
                 else None
             )
             job = _Job(
-                index=len(jobs),
-                url=item.url,
-                name=name,
-                folder=folder,
-                root="",
-                expected=expected,
-                headers=item.headers,
-                named=item.name is not None,
-                host=host if problem is None else "",
-                problem=problem,
-                parts=parts,
-                port=port,
+                len(jobs),
+                url,
+                name,
+                folder,
+                "",
+                expected,
+                headers,
+                given_name is not None,
+                host if problem is None else "",
+                problem,
+                parts,
+                port,
             )
             jobs.append(job)
-            self.results.append(
-                FileResult(url=item.url, path=os.path.join(folder, name), error="not started")
-            )
+            # (prefix + name: os.path.join(folder, name), as name is one plain component)
+            self.results.append(FileResult(url, prefix + name, error="not started"))
         if duplicates:
             self.warnings.append(
                 f"{_plural(duplicates, 'duplicate URL')} collapsed (each is downloaded once)"
@@ -1694,12 +1705,10 @@ def download(
     manifest). Ctrl-C raises ``DownloadInterrupted`` with the report; ``.part`` files stay
     and the next run resumes them. docs/downloads.md describes every option.
     """
-    items: list[Request] = []
+    items: list[str | Request] = []
     for url in urls:
-        if isinstance(url, Request):
+        if isinstance(url, str | Request):
             items.append(url)
-        elif isinstance(url, str):
-            items.append(Request(url))
         else:
             raise TypeError(f"urls must be strings or Request objects, got {url!r}")
     folder = os.fspath(dest)
