@@ -4,11 +4,11 @@ safe names, checksums, bandwidth limits and parallel segments for large files.""
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import errno
 import math
 import os
-import socket
 import threading
 import time
 import warnings
@@ -733,7 +733,7 @@ class Downloader:
             target += "?" + parts.query
         extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items()) if headers else ""
         head = f"{method} {target} HTTP/1.1\r\nHost: {pool.host_header}\r\n{block}{extra}\r\n"
-        sockets: list[socket.socket] = []  # the one in use, for a cancel to shut down
+        sockets: list[_socket.socket] = []  # the one in use, for a cancel to shut down
         try:
             with on_cancel(lambda: _shutdown(sockets[-1] if sockets else None)):
                 return _fast.request(
@@ -745,7 +745,7 @@ class Downloader:
                 self._fast_pools.pop(key, None)
             pool.clear()
             return None
-        except socket.gaierror as exc:
+        except _socket.gaierror as exc:
             raise _Fatal(f"cannot resolve host {host!r}") from exc
         except (OSError, ValueError, UnicodeError) as exc:
             checkpoint()

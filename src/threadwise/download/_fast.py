@@ -1,13 +1,16 @@
 """A lean HTTP/1.1 client for the common case: plain ``http://``, no proxy, a body with a
 Content-Length. One request costs a few tens of microseconds of CPU here, several hundred
 through urllib3 and http.client (their header parsing alone goes through the email package).
-Everything else (TLS, proxies, chunked or compressed bodies) goes through urllib3."""
+Everything else (TLS, proxies, chunked or compressed bodies) goes through urllib3.
+
+Sockets are ``_socket.socket`` objects, made without the ``socket`` module (whose sockets derive
+from them; urllib3's are such): see ``connect``."""
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import select
-import socket
 import struct
 import threading
 
@@ -16,7 +19,7 @@ from .._typing import Any
 # Sockets here are in blocking mode with kernel timeouts (SO_RCVTIMEO): a read that waits too
 # long fails with EAGAIN, and MSG_DONTWAIT reads take what is there without a poll() first
 # (Python's own timeouts poll before every read).
-AVAILABLE = hasattr(socket, "MSG_DONTWAIT") and hasattr(socket, "SO_RCVTIMEO")
+AVAILABLE = hasattr(_socket, "MSG_DONTWAIT") and hasattr(_socket, "SO_RCVTIMEO")
 
 _HEAD_MAX = 64 * 1024
 _NO_BODY = frozenset({204, 304})
@@ -53,7 +56,7 @@ class Response:
     def __init__(
         self,
         pool: Pool,
-        sock: socket.socket,
+        sock: _socket.socket,
         status: int,
         reason: str,
         version: int,
@@ -62,7 +65,7 @@ class Response:
         length: int,
     ) -> None:
         self._pool = pool
-        self.sock: socket.socket | None = sock
+        self.sock: _socket.socket | None = sock
         self.status = status
         self.reason = reason
         self.version = version
@@ -110,7 +113,7 @@ class Response:
         size = len(target)
         while got < size:
             try:
-                n = sock.recv_into(target[got:], 0, socket.MSG_DONTWAIT)
+                n = sock.recv_into(target[got:], 0, _socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
@@ -135,7 +138,7 @@ class Response:
                 readable, _, _ = select.select([sock], [], [], 0.25)
                 if not readable:
                     return False
-            return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+            return bool(sock.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT))
         except (BlockingIOError, InterruptedError, OSError):
             return False
 
@@ -168,6 +171,29 @@ class Response:
             self.close()
 
 
+def connect(host: str, port: int, timeout: float) -> _socket.socket:
+    """``socket.create_connection((host, port), timeout)``, on ``_socket`` alone: the socket
+    module's import (its enums) was a tenth of ``threadwise get``'s start-up. Each address in
+    turn; the first error if none answers, as create_connection raises."""
+    # An ASCII name as bytes: a str would load the idna codec (milliseconds).
+    name: str | bytes = host.encode("ascii") if host.isascii() else host
+    first: OSError | None = None
+    for family, kind, proto, _, address in _socket.getaddrinfo(name, port, 0, _socket.SOCK_STREAM):
+        sock = _socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            if first is None:
+                first = exc
+            continue
+        return sock
+    if first is not None:
+        raise first
+    raise OSError("getaddrinfo returned no address")
+
+
 class Pool:
     """Kept-alive sockets to one host and port."""
 
@@ -176,13 +202,13 @@ class Pool:
         self.port = port
         self.timeout = timeout
         self._keep = keep
-        self._idle: list[socket.socket] = []
+        self._idle: list[_socket.socket] = []
         self._lock = threading.Lock()
         self.host_header = host if port == 80 else f"{host}:{port}"
         if ":" in host and not host.startswith("["):
             self.host_header = f"[{host}]" if port == 80 else f"[{host}]:{port}"
 
-    def take(self) -> socket.socket | None:
+    def take(self) -> _socket.socket | None:
         """An idle kept-alive socket that is still open, if there is one."""
         while True:
             with self._lock:
@@ -191,7 +217,7 @@ class Pool:
                 return None
             # A kept-alive socket with something to read is closed (or broken): drop it.
             try:
-                sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                sock.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 return sock  # nothing to read: alive and idle
             except OSError:
@@ -199,15 +225,13 @@ class Pool:
             with contextlib.suppress(OSError):
                 sock.close()
 
-    def get(self) -> tuple[socket.socket, bool]:
+    def get(self) -> tuple[_socket.socket, bool]:
         """A socket (and whether it is a reused one)."""
         sock = self.take()
         if sock is not None:
             return sock, True
         # An ASCII name as bytes: a str would load the idna codec (milliseconds).
-        # (typeshed says str, but getaddrinfo takes bytes)
-        host: Any = self.host.encode("ascii") if self.host.isascii() else self.host
-        sock = socket.create_connection((host, self.port), timeout=self.timeout)
+        sock = connect(self.host, self.port, self.timeout)
         try:
             self.adopt(sock)
         except BaseException:
@@ -215,16 +239,16 @@ class Pool:
             raise
         return sock, False
 
-    def adopt(self, sock: socket.socket) -> None:
+    def adopt(self, sock: _socket.socket) -> None:
         """Make a connected socket one of ours: blocking, with kernel timeouts."""
         sock.settimeout(None)
         seconds = int(self.timeout)
         wait = struct.pack("ll", seconds, int((self.timeout - seconds) * 1e6))
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, wait)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, wait)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVTIMEO, wait)
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDTIMEO, wait)
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
 
-    def put(self, sock: socket.socket) -> None:
+    def put(self, sock: _socket.socket) -> None:
         with self._lock:
             if len(self._idle) < self._keep:
                 self._idle.append(sock)
@@ -240,7 +264,7 @@ class Pool:
 
 
 def request(
-    pool: Pool, head: bytes, *, head_only: bool, using: list[socket.socket] | None = None
+    pool: Pool, head: bytes, *, head_only: bool, using: list[_socket.socket] | None = None
 ) -> Response:
     """Send ``head`` (a complete request head) and read the response's head. A reused
     connection that the server closed in the meantime is replaced once, transparently.
@@ -302,7 +326,7 @@ def parse_head(data: bytes | bytearray, end: int) -> tuple[int, str, int, Header
     return int(code), reason, 11 if version_text == "HTTP/1.1" else 10, headers
 
 
-def _parse(pool: Pool, sock: socket.socket, data: bytes, end: int, head_only: bool) -> Response:
+def _parse(pool: Pool, sock: _socket.socket, data: bytes, end: int, head_only: bool) -> Response:
     try:
         status, reason, version, headers = parse_head(data, end)
     except ValueError:

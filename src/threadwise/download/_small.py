@@ -13,11 +13,11 @@ and the bytes that arrived are kept for a ranged resume."""
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import errno
 import os
 import selectors
-import socket
 import sys
 import time
 from collections import deque
@@ -93,7 +93,7 @@ class _Conn:
         "view",
     )
 
-    def __init__(self, host: _Host, sock: socket.socket, address: int) -> None:
+    def __init__(self, host: _Host, sock: _socket.socket, address: int) -> None:
         self.host = host
         self.sock = sock
         self.address = address  # index into host.addresses
@@ -141,7 +141,7 @@ class SmallFiles:
         entry.jobs.append((job, request))
 
     def run(self) -> None:
-        wake_r, wake_w = socket.socketpair()
+        wake_r, wake_w = _socketpair()
         wake_r.setblocking(False)
         self.selector.register(wake_r, selectors.EVENT_READ, None)
 
@@ -249,7 +249,7 @@ class SmallFiles:
                 name: str | bytes = host.name
                 if host.name.isascii():
                     name = host.name.encode("ascii")
-                host.addresses = socket.getaddrinfo(name, host.port, type=socket.SOCK_STREAM)
+                host.addresses = _socket.getaddrinfo(name, host.port, type=_socket.SOCK_STREAM)
             except (OSError, UnicodeError):
                 host.addresses = []
         if index >= len(host.addresses):
@@ -259,11 +259,11 @@ class SmallFiles:
                 self._give_up(host)
             return
         family, kind, proto, _, address = host.addresses[index]
-        sock = socket.socket(family, kind, proto)
+        sock = _socket.socket(family, kind, proto)
         conn = _Conn(host, sock, index)
         try:
             sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             code = sock.connect_ex(address)
             if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
                 raise OSError(code, os.strerror(code))
@@ -279,7 +279,7 @@ class SmallFiles:
 
     def _connected(self, conn: _Conn, now: float) -> None:
         sock = conn.sock
-        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        code = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
         host = conn.host
         if code:
             # Refused or unreachable at this address: the next one, with the same slots.
@@ -317,7 +317,7 @@ class SmallFiles:
             sock.close()
         self._release_slots(conn.host)
 
-    def _detach(self, conn: _Conn) -> socket.socket:
+    def _detach(self, conn: _Conn) -> _socket.socket:
         """Take the connection out of the loop; its socket and slots are the caller's."""
         sock = conn.sock
         conn.sock = None  # type: ignore[assignment]
@@ -678,6 +678,16 @@ class SmallFiles:
                 }
                 result.bytes = got
         self.hand_over(job, error, None)
+
+
+def _socketpair() -> tuple[_socket.socket, _socket.socket]:
+    pair = getattr(_socket, "socketpair", None)  # Unix; typeshed lists it in socket only
+    if pair is None:  # pragma: no cover - Windows: the socket module's emulation
+        import socket
+
+        return socket.socketpair()
+    result: tuple[_socket.socket, _socket.socket] = pair()
+    return result
 
 
 def _too_long() -> Exception:
