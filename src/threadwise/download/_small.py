@@ -43,6 +43,9 @@ _STAMP_BY_FD = os.utime in os.supports_fd and (
     not hasattr(os, "setxattr") or sys.platform.startswith("linux")
 )
 
+_get: Any = dict.get  # an unbound method: typed loosely
+_SEP = os.sep
+
 HandOver = Callable[["_Job", "Exception | None", "_fast.Response | None"], None]
 
 
@@ -457,8 +460,9 @@ class SmallFiles:
         if conn.served == 0:
             loader.note_answered(job.host)
         conn.headers = headers
-        conn.reusable = version == 11 and "close" not in headers.get("connection", "").lower()
-        length_text = headers.get("content-length", "")
+        # (dict.get: the names are lower case already, Headers.get would lower them again)
+        conn.reusable = version == 11 and "close" not in _get(headers, "connection", "").lower()
+        length_text = _get(headers, "content-length", "")
         no_body = status in (204, 304) or 100 <= status < 200
         if not no_body and ("transfer-encoding" in headers or not length_text.isdigit()):
             # Bodies the lean client cannot read: this host's files all go to urllib3.
@@ -472,8 +476,8 @@ class SmallFiles:
         if (
             status != 200
             or int(length_text) > SMALL
-            or headers.get("content-encoding", "identity").lower() not in ("", "identity")
-            or (headers.get("content-disposition") and not job.named)
+            or _get(headers, "content-encoding", "identity").lower() not in ("", "identity")
+            or (_get(headers, "content-disposition") and not job.named)
         ):
             # An error status, a redirect, a big, compressed or renamed file: the threaded path
             # carries on with this response (and the connection slot it holds).
@@ -568,9 +572,11 @@ class SmallFiles:
 
                 self._fail(job, _Fatal(f"{algorithm} mismatch: expected {digest}, got {actual}"))
                 return False
-        final = os.path.join(job.root, job.name)
+        root = job.root
+        # os.path.join(root, name), for a name of one plain component
+        final = f"{root}{_SEP}{job.name}" if root[-1:] != _SEP else root + job.name
         part = final + ".part"
-        meta = {"etag": headers.get("etag"), "last_modified": headers.get("last-modified")}
+        meta = {"etag": _get(headers, "etag"), "last_modified": _get(headers, "last-modified")}
         try:
             fd = os.open(part, _OPEN_FLAGS, 0o644)
             try:
