@@ -370,20 +370,20 @@ def request(
 
 def parse_head(data: bytes | bytearray, end: int) -> tuple[int, str, int, Headers]:
     """(status, reason, version, headers) of the response head ``data[:end]``."""
-    lines = data[:end].decode("latin-1").split("\r\n")
-    version_text, _, rest = lines[0].partition(" ")
+    status_line, _, fields = data[:end].decode("latin-1").partition("\r\n")
+    version_text, _, rest = status_line.partition(" ")
     code, _, reason = rest.partition(" ")
     if not version_text.startswith("HTTP/1.") or not code.isdigit():
-        raise ValueError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
+        raise ValueError(f"not an HTTP/1.x status line: {status_line[:80]!r}")
     headers = Headers()
-    for line in lines[1:]:
+    for line in fields.split("\r\n"):
         name, sep, value = line.partition(":")
-        if not sep:
-            continue
-        key = name.strip().lower()
-        value = value.strip()
-        previous = dict.get(headers, key)
-        headers[key] = value if previous is None else f"{previous}, {value}"
+        if sep:
+            key = name.strip().lower()
+            if key in headers:  # a repeated field: its values joined, as RFC 9110 allows
+                headers[key] = f"{headers[key]}, {value.strip()}"
+            else:
+                headers[key] = value.strip()
     return int(code), reason, 11 if version_text == "HTTP/1.1" else 10, headers
 
 
