@@ -353,7 +353,9 @@ def nginx_workloads(args: argparse.Namespace, results: dict[str, object]) -> Non
         everyone = [n for n in CONTENDERS if n != "ThreadPoolExecutor+urllib3"]
         with Nginx(root, "4m") as nginx:
             goals: list[str] = []
-            for count, label in ((small_n, "small"), (many_n, "many")):
+            results["goals"] = goals
+            small_sets = ((small_n, "small"), (many_n, "many"))
+            for count, label in small_sets if args.only in (None, "nginx", "small") else ():
                 names = small[:count]
                 m = measure(
                     f"{count} files of 16-64 KiB from nginx ({args.rounds} rounds)",
@@ -384,61 +386,80 @@ def nginx_workloads(args: argparse.Namespace, results: dict[str, object]) -> Non
                             f"time / wget2's = {fmt(r_wget)}",
                         )
                     )
-            if args.only == "small":
-                results["goals"] = goals
-                return
-            m = measure(
-                f"3 files of {large_size // MiB} MiB from nginx ({args.rounds} rounds)",
-                [nginx.url(n) for n in large],
-                3 * large_size,
-                list(CONTENDERS),
-                args.rounds,
-            )
-            results["large"] = m
-            fastest = min(
-                (t for k, t in m.items() if k.startswith(("curl", "wget2")) and t), default=None
-            )
-            for who in TW_ROWS:
-                tw = m.get(who)
-                r_fast = ratio(tw, fastest)
-                r_tpe = ratio(tw, m.get("ThreadPoolExecutor+urllib3"))
-                goals.append(
-                    verdict(
-                        f"{who} >= the fastest of curl/wget2",
-                        None if r_fast is None else r_fast <= 1,
-                        f"time / theirs = {fmt(r_fast)}",
-                    )
-                )
-                goals.append(
-                    verdict(
-                        f"{who} >= ThreadPoolExecutor+urllib3",
-                        None if r_tpe is None else r_tpe <= 1,
-                        f"time / its = {fmt(r_tpe)}",
-                    )
-                )
-            m = measure(
-                f"4 files of {slow_size // MiB} MiB, nginx limit_rate 4m per connection "
-                f"({args.rounds} rounds)",
-                [nginx.url(n, slow=True) for n in slow],
-                4 * slow_size,
-                everyone,
-                args.rounds,
-            )
-            results["rate_limited"] = m
-            for who in TW_ROWS:
-                tw = m.get(who)
-                for other in ("aria2c -j16 -x4", "wget2 --max-threads=16"):
-                    r = ratio(m.get(other), tw)
-                    goals.append(
-                        verdict(
-                            f"{who} leads {other.split()[0]}",
-                            None if r is None else r > 1,
-                            f"{other.split()[0]} time / threadwise's = {fmt(r)}",
-                        )
-                    )
-            results["goals"] = goals
+            if args.only in (None, "nginx", "large"):
+                large_workload(args, results, goals, nginx, large, large_size)
+            if args.only in (None, "nginx", "rate"):
+                rate_workload(args, results, goals, nginx, slow, slow_size, everyone)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def large_workload(
+    args: argparse.Namespace,
+    results: dict[str, object],
+    goals: list[str],
+    nginx: Nginx,
+    large: list[str],
+    large_size: int,
+) -> None:
+    m = measure(
+        f"3 files of {large_size // MiB} MiB from nginx ({args.rounds} rounds)",
+        [nginx.url(n) for n in large],
+        3 * large_size,
+        list(CONTENDERS),
+        args.rounds,
+    )
+    results["large"] = m
+    fastest = min((t for k, t in m.items() if k.startswith(("curl", "wget2")) and t), default=None)
+    for who in TW_ROWS:
+        tw = m.get(who)
+        r_fast = ratio(tw, fastest)
+        r_tpe = ratio(tw, m.get("ThreadPoolExecutor+urllib3"))
+        goals.append(
+            verdict(
+                f"{who} >= the fastest of curl/wget2",
+                None if r_fast is None else r_fast <= 1,
+                f"time / theirs = {fmt(r_fast)}",
+            )
+        )
+        goals.append(
+            verdict(
+                f"{who} >= ThreadPoolExecutor+urllib3",
+                None if r_tpe is None else r_tpe <= 1,
+                f"time / its = {fmt(r_tpe)}",
+            )
+        )
+
+
+def rate_workload(
+    args: argparse.Namespace,
+    results: dict[str, object],
+    goals: list[str],
+    nginx: Nginx,
+    slow: list[str],
+    slow_size: int,
+    everyone: list[str],
+) -> None:
+    m = measure(
+        f"4 files of {slow_size // MiB} MiB, nginx limit_rate 4m per connection "
+        f"({args.rounds} rounds)",
+        [nginx.url(n, slow=True) for n in slow],
+        4 * slow_size,
+        everyone,
+        args.rounds,
+    )
+    results["rate_limited"] = m
+    for who in TW_ROWS:
+        tw = m.get(who)
+        for other in ("aria2c -j16 -x4", "wget2 --max-threads=16"):
+            r = ratio(m.get(other), tw)
+            goals.append(
+                verdict(
+                    f"{who} leads {other.split()[0]}",
+                    None if r is None else r > 1,
+                    f"{other.split()[0]} time / threadwise's = {fmt(r)}",
+                )
+            )
 
 
 @contextlib.contextmanager
@@ -494,8 +515,9 @@ def main() -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument(
         "--only",
-        choices=("nginx", "small", "latency"),
-        help="run only these workloads (small: the 500 and 5,000 small files from nginx)",
+        choices=("nginx", "small", "large", "rate", "latency"),
+        help="run only these workloads (nginx: all of nginx's; small: the 500 and 5,000 small "
+        "files; large: the 3 large files; rate: the rate-limited server)",
     )
     args = parser.parse_args()
     # An installed package has its bytecode compiled: let the clients write theirs (an
@@ -513,7 +535,7 @@ def main() -> int:
         "rounds (on a busy machine the figures are noisy: compare ratios)"
     )
     results: dict[str, object] = {"quick": args.quick, "rounds": args.rounds}
-    if args.only in (None, "nginx", "small"):
+    if args.only != "latency":
         nginx_workloads(args, results)
     if args.only in (None, "latency"):
         latency_workload(args, results)

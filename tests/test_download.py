@@ -624,6 +624,22 @@ def test_a_large_file_is_downloaded_in_segments(server: DemoServer, dest: Path) 
     assert os.listdir(dest) == ["big.bin"]
 
 
+def test_large_files_at_once_share_the_connections_evenly(server: DemoServer, dest: Path) -> None:
+    # Default workers (16) and split (8): each file may have 8 segments, but three at once
+    # cannot. Taking whatever was free gave 8, 7 and 1 segments: the third file then ran alone
+    # on one connection long after the others had finished.
+    served = [server.add(f"big{i}.bin", 8 * MiB) for i in range(3)]
+    report = download([server.url(f"big{i}.bin") for i in range(3)], dest, min_split_size=MiB)
+
+    assert report.ok, report
+    segments = [f.segments for f in report.files]
+    assert max(segments) - min(segments) <= 1, segments
+    assert min(segments) > 1, segments
+    assert sum(segments) <= 16, segments
+    for i, s in enumerate(served):
+        assert sha256_of(dest / f"big{i}.bin") == s.sha256
+
+
 def test_segments_can_be_turned_off(server: DemoServer, dest: Path) -> None:
     served = server.add("big.bin", 20 * MiB)
     result = only(download([server.url("big.bin")], dest, workers=8, segments=False))

@@ -341,3 +341,87 @@ def test_a_server_without_ranges_skips_by_its_validators(
     served.change()
     assert only(download([url], tmp_path)).status == "done"
     assert sha256_of(tmp_path / "a.bin") == served.sha256
+
+
+# -- large bodies go from the socket to the file by splice: the same rules ------------------------
+
+
+@pytest.fixture
+def splices(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the bytes moved by splice, so a test knows that path was taken."""
+    from threadwise.download import _fast
+
+    moved: list[int] = []
+    real = _fast.Response.splice_into
+
+    def counting(
+        self: _fast.Response, fd: int, offset: int, size: int, pipe: tuple[int, int]
+    ) -> int:
+        n = real(self, fd, offset, size, pipe)
+        moved.append(n)
+        return n
+
+    monkeypatch.setattr(_fast.Response, "splice_into", counting)
+    return moved
+
+
+@pytest.mark.skipif(not hasattr(os, "splice"), reason="no os.splice here")
+def test_a_spliced_body_keeps_its_bytes_across_a_reset(
+    hostile: HostileServer, tmp_path: Path, splices: list[int]
+) -> None:
+    size = 12 * MiB
+    served = hostile.reset("r.bin", size, after=5 * MiB, times=1)
+    result = only(download([hostile.url("r.bin")], tmp_path, split=1, retries=2, backoff=0))
+
+    assert result.status == "done", result.error
+    assert sum(splices) >= size - 5 * MiB  # the bytes went through splice
+    ranges = [h.get("Range") for h in served.request_headers]
+    assert ranges == [None, f"bytes={5 * MiB}-{size - 1}"]
+    assert result.bytes == size
+    assert sha256_of(tmp_path / "r.bin") == served.sha256
+
+
+@pytest.mark.skipif(not hasattr(os, "splice"), reason="no os.splice here")
+def test_a_spliced_body_that_stalls_times_out_and_resumes(
+    hostile: HostileServer, tmp_path: Path, splices: list[int]
+) -> None:
+    size = 6 * MiB
+    served = hostile.stall("s.bin", size, after=5 * MiB)
+    result = only(
+        download([hostile.url("s.bin")], tmp_path, split=1, retries=2, timeout=0.5, backoff=0)
+    )
+
+    assert result.status == "done", result.error
+    assert result.attempts == 2
+    assert splices
+    assert served.request_headers[1]["Range"] == f"bytes={5 * MiB}-{size - 1}"
+    assert sha256_of(tmp_path / "s.bin") == served.sha256
+
+
+@pytest.mark.skipif(not hasattr(os, "splice"), reason="no os.splice here")
+def test_a_full_disk_while_splicing_keeps_a_resumable_part(
+    hostile: HostileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = hostile.add("big.bin", 12 * MiB)
+    real_splice = os.splice
+    written = [0]
+
+    def fill_up(src: int, dst: int, count: int, *args: object, **kwargs: object) -> int:
+        if kwargs.get("offset_dst") is not None:  # into the file
+            if written[0] >= 2 * MiB:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            n = real_splice(src, dst, count, *args, **kwargs)  # type: ignore[arg-type]
+            written[0] += n
+            return n
+        return real_splice(src, dst, count, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "splice", fill_up)
+    result = only(download([hostile.url("big.bin")], tmp_path, split=1))
+    assert result.status == "failed"
+    assert result.error == "the disk is full (ENOSPC) writing big.bin"
+    assert sorted(os.listdir(tmp_path)) == ["big.bin.part", "big.bin.part.json"]
+    monkeypatch.setattr(os, "splice", real_splice)
+    again = only(download([hostile.url("big.bin")], tmp_path, split=1))
+    assert again.status == "done", again.error
+    assert again.resumed_from >= MiB
+    assert sha256_of(tmp_path / "big.bin") == served.sha256

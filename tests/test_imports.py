@@ -14,6 +14,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -89,6 +90,28 @@ def test_get_help_loads_no_http_client() -> None:
     loaded = _loaded_by("from threadwise.cli import main; main(['get', '--help'])")
     assert "threadwise.cli._get" in loaded
     assert _among(loaded, ["threadwise.download", "urllib3", "rich", "json", "shutil"]) == []
+
+
+def test_a_plain_http_get_loads_no_heavy_module(tmp_path: Path) -> None:
+    # `threadwise get` of plain-http URLs runs on the lean client: dataclasses (with inspect),
+    # typing, urllib.parse, the idna codec and socket (its enums) were 40% of its start-up.
+    from threadwise.download import DemoServer
+
+    heavy = [
+        *("dataclasses", "inspect", "typing", "urllib", "encodings.idna", "socket"),
+        *("urllib3", "http"),
+    ]
+    with DemoServer() as server:
+        server.add("a.bin", 1000)
+        url = server.url("a.bin")
+        for run in ("fresh", "again"):  # the second finds the file there: the threaded path
+            loaded = _loaded_by(
+                "from threadwise.cli import main\n"
+                f"main(['get', '-q', '-o', {str(tmp_path)!r}, {url!r}])"
+            )
+            assert "threadwise.download._fast" in loaded, run
+            assert (tmp_path / "a.bin").stat().st_size == 1000, run
+            assert _among(loaded, heavy) == [], run
 
 
 def test_lazy_names_are_loaded_on_first_use() -> None:

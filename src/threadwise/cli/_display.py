@@ -14,9 +14,9 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
 
+from threadwise._record import Record
 from threadwise._typing import TYPE_CHECKING, Any, Literal, TextIO
 
 if TYPE_CHECKING:
@@ -91,18 +91,44 @@ def file_state(f: FileResult) -> str:
     return f.status
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """What the display shows at one moment."""
+class Snapshot(Record):
+    """What the display shows at one moment (a ``Record``, as a frozen dataclass without
+    importing ``dataclasses``)."""
 
+    __slots__ = (  # noqa: RUF023 - the fields, in order
+        "files",
+        "finished",
+        "failed",
+        "cancelled",
+        "done_bytes",  # bytes on disk for the batch (this run's and resumed ones)
+        "known_total",  # the sizes known so far (every finished file counts as complete)
+        "estimated_total",  # known_total plus an estimate for files of unknown size
+        "active",
+    )
     files: int
     finished: int
     failed: int
     cancelled: int
-    done_bytes: int  # bytes on disk for the batch (this run's and resumed ones)
-    known_total: int  # the sizes known so far (every finished file counts as complete)
-    estimated_total: int | None  # known_total plus an estimate for files of unknown size
+    done_bytes: int
+    known_total: int
+    estimated_total: int | None
     active: list[FileResult]
+
+    def __init__(
+        self,
+        *,
+        files: int,
+        finished: int,
+        failed: int,
+        cancelled: int,
+        done_bytes: int,
+        known_total: int,
+        estimated_total: int | None,
+        active: list[FileResult],
+    ) -> None:
+        super().__init__(
+            files, finished, failed, cancelled, done_bytes, known_total, estimated_total, active
+        )
 
 
 def snapshot(report: DownloadReport) -> Snapshot:

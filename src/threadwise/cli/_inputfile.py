@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from ._args import parse_header
 
@@ -30,16 +29,40 @@ class InputError(ValueError):
     """A line of a URL list that cannot be read; the message names the file and line."""
 
 
-@dataclass
 class Entry:
-    """One URL of a list and the options given for it alone."""
+    """One URL of a list and the options given for it alone (a plain class: the
+    ``dataclasses`` module would add to every ``threadwise get``'s start-up)."""
 
-    url: str
-    where: str  # "FILE:LINE", for error messages
-    name: str | None = None
-    dir: str | None = None
-    checksum: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("checksum", "dir", "headers", "name", "url", "where")
+
+    def __init__(
+        self,
+        url: str,
+        where: str,  # "FILE:LINE", for error messages
+        name: str | None = None,
+        dir: str | None = None,
+        checksum: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.url = url
+        self.where = where
+        self.name = name
+        self.dir = dir
+        self.checksum = checksum
+        self.headers: dict[str, str] = {} if headers is None else headers
+
+    def __repr__(self) -> str:
+        return (
+            f"Entry(url={self.url!r}, where={self.where!r}, name={self.name!r}, "
+            f"dir={self.dir!r}, checksum={self.checksum!r}, headers={self.headers!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Entry):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in Entry.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def read_entries(lines: Iterable[str], source: str) -> list[Entry]:
@@ -54,7 +77,8 @@ def read_entries(lines: Iterable[str], source: str) -> list[Entry]:
         text = line.strip()
         if not text or text.startswith("#"):
             continue
-        option = _OPTION.fullmatch(line.rstrip("\r\n"))
+        # An option line is indented: a URL's line (most of them) needs no regex.
+        option = _OPTION.fullmatch(line.rstrip("\r\n")) if line[:1].isspace() else None
         if option is None:
             if len(text.split()) > 1:
                 raise InputError(

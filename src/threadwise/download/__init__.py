@@ -7,7 +7,7 @@ print(report)
 
 from __future__ import annotations
 
-import typing as _typing
+from threadwise import _typing
 
 from ._download import DownloadInterrupted, InsecureWarning, download
 from ._files import load_checksums

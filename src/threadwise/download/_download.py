@@ -4,19 +4,16 @@ safe names, checksums, bandwidth limits and parallel segments for large files.""
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import errno
 import math
 import os
-import socket
 import threading
 import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import SplitResult, urljoin, urlsplit
 
 from .. import _validate
 from .._cancel import checkpoint, on_cancel, sleep
@@ -24,6 +21,7 @@ from .._exceptions import Cancelled
 from .._group import TaskGroup
 from .._local import ThreadLocal
 from .._sync import Semaphore
+from .._typing import TYPE_CHECKING, Any
 from .._version import __version__
 from . import _fast, _small
 from ._files import (
@@ -49,10 +47,12 @@ from ._names import NameRegistry, inside, name_from_content_disposition, name_fr
 from ._net import Network, load_cookie_jar, strip_userinfo
 from ._rate import RateLimit
 from ._report import DownloadReport, FileResult, plural
-from ._request import Request, parse_checksum_option, url_problem
+from ._request import Request, UrlParts, parse_checksum_option, split_url, url_problem
 
 if TYPE_CHECKING:
     import http.cookiejar
+    from typing import IO
+    from urllib.parse import SplitResult
 
 _loaded_errors: list[tuple[type[BaseException], ...]] = []
 _loaded_lock = threading.Lock()
@@ -84,6 +84,8 @@ _MAX_REDIRECTS = 10
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # Smaller files get no resume sidecar: restarting them costs less than writing one.
 _RESUME_MIN = 1 << 20
+# Bodies from this size on are spliced from the socket to the file (where os.splice exists).
+_SPLICE_MIN = 4 << 20
 # How often a segmented download's sidecar records its progress: after this many seconds, or
 # sooner once a 32nd of the file arrived (but never more than 20 times a second). A kill -9
 # then loses at most a few percent of what is on disk.
@@ -134,50 +136,111 @@ class _DiskFull(_Fatal):
     """No space left: the batch stops starting new files."""
 
 
-@dataclass(eq=False)
 class _Job:
-    index: int
-    url: str
-    name: str
-    folder: str  # the folder as given (for the report's paths)
-    root: str  # the same, resolved (for the checks that a name stays inside it)
-    expected: tuple[str, str] | None  # (algorithm, hex digest)
-    headers: Mapping[str, str] | None
-    named: bool  # the name was chosen by the caller: no Content-Disposition renaming
-    host: str
-    problem: str | None = None  # why the URL cannot be downloaded at all
-    meta: dict[str, Any] | None = None  # resume state kept across attempts of this run
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    saved_at: float = 0.0
-    saved_bytes: int = 0
-    sidecar: bool = False  # a .part.json exists for this job
-    # A response the small-file loop got for this job and left to the threads (with the
-    # connection slot it holds).
-    handed: Any = None
-    parts: SplitResult | None = None  # urlsplit(url), made once
-    port: int | None = None  # parts.port, checked once
+    """One URL of the batch. A plain class with slots, not a dataclass: one is made per URL,
+    and the ``dataclasses`` module alone costs more start-up than a hundred small files."""
+
+    __slots__ = (
+        "expected",
+        "folder",
+        "handed",
+        "headers",
+        "host",
+        "index",
+        "lock",
+        "meta",
+        "name",
+        "named",
+        "parts",
+        "port",
+        "problem",
+        "root",
+        "saved_at",
+        "saved_bytes",
+        "sidecar",
+        "url",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        url: str,
+        name: str,
+        folder: str,  # the folder as given (for the report's paths)
+        root: str,  # the same, resolved (for the checks that a name stays inside it)
+        expected: tuple[str, str] | None,  # (algorithm, hex digest)
+        headers: Mapping[str, str] | None,
+        named: bool,  # the name was chosen by the caller: no Content-Disposition renaming
+        host: str,
+        problem: str | None = None,  # why the URL cannot be downloaded at all
+        parts: UrlParts | SplitResult | None = None,  # split_url(url), made once
+        port: int | None = None,  # parts.port, checked once
+    ) -> None:
+        self.index = index
+        self.url = url
+        self.name = name
+        self.folder = folder
+        self.root = root
+        self.expected = expected
+        self.headers = headers
+        self.named = named
+        self.host = host
+        self.problem = problem
+        self.parts = parts
+        self.port = port
+        self.meta: dict[str, Any] | None = None  # resume state kept across attempts of this run
+        self.lock = threading.Lock()
+        self.saved_at = 0.0
+        self.saved_bytes = 0
+        self.sidecar = False  # a .part.json exists for this job
+        # A response the small-file loop got for this job and left to the threads (with the
+        # connection slot it holds).
+        self.handed: Any = None
 
 
-@dataclass
 class _Options:
-    workers: int
-    per_host: int
-    retries: int
-    timeout: float
-    resume: bool
-    backoff: float
-    retry_wait: float | None
-    split: int
-    min_split_size: int
-    timestamping: bool
-    remote_time: bool
-    lowest_speed_limit: float | None
-    lowest_speed_time: float
-    dry_run: bool
-    compressed: bool
-    max_retry_after: float
-    limit_rate_per_file: float | None
-    verbose: bool
+    """The batch's settings, checked (see ``download()``)."""
+
+    def __init__(
+        self,
+        *,
+        workers: int,
+        per_host: int,
+        retries: int,
+        timeout: float,
+        resume: bool,
+        backoff: float,
+        retry_wait: float | None,
+        split: int,
+        min_split_size: int,
+        timestamping: bool,
+        remote_time: bool,
+        lowest_speed_limit: float | None,
+        lowest_speed_time: float,
+        dry_run: bool,
+        compressed: bool,
+        max_retry_after: float,
+        limit_rate_per_file: float | None,
+        verbose: bool,
+    ) -> None:
+        self.workers = workers
+        self.per_host = per_host
+        self.retries = retries
+        self.timeout = timeout
+        self.resume = resume
+        self.backoff = backoff
+        self.retry_wait = retry_wait
+        self.split = split
+        self.min_split_size = min_split_size
+        self.timestamping = timestamping
+        self.remote_time = remote_time
+        self.lowest_speed_limit = lowest_speed_limit
+        self.lowest_speed_time = lowest_speed_time
+        self.dry_run = dry_run
+        self.compressed = compressed
+        self.max_retry_after = max_retry_after
+        self.limit_rate_per_file = limit_rate_per_file
+        self.verbose = verbose
 
 
 def _validator(meta: Mapping[str, Any]) -> str | None:
@@ -212,6 +275,9 @@ class Downloader:
         self._hosts: dict[str, Semaphore] = {}
         self._hosts_lock = threading.Lock()
         self._answered: set[str] = set()  # hosts that sent a response in this batch
+        # Per host: the extra connection slots held by segmented downloads (beyond the one
+        # slot each file holds), to tell how many files share the host's connections.
+        self._extra_slots: dict[str, int] = {}
         self.buffers: ThreadLocal[bytearray] = ThreadLocal(lambda: bytearray(CHUNK))
         self.results: list[FileResult] = []
         self.warnings: list[str] = []
@@ -370,20 +436,29 @@ class Downloader:
             root = self._roots[folder] = os.path.realpath(folder)
         return root
 
-    def plan(self, items: list[Request], *, create: bool = True) -> list[_Job]:
+    def plan(self, items: list[str | Request], *, create: bool = True) -> list[_Job]:
+        """A job per URL (a plain string: a URL without options of its own)."""
         jobs: list[_Job] = []
         seen: set[tuple[str, str, str | None]] = set()
         registries: dict[str, NameRegistry] = {self.dest: self.names}
-        normal: dict[str, str] = {}
+        normal: dict[str, tuple[str, str]] = {}  # folder -> (normalised, prefix of paths)
         duplicates = 0
         for item in items:
             folder = self.dest
-            if item.dir is not None:
-                folder = os.path.join(self.dest, os.fspath(item.dir))
-            folder_key = normal.get(folder)
-            if folder_key is None:
-                folder_key = normal[folder] = os.path.normpath(folder)
-            key = (item.url, folder_key, item.name)
+            if isinstance(item, str):
+                url = item
+                given_name = checksum = None
+                headers = None
+            else:
+                url = item.url
+                given_name, checksum, headers = item.name, item.checksum, item.headers
+                if item.dir is not None:
+                    folder = os.path.join(self.dest, os.fspath(item.dir))
+            known = normal.get(folder)
+            if known is None:
+                known = normal[folder] = (os.path.normpath(folder), os.path.join(folder, ""))
+            folder_key, prefix = known
+            key = (url, folder_key, given_name)
             if key in seen:
                 duplicates += 1
                 continue
@@ -392,41 +467,43 @@ class Downloader:
             if registry is None:
                 registry = registries[folder] = NameRegistry(folder)
             try:
-                parts: SplitResult | None = urlsplit(item.url)
+                parts: UrlParts | SplitResult | None = split_url(url)
             except ValueError:
                 parts = None
-            host, port = _plain_host(parts)
-            problem = None if host else url_problem(item.url, parts)
+            if isinstance(parts, UrlParts):  # a plain http URL, its host and port checked
+                host, port = parts.hostname, parts.port
+            else:
+                host, port = _plain_host(parts)
+            problem = None if host else url_problem(url, parts)
             if problem is None and not host and parts is not None:
                 host, port = (parts.hostname or "").lower(), parts.port
-            if item.name is not None:
-                base = item.name
+            if given_name is not None:
+                base = given_name
             else:
-                base = name_from_url(item.url, parts.path if parts is not None else None)
+                base = name_from_url(url, parts.path if parts is not None else None)
             name = registry.claim(base)
             expected = (
-                parse_checksum_option(item.checksum, f"the checksum of {item.url}")
-                if item.checksum is not None
+                parse_checksum_option(checksum, f"the checksum of {url}")
+                if checksum is not None
                 else None
             )
             job = _Job(
-                index=len(jobs),
-                url=item.url,
-                name=name,
-                folder=folder,
-                root="",
-                expected=expected,
-                headers=item.headers,
-                named=item.name is not None,
-                host=host if problem is None else "",
-                problem=problem,
-                parts=parts,
-                port=port,
+                len(jobs),
+                url,
+                name,
+                folder,
+                "",
+                expected,
+                headers,
+                given_name is not None,
+                host if problem is None else "",
+                problem,
+                parts,
+                port,
             )
             jobs.append(job)
-            self.results.append(
-                FileResult(url=item.url, path=os.path.join(folder, name), error="not started")
-            )
+            # (prefix + name: os.path.join(folder, name), as name is one plain component)
+            self.results.append(FileResult(url, prefix + name, error="not started"))
         if duplicates:
             self.warnings.append(
                 f"{_plural(duplicates, 'duplicate URL')} collapsed (each is downloaded once)"
@@ -504,6 +581,18 @@ class Downloader:
         finally:
             self.release_slots(host, 1)
 
+    def _fair_extra(self, host: str) -> int:
+        """How many extra slots one more segmented file of ``host`` may take: its even share
+        of the host's connections among the files in flight there. Taking whatever is free
+        gave the first of three large files 8 connections, the second 7 and the third 1, which
+        then finished long after the others, alone on one connection."""
+        limit = self._host_limit(host)
+        budget = min(self.o.per_host, self.o.workers)
+        with self._hosts_lock:
+            extra = self._extra_slots.get(host, 0)
+        files = max(1, self.o.per_host - limit.value - extra)
+        return max(0, budget // files - 1)
+
     def try_extra_slots(self, host: str, wanted: int) -> int:
         """Take up to ``wanted`` more connection slots without waiting (for segments)."""
         limit = self._host_limit(host)
@@ -515,6 +604,9 @@ class Downloader:
                 self.connections.release()
                 break
             taken += 1
+        if taken:
+            with self._hosts_lock:
+                self._extra_slots[host] = self._extra_slots.get(host, 0) + taken
         return taken
 
     def release_slots(self, host: str, n: int) -> None:
@@ -522,6 +614,13 @@ class Downloader:
         for _ in range(n):
             limit.release()
             self.connections.release()
+
+    def release_extra_slots(self, host: str, n: int) -> None:
+        """Give back the slots ``try_extra_slots`` took."""
+        if n:
+            with self._hosts_lock:
+                self._extra_slots[host] -= n
+            self.release_slots(host, n)
 
     # -- HTTP ----------------------------------------------------------------------------------
     def open(
@@ -538,7 +637,7 @@ class Downloader:
         for _ in range(_MAX_REDIRECTS + 1):
             if first is not None:
                 response, first = first, None
-                parts = urlsplit(url)
+                parts = split_url(url)
             else:
                 response, parts = self._request(job, url, headers, method)
             host = (parts.hostname or "").lower()
@@ -549,8 +648,10 @@ class Downloader:
             location = response.headers.get("Location")
             if response.status in (301, 302, 303, 307, 308) and location:
                 _release(response, reuse=True)
+                from urllib.parse import urljoin
+
                 target = urljoin(url, location)
-                if urlsplit(target).scheme.lower() not in ("http", "https"):
+                if split_url(target).scheme.lower() not in ("http", "https"):
                     raise _Fatal(f"redirect to a non-http(s) URL: {target}")
                 if target in seen:
                     raise _Fatal("redirect loop: " + " -> ".join([*seen, target]))
@@ -568,7 +669,7 @@ class Downloader:
             extra = "".join(f", {k}: {v}" for k, v in (headers or {}).items())
             self._log(f"{method} {strip_userinfo(url)}{extra}")
         response = None
-        parts = urlsplit(url)
+        parts = split_url(url)
         if self._fast_ok and parts.scheme == "http":
             response = self._open_fast(job, url, parts, headers, method)
         if response is None:
@@ -594,7 +695,7 @@ class Downloader:
             from urllib3.exceptions import HTTPError, NameResolutionError
 
             if isinstance(exc, NameResolutionError):
-                raise _Fatal(f"cannot resolve host {urlsplit(url).hostname!r}") from exc
+                raise _Fatal(f"cannot resolve host {split_url(url).hostname!r}") from exc
             if not isinstance(exc, HTTPError | OSError):
                 raise
             checkpoint()
@@ -634,7 +735,7 @@ class Downloader:
             target += "?" + parts.query
         extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items()) if headers else ""
         head = f"{method} {target} HTTP/1.1\r\nHost: {pool.host_header}\r\n{block}{extra}\r\n"
-        sockets: list[socket.socket] = []  # the one in use, for a cancel to shut down
+        sockets: list[_socket.socket] = []  # the one in use, for a cancel to shut down
         try:
             with on_cancel(lambda: _shutdown(sockets[-1] if sockets else None)):
                 return _fast.request(
@@ -646,7 +747,7 @@ class Downloader:
                 self._fast_pools.pop(key, None)
             pool.clear()
             return None
-        except socket.gaierror as exc:
+        except _socket.gaierror as exc:
             raise _Fatal(f"cannot resolve host {host!r}") from exc
         except (OSError, ValueError, UnicodeError) as exc:
             checkpoint()
@@ -662,7 +763,7 @@ class Downloader:
             return pool
 
     def _connection_error(self, url: str, exc: BaseException) -> _Retryable:
-        parts = urlsplit(url)
+        parts = split_url(url)
         where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
         cause: BaseException | None = exc
         while cause is not None:
@@ -952,12 +1053,12 @@ class Downloader:
             and total >= 2 * self.o.min_split_size
         ):
             wanted = min(self.o.split, total // self.o.min_split_size) - 1
-            extra = self.try_extra_slots(job.host, wanted)
+            extra = self.try_extra_slots(job.host, min(wanted, self._fair_extra(job.host)))
         if extra:
             try:
                 self._segmented(job, part, result, meta, response, 1 + extra)
             finally:
-                self.release_slots(job.host, extra)
+                self.release_extra_slots(job.host, extra)
             self._finish(job, final, part, result, hashed=None)
             return True, None
         segment = [0, total if total is not None else 0, 0]
@@ -1094,17 +1195,34 @@ class Downloader:
         slow = self.o.lowest_speed_limit
         window_start = time.monotonic()
         window_bytes = 0
+        # Large bodies of the lean client that nothing needs to see (no checksum on the way,
+        # no rate limit) go from the socket to the file in the kernel: a copy less per byte.
+        spliced = (
+            body
+            if isinstance(body, _fast.Response)
+            and hasher is None
+            and not limits
+            and (limit if limit is not None else body.left) >= _SPLICE_MIN
+            else None
+        )
+        pipe = _fast.splice_pipe() if spliced is not None else None
         with on_cancel(lambda: _shutdown(_socket_of(response))):
             try:
                 while remaining is None or remaining > 0:
                     whole = remaining is None or remaining >= len(view)
-                    n = body.readinto(view if whole else view[:remaining])
-                    if not n:
-                        break
-                    chunk = view[:n]
-                    _write_all(fd, chunk, position)
-                    if hasher is not None:
-                        hasher.update(chunk)
+                    if spliced is not None and pipe is not None:
+                        size = len(view) if remaining is None else min(len(view), remaining)
+                        n = spliced.splice_into(fd, position, size, pipe)
+                        if not n:
+                            break
+                    else:
+                        n = body.readinto(view if whole else view[:remaining])
+                        if not n:
+                            break
+                        chunk = view[:n]
+                        _write_all(fd, chunk, position)
+                        if hasher is not None:
+                            hasher.update(chunk)
                     position += n
                     if remaining is not None:
                         remaining -= n
@@ -1135,6 +1253,10 @@ class Downloader:
             except _client_errors() as exc:
                 checkpoint()
                 raise self._read_error(exc, position) from exc
+            finally:
+                if pipe is not None:
+                    os.close(pipe[0])
+                    os.close(pipe[1])
         if body.short:
             raise _Retryable(f"the body ended after {position} bytes: the connection closed")
         if (remaining is None or body.consumed) and body.finish(closing=_will_close(response)):
@@ -1301,7 +1423,7 @@ class Downloader:
                 finally:
                     os.close(fd)
             finally:
-                self.release_slots(job.host, extra)
+                self.release_extra_slots(job.host, extra)
         result.segments = len(segments)
         self._finish(job, final, part, result, hashed=None)
 
@@ -1435,7 +1557,7 @@ def _http_date(text: str) -> float | None:
     return when
 
 
-def _plain_host(parts: SplitResult | None) -> tuple[str, int | None]:
+def _plain_host(parts: UrlParts | SplitResult | None) -> tuple[str, int | None]:
     """(host, port) of an http(s) URL of the plain form ``scheme://host[:port]/...``, found
     without urllib's properties (they parse the netloc again at each call); ("", None) for
     any other URL, which ``url_problem`` then checks in full."""
@@ -1606,12 +1728,10 @@ def download(
     manifest). Ctrl-C raises ``DownloadInterrupted`` with the report; ``.part`` files stay
     and the next run resumes them. docs/downloads.md describes every option.
     """
-    items: list[Request] = []
+    items: list[str | Request] = []
     for url in urls:
-        if isinstance(url, Request):
+        if isinstance(url, str | Request):
             items.append(url)
-        elif isinstance(url, str):
-            items.append(Request(url))
         else:
             raise TypeError(f"urls must be strings or Request objects, got {url!r}")
     folder = os.fspath(dest)

@@ -1,21 +1,26 @@
 """A lean HTTP/1.1 client for the common case: plain ``http://``, no proxy, a body with a
 Content-Length. One request costs a few tens of microseconds of CPU here, several hundred
 through urllib3 and http.client (their header parsing alone goes through the email package).
-Everything else (TLS, proxies, chunked or compressed bodies) goes through urllib3."""
+Everything else (TLS, proxies, chunked or compressed bodies) goes through urllib3.
+
+Sockets are ``_socket.socket`` objects, made without the ``socket`` module (whose sockets derive
+from them; urllib3's are such): see ``connect``."""
 
 from __future__ import annotations
 
+import _socket
 import contextlib
+import os
 import select
-import socket
 import struct
 import threading
-from typing import Any
+
+from .._typing import Any
 
 # Sockets here are in blocking mode with kernel timeouts (SO_RCVTIMEO): a read that waits too
 # long fails with EAGAIN, and MSG_DONTWAIT reads take what is there without a poll() first
 # (Python's own timeouts poll before every read).
-AVAILABLE = hasattr(socket, "MSG_DONTWAIT") and hasattr(socket, "SO_RCVTIMEO")
+AVAILABLE = hasattr(_socket, "MSG_DONTWAIT") and hasattr(_socket, "SO_RCVTIMEO")
 
 _HEAD_MAX = 64 * 1024
 _NO_BODY = frozenset({204, 304})
@@ -52,7 +57,7 @@ class Response:
     def __init__(
         self,
         pool: Pool,
-        sock: socket.socket,
+        sock: _socket.socket,
         status: int,
         reason: str,
         version: int,
@@ -61,7 +66,7 @@ class Response:
         length: int,
     ) -> None:
         self._pool = pool
-        self.sock: socket.socket | None = sock
+        self.sock: _socket.socket | None = sock
         self.status = status
         self.reason = reason
         self.version = version
@@ -77,6 +82,11 @@ class Response:
         self._reusable = version == 11 and "close" not in connection
 
     # -- the body -------------------------------------------------------------------------------
+    @property
+    def left(self) -> int:
+        """Bytes of the body not read yet."""
+        return self._left
+
     @property
     def consumed(self) -> bool:
         return self._left <= 0
@@ -109,7 +119,7 @@ class Response:
         size = len(target)
         while got < size:
             try:
-                n = sock.recv_into(target[got:], 0, socket.MSG_DONTWAIT)
+                n = sock.recv_into(target[got:], 0, _socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
@@ -121,6 +131,43 @@ class Response:
             got += n
         self._left = left - got
         return got
+
+    def splice_into(self, fd: int, offset: int, size: int, pipe: tuple[int, int]) -> int:
+        """Move up to ``size`` bytes of the body into the file ``fd`` at ``offset`` without
+        copying them through Python: socket -> ``pipe`` -> file (``os.splice``), one copy in
+        the kernel instead of two through a buffer. Returns the bytes written, 0 at the end of
+        the body. After an error the pipe may hold bytes: the caller closes it."""
+        left = self._left
+        if left <= 0:
+            return 0
+        size = min(size, left)
+        rest = self._rest
+        if rest:  # what arrived with the head: written as it is
+            n = min(len(rest), size)
+            written = 0
+            while written < n:
+                written += os.pwrite(fd, rest[written:n], offset + written)
+            self._rest = rest[n:]
+            self._left = left - n
+            return n
+        sock = self.sock
+        if sock is None:
+            raise ValueError("the connection is closed")
+        reader, writer = pipe
+        try:
+            n = os.splice(sock.fileno(), writer, size, flags=os.SPLICE_F_MOVE)
+        except BlockingIOError:  # SO_RCVTIMEO ran out
+            raise TimeoutError("timed out") from None
+        if not n:
+            self.short = True
+            return 0
+        moved = 0
+        while moved < n:
+            moved += os.splice(
+                reader, fd, n - moved, offset_dst=offset + moved, flags=os.SPLICE_F_MOVE
+            )
+        self._left = left - n
+        return n
 
     def finish(self, *, closing: bool) -> bool:
         """True if the server sent more than its Content-Length (seen by a peek)."""
@@ -134,7 +181,7 @@ class Response:
                 readable, _, _ = select.select([sock], [], [], 0.25)
                 if not readable:
                     return False
-            return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+            return bool(sock.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT))
         except (BlockingIOError, InterruptedError, OSError):
             return False
 
@@ -167,6 +214,47 @@ class Response:
             self.close()
 
 
+def connect(host: str, port: int, timeout: float) -> _socket.socket:
+    """``socket.create_connection((host, port), timeout)``, on ``_socket`` alone: the socket
+    module's import (its enums) was a tenth of ``threadwise get``'s start-up. Each address in
+    turn; the first error if none answers, as create_connection raises."""
+    # An ASCII name as bytes: a str would load the idna codec (milliseconds).
+    name: str | bytes = host.encode("ascii") if host.isascii() else host
+    first: OSError | None = None
+    for family, kind, proto, _, address in _socket.getaddrinfo(name, port, 0, _socket.SOCK_STREAM):
+        sock = _socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            if first is None:
+                first = exc
+            continue
+        return sock
+    if first is not None:
+        raise first
+    raise OSError("getaddrinfo returned no address")
+
+
+SPLICE = hasattr(os, "splice")
+
+
+def splice_pipe() -> tuple[int, int] | None:
+    """A pipe for ``Response.splice_into``, as large as the system allows (up to 1 MiB: one
+    splice per MiB); None where there is no splice."""
+    if not SPLICE:
+        return None
+    reader, writer = os.pipe()
+    try:
+        import fcntl
+
+        fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, 1 << 20)
+    except (ImportError, AttributeError, OSError):
+        pass  # the default pipe (64 KiB) does, with more splices
+    return reader, writer
+
+
 class Pool:
     """Kept-alive sockets to one host and port."""
 
@@ -175,13 +263,13 @@ class Pool:
         self.port = port
         self.timeout = timeout
         self._keep = keep
-        self._idle: list[socket.socket] = []
+        self._idle: list[_socket.socket] = []
         self._lock = threading.Lock()
         self.host_header = host if port == 80 else f"{host}:{port}"
         if ":" in host and not host.startswith("["):
             self.host_header = f"[{host}]" if port == 80 else f"[{host}]:{port}"
 
-    def take(self) -> socket.socket | None:
+    def take(self) -> _socket.socket | None:
         """An idle kept-alive socket that is still open, if there is one."""
         while True:
             with self._lock:
@@ -190,7 +278,7 @@ class Pool:
                 return None
             # A kept-alive socket with something to read is closed (or broken): drop it.
             try:
-                sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                sock.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 return sock  # nothing to read: alive and idle
             except OSError:
@@ -198,12 +286,13 @@ class Pool:
             with contextlib.suppress(OSError):
                 sock.close()
 
-    def get(self) -> tuple[socket.socket, bool]:
+    def get(self) -> tuple[_socket.socket, bool]:
         """A socket (and whether it is a reused one)."""
         sock = self.take()
         if sock is not None:
             return sock, True
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        # An ASCII name as bytes: a str would load the idna codec (milliseconds).
+        sock = connect(self.host, self.port, self.timeout)
         try:
             self.adopt(sock)
         except BaseException:
@@ -211,16 +300,16 @@ class Pool:
             raise
         return sock, False
 
-    def adopt(self, sock: socket.socket) -> None:
+    def adopt(self, sock: _socket.socket) -> None:
         """Make a connected socket one of ours: blocking, with kernel timeouts."""
         sock.settimeout(None)
         seconds = int(self.timeout)
         wait = struct.pack("ll", seconds, int((self.timeout - seconds) * 1e6))
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, wait)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, wait)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVTIMEO, wait)
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDTIMEO, wait)
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
 
-    def put(self, sock: socket.socket) -> None:
+    def put(self, sock: _socket.socket) -> None:
         with self._lock:
             if len(self._idle) < self._keep:
                 self._idle.append(sock)
@@ -236,7 +325,7 @@ class Pool:
 
 
 def request(
-    pool: Pool, head: bytes, *, head_only: bool, using: list[socket.socket] | None = None
+    pool: Pool, head: bytes, *, head_only: bool, using: list[_socket.socket] | None = None
 ) -> Response:
     """Send ``head`` (a complete request head) and read the response's head. A reused
     connection that the server closed in the meantime is replaced once, transparently.
@@ -281,24 +370,24 @@ def request(
 
 def parse_head(data: bytes | bytearray, end: int) -> tuple[int, str, int, Headers]:
     """(status, reason, version, headers) of the response head ``data[:end]``."""
-    lines = data[:end].decode("latin-1").split("\r\n")
-    version_text, _, rest = lines[0].partition(" ")
+    status_line, _, fields = data[:end].decode("latin-1").partition("\r\n")
+    version_text, _, rest = status_line.partition(" ")
     code, _, reason = rest.partition(" ")
     if not version_text.startswith("HTTP/1.") or not code.isdigit():
-        raise ValueError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
+        raise ValueError(f"not an HTTP/1.x status line: {status_line[:80]!r}")
     headers = Headers()
-    for line in lines[1:]:
+    for line in fields.split("\r\n"):
         name, sep, value = line.partition(":")
-        if not sep:
-            continue
-        key = name.strip().lower()
-        value = value.strip()
-        previous = dict.get(headers, key)
-        headers[key] = value if previous is None else f"{previous}, {value}"
+        if sep:
+            key = name.strip().lower()
+            if key in headers:  # a repeated field: its values joined, as RFC 9110 allows
+                headers[key] = f"{headers[key]}, {value.strip()}"
+            else:
+                headers[key] = value.strip()
     return int(code), reason, 11 if version_text == "HTTP/1.1" else 10, headers
 
 
-def _parse(pool: Pool, sock: socket.socket, data: bytes, end: int, head_only: bool) -> Response:
+def _parse(pool: Pool, sock: _socket.socket, data: bytes, end: int, head_only: bool) -> Response:
     try:
         status, reason, version, headers = parse_head(data, end)
     except ValueError:

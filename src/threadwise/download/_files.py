@@ -6,7 +6,8 @@ import contextlib
 import errno
 import os
 from collections.abc import Mapping
-from typing import Any
+
+from .._typing import Any
 
 CHUNK = 1 << 20  # bytes per read and write: large blocks, straight into the file
 

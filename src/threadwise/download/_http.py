@@ -3,10 +3,11 @@ and the headers and errors a downloader must understand."""
 
 from __future__ import annotations
 
+import _socket
 import contextlib
-import socket
 import time
-from typing import Any
+
+from .._typing import Any
 
 _FILL_SECONDS = 0.1  # hand a partly filled buffer over after this long
 _CLOSE_WAIT = 0.25  # seconds to wait for the end of a body on a closing connection
@@ -53,19 +54,19 @@ def _range_start(response: Any) -> int | None:
     return int(first) if unit == "bytes" and first.isdigit() else None
 
 
-def _socket_of(response: Any) -> socket.socket | None:
+def _socket_of(response: Any) -> _socket.socket | None:
     own = getattr(response, "sock", None)  # our own client's responses
-    if isinstance(own, socket.socket):
+    if isinstance(own, _socket.socket):
         return own
     connection = getattr(response, "connection", None) or getattr(response, "_connection", None)
     sock = getattr(connection, "sock", None)
-    return sock if isinstance(sock, socket.socket) else None
+    return sock if isinstance(sock, _socket.socket) else None
 
 
-def _shutdown(sock: socket.socket | None) -> None:
+def _shutdown(sock: _socket.socket | None) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+            sock.shutdown(_socket.SHUT_RDWR)
 
 
 class _Body:
@@ -150,7 +151,7 @@ class _Body:
             return False
         extra = False
         sock = getattr(getattr(fp, "raw", None), "_sock", None)
-        if isinstance(sock, socket.socket):
+        if isinstance(sock, _socket.socket):
             previous = sock.gettimeout()
             try:
                 sock.settimeout(_CLOSE_WAIT if closing else 0)

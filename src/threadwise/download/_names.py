@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import threading
-from urllib.parse import unquote, urlsplit
 
 # C0 and C1 control characters (C1 includes CSI, a terminal escape) and what Windows forbids.
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"|?*]')
@@ -41,10 +40,14 @@ _PLAIN = re.compile(r"[A-Za-z0-9_+=,-][A-Za-z0-9._+=,-]{0,150}")
 def name_from_url(url: str, path: str | None = None) -> str:
     """The file name for ``url`` (``path``: its path, when the caller split it already)."""
     if path is None:
+        from urllib.parse import urlsplit
+
         path = urlsplit(url).path
     last = path.rpartition("/")[2]
     if _PLAIN.fullmatch(last) and last[-1] != "." and not _WINDOWS_RESERVED.match(last):
         return last
+    from urllib.parse import unquote
+
     return sanitize(unquote(path)) or "index.html"
 
 
@@ -58,6 +61,8 @@ def name_from_content_disposition(header: str | None) -> str | None:
         return None
     star = _FILENAME_STAR.search(header)
     if star:
+        from urllib.parse import unquote
+
         charset, _, rest = star.group(1).strip().strip('"').partition("'")
         _, _, encoded = rest.partition("'")
         try:

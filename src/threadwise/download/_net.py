@@ -7,10 +7,10 @@ import os
 import sys
 import threading
 import time
-import typing
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+
+from .._typing import TYPE_CHECKING, Any, cast
+from ._request import UrlParts, split_url
 
 if TYPE_CHECKING:
     import http.cookiejar
@@ -35,7 +35,7 @@ def load_cookie_jar(source: object) -> http.cookiejar.CookieJar | None:
         return None
     cookiejar = sys.modules.get("http.cookiejar")  # a jar given means it is imported
     if cookiejar is not None and isinstance(source, cookiejar.CookieJar):
-        return typing.cast("http.cookiejar.CookieJar", source)
+        return cast("http.cookiejar.CookieJar", source)
     if isinstance(source, str | os.PathLike):
         path = os.fspath(source)
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -173,7 +173,7 @@ class Network:
     def proxy_for(self, url: str) -> str | None:
         if not self._proxies:
             return None
-        parts = urlsplit(url)
+        parts = split_url(url)
         scheme = parts.scheme.lower()
         proxy = self._proxies.get(scheme) or self._proxies.get("all")
         if not proxy:
@@ -190,9 +190,11 @@ class Network:
         with self._managers_lock:
             manager = self._managers.get(proxy)
             if manager is None:
-                parts = urlsplit(proxy)
+                parts = split_url(proxy)
                 proxy_headers = None
                 if parts.username is not None:
+                    from urllib.parse import unquote
+
                     proxy_headers = {
                         "Proxy-Authorization": basic_auth(
                             unquote(parts.username), unquote(parts.password or "")
@@ -235,9 +237,11 @@ class Network:
         return headers
 
     def _auth_for(self, url: str, first_host: str | None) -> str | None:
-        parts = urlsplit(url)
+        parts = split_url(url)
         host = (parts.hostname or "").lower()
         if parts.username is not None:
+            from urllib.parse import unquote
+
             return basic_auth(unquote(parts.username), unquote(parts.password or ""))
         if self.auth is not None and host == first_host:
             return self.auth  # never sent on to another host a redirect points at
@@ -300,10 +304,11 @@ def _environment_proxies() -> dict[str, str]:
 
 
 def _strip_userinfo(url: str) -> str:
-    parts = urlsplit(url)
+    parts = split_url(url)
     if parts.username is None:
         return url
     netloc = parts.netloc.rpartition("@")[2]
+    assert not isinstance(parts, UrlParts)  # split_url leaves URLs with a user to urlsplit
     return parts._replace(netloc=netloc).geturl()
 
 

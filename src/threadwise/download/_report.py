@@ -1,38 +1,134 @@
-"""What a download batch did, file by file."""
+"""What a download batch did, file by file.
+
+``FileResult`` and ``DownloadReport`` are written out rather than made with ``@dataclass``: the
+``dataclasses`` module (with ``inspect``, ``ast``, ``dis`` and ``tokenize``) took a fifth of
+``threadwise get``'s start-up, and a ``FileResult`` is made per URL. They keep what the
+dataclasses gave: keyword or positional construction with the same defaults, a repr naming each
+field, equality by value, ``match`` by position.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from threadwise._typing import TYPE_CHECKING, Any
 
-Status = Literal["done", "skipped", "failed", "cancelled"]
+if TYPE_CHECKING:
+    from typing import Literal
+
+    Status = Literal["done", "skipped", "failed", "cancelled"]
+
+_FILE_FIELDS = (
+    "url",
+    "path",
+    "status",
+    "bytes",
+    "size",
+    "seconds",
+    "attempts",
+    "error",
+    "resumed_from",
+    "segments",
+    "note",
+)
 
 
-@dataclass
 class FileResult:
     """The outcome of one URL."""
 
-    url: str
-    path: str | None = None  # where the file is (or would have been)
-    status: Status = "cancelled"
-    bytes: int = 0  # bytes received in this run
-    size: int | None = None  # size of the complete file, when known
-    seconds: float = 0.0
-    attempts: int = 0
-    error: str | None = None
-    resumed_from: int = 0  # bytes already there from an earlier, interrupted run
-    segments: int = 1  # parallel connections used for this file
-    note: str | None = None  # what an active file is doing now ("waiting 30 s: HTTP 429 ...")
+    __slots__ = _FILE_FIELDS
+    __match_args__ = (
+        "url",
+        "path",
+        "status",
+        "bytes",
+        "size",
+        "seconds",
+        "attempts",
+        "error",
+        "resumed_from",
+        "segments",
+        "note",
+    )
+
+    def __init__(
+        self,
+        url: str,
+        path: str | None = None,  # where the file is (or would have been)
+        status: Status = "cancelled",
+        bytes: int = 0,  # bytes received in this run
+        size: int | None = None,  # size of the complete file, when known
+        seconds: float = 0.0,
+        attempts: int = 0,
+        error: str | None = None,
+        resumed_from: int = 0,  # bytes already there from an earlier, interrupted run
+        segments: int = 1,  # parallel connections used for this file
+        note: str | None = None,  # what an active file is doing now ("waiting 30 s: ...")
+    ) -> None:
+        self.url = url
+        self.path = path
+        self.status: Status = status
+        self.bytes = bytes
+        self.size = size
+        self.seconds = seconds
+        self.attempts = attempts
+        self.error = error
+        self.resumed_from = resumed_from
+        self.segments = segments
+        self.note = note
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in _FILE_FIELDS)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _FILE_FIELDS)
+        return f"FileResult({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, FileResult)
+        return self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as an eq=True dataclass
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _FILE_FIELDS}
 
 
-@dataclass
 class DownloadReport:
     """Every URL's ``FileResult``, totals and throughput."""
 
-    files: list[FileResult] = field(default_factory=list)
-    elapsed: float = 0.0
-    interrupted: bool = False
-    warnings: list[str] = field(default_factory=list)  # about the batch, not one file
+    __match_args__ = ("files", "elapsed", "interrupted", "warnings")
+
+    def __init__(
+        self,
+        files: list[FileResult] | None = None,
+        elapsed: float = 0.0,
+        interrupted: bool = False,
+        warnings: list[str] | None = None,  # about the batch, not one file
+    ) -> None:
+        self.files: list[FileResult] = [] if files is None else files
+        self.elapsed = elapsed
+        self.interrupted = interrupted
+        self.warnings: list[str] = [] if warnings is None else warnings
+
+    def __repr__(self) -> str:
+        return (
+            f"DownloadReport(files={self.files!r}, elapsed={self.elapsed!r}, "
+            f"interrupted={self.interrupted!r}, warnings={self.warnings!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, DownloadReport)
+        return (self.files, self.elapsed, self.interrupted, self.warnings) == (
+            other.files,
+            other.elapsed,
+            other.interrupted,
+            other.warnings,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
     def count(self, status: Status) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -80,7 +176,7 @@ class DownloadReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "files": [asdict(f) for f in self.files],
+            "files": [f.to_json() for f in self.files],
             "elapsed": self.elapsed,
             "interrupted": self.interrupted,
             "warnings": list(self.warnings),

@@ -13,18 +13,18 @@ and the bytes that arrived are kept for a ranged resume."""
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import errno
 import os
 import selectors
-import socket
 import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from .._cancel import checkpoint, on_cancel
+from .._typing import TYPE_CHECKING, Any
 from . import _fast
 from ._files import _discard
 
@@ -42,6 +42,9 @@ _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
 _STAMP_BY_FD = os.utime in os.supports_fd and (
     not hasattr(os, "setxattr") or sys.platform.startswith("linux")
 )
+
+_get: Any = dict.get  # an unbound method: typed loosely
+_SEP = os.sep
 
 HandOver = Callable[["_Job", "Exception | None", "_fast.Response | None"], None]
 
@@ -93,7 +96,7 @@ class _Conn:
         "view",
     )
 
-    def __init__(self, host: _Host, sock: socket.socket, address: int) -> None:
+    def __init__(self, host: _Host, sock: _socket.socket, address: int) -> None:
         self.host = host
         self.sock = sock
         self.address = address  # index into host.addresses
@@ -141,7 +144,7 @@ class SmallFiles:
         entry.jobs.append((job, request))
 
     def run(self) -> None:
-        wake_r, wake_w = socket.socketpair()
+        wake_r, wake_w = _socketpair()
         wake_r.setblocking(False)
         self.selector.register(wake_r, selectors.EVENT_READ, None)
 
@@ -249,7 +252,7 @@ class SmallFiles:
                 name: str | bytes = host.name
                 if host.name.isascii():
                     name = host.name.encode("ascii")
-                host.addresses = socket.getaddrinfo(name, host.port, type=socket.SOCK_STREAM)
+                host.addresses = _socket.getaddrinfo(name, host.port, type=_socket.SOCK_STREAM)
             except (OSError, UnicodeError):
                 host.addresses = []
         if index >= len(host.addresses):
@@ -259,11 +262,11 @@ class SmallFiles:
                 self._give_up(host)
             return
         family, kind, proto, _, address = host.addresses[index]
-        sock = socket.socket(family, kind, proto)
+        sock = _socket.socket(family, kind, proto)
         conn = _Conn(host, sock, index)
         try:
             sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             code = sock.connect_ex(address)
             if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
                 raise OSError(code, os.strerror(code))
@@ -279,7 +282,7 @@ class SmallFiles:
 
     def _connected(self, conn: _Conn, now: float) -> None:
         sock = conn.sock
-        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        code = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
         host = conn.host
         if code:
             # Refused or unreachable at this address: the next one, with the same slots.
@@ -317,7 +320,7 @@ class SmallFiles:
             sock.close()
         self._release_slots(conn.host)
 
-    def _detach(self, conn: _Conn) -> socket.socket:
+    def _detach(self, conn: _Conn) -> _socket.socket:
         """Take the connection out of the loop; its socket and slots are the caller's."""
         sock = conn.sock
         conn.sock = None  # type: ignore[assignment]
@@ -457,8 +460,9 @@ class SmallFiles:
         if conn.served == 0:
             loader.note_answered(job.host)
         conn.headers = headers
-        conn.reusable = version == 11 and "close" not in headers.get("connection", "").lower()
-        length_text = headers.get("content-length", "")
+        # (dict.get: the names are lower case already, Headers.get would lower them again)
+        conn.reusable = version == 11 and "close" not in _get(headers, "connection", "").lower()
+        length_text = _get(headers, "content-length", "")
         no_body = status in (204, 304) or 100 <= status < 200
         if not no_body and ("transfer-encoding" in headers or not length_text.isdigit()):
             # Bodies the lean client cannot read: this host's files all go to urllib3.
@@ -472,8 +476,8 @@ class SmallFiles:
         if (
             status != 200
             or int(length_text) > SMALL
-            or headers.get("content-encoding", "identity").lower() not in ("", "identity")
-            or (headers.get("content-disposition") and not job.named)
+            or _get(headers, "content-encoding", "identity").lower() not in ("", "identity")
+            or (_get(headers, "content-disposition") and not job.named)
         ):
             # An error status, a redirect, a big, compressed or renamed file: the threaded path
             # carries on with this response (and the connection slot it holds).
@@ -568,9 +572,11 @@ class SmallFiles:
 
                 self._fail(job, _Fatal(f"{algorithm} mismatch: expected {digest}, got {actual}"))
                 return False
-        final = os.path.join(job.root, job.name)
+        root = job.root
+        # os.path.join(root, name), for a name of one plain component
+        final = f"{root}{_SEP}{job.name}" if root[-1:] != _SEP else root + job.name
         part = final + ".part"
-        meta = {"etag": headers.get("etag"), "last_modified": headers.get("last-modified")}
+        meta = {"etag": _get(headers, "etag"), "last_modified": _get(headers, "last-modified")}
         try:
             fd = os.open(part, _OPEN_FLAGS, 0o644)
             try:
@@ -678,6 +684,16 @@ class SmallFiles:
                 }
                 result.bytes = got
         self.hand_over(job, error, None)
+
+
+def _socketpair() -> tuple[_socket.socket, _socket.socket]:
+    pair = getattr(_socket, "socketpair", None)  # Unix; typeshed lists it in socket only
+    if pair is None:  # pragma: no cover - Windows: the socket module's emulation
+        import socket
+
+        return socket.socketpair()
+    result: tuple[_socket.socket, _socket.socket] = pair()
+    return result
 
 
 def _too_long() -> Exception:
