@@ -730,6 +730,14 @@ def campaign(
             raise ValueError(f"unknown targets: {sorted(unknown)}")
         targets = [t for t in targets if t.name in names]
     results: dict[str, Result] = {}
+    # threadwise loads some of its modules on first use (tw.map, tw.Pipeline, ...). A Ctrl-C
+    # landing inside that import is the import machinery's business, not threadwise's (under
+    # pytest, whose importer rewrites the package's modules, it leaves the source file it was
+    # reading open, and the ResourceWarning failed the trial): load them all before the trials.
+    import threadwise
+
+    for name in getattr(threadwise, "__all__", ()):
+        getattr(threadwise, name, None)
     # A process started in the background by a shell without job control inherits SIGINT
     # ignored: Python then installs no handler (nor threadwise its deferring one) and no
     # interrupt would ever arrive. Set things up as in a program started from a terminal.
