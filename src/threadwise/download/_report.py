@@ -16,25 +16,11 @@ if TYPE_CHECKING:
 
     Status = Literal["done", "skipped", "failed", "cancelled"]
 
-_FILE_FIELDS = (
-    "url",
-    "path",
-    "status",
-    "bytes",
-    "size",
-    "seconds",
-    "attempts",
-    "error",
-    "resumed_from",
-    "segments",
-    "note",
-)
-
 
 class FileResult:
     """The outcome of one URL."""
 
-    __slots__ = _FILE_FIELDS
+    # Spelled out for type checkers (positional patterns in `match`); the fields besides.
     __match_args__ = (
         "url",
         "path",
@@ -48,6 +34,7 @@ class FileResult:
         "segments",
         "note",
     )
+    __slots__ = __match_args__
 
     def __init__(
         self,
@@ -92,6 +79,9 @@ class FileResult:
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _FILE_FIELDS}
+
+
+_FILE_FIELDS = FileResult.__match_args__
 
 
 class DownloadReport:
