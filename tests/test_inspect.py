@@ -577,9 +577,13 @@ def test_a_failing_on_stall_callback_is_logged_and_the_watchdog_goes_on(
     caplog.set_level(logging.ERROR, logger="threadwise")
     with tw.watchdog(stall_after=0.1, on_stall=broken):
         task = tw.spawn(gate.wait)
-        wait_until(lambda: len(calls) == 1)
+        wait_until(lambda: len(calls) >= 1)
+        before = len(calls)
+        # A later stall is still reported after the callback raised. (At least one more: on a
+        # loaded machine the sleeping task can also stall while RUNNING, before it blocks, a
+        # second episode; waiting for exactly one more then missed it going from 1 to 3.)
         assert tw.spawn(tw.sleep, 0.3).join(PROMPT)
-        wait_until(lambda: len(calls) == 2)
+        wait_until(lambda: len(calls) > before)
         gate.set()
         task.result(timeout=PROMPT)
     assert any("on_stall callback failed" in r.getMessage() for r in caplog.records)
