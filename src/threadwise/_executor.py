@@ -41,6 +41,9 @@ T = TypeVar("T")
 _counter = itertools.count(1)
 _monotonic = time.monotonic
 _allocate_lock = threading.Lock
+_get_ident = threading.get_ident
+_partial = functools.partial
+_copy_context = contextvars.copy_context
 # Enum member lookups cost a little on every call: look them up once.
 _CREATED, _RUNNING, _BLOCKED = State.CREATED, State.RUNNING, State.BLOCKED
 _DONE, _FAILED, _CANCELLED = State.DONE, State.FAILED, State.CANCELLED
@@ -60,13 +63,9 @@ class Future(concurrent.futures.Future[T]):
     ``CancelledTooLate`` (with the value as ``.value``, or the exception as ``__cause__``).
     """
 
-    _tw_call: _Call | None
-    _tw_cancel_requested: bool
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._tw_call = None  # set while the call runs
-        self._tw_cancel_requested = False
+    # Class-level defaults, not an __init__ of our own: one Python call less per future.
+    _tw_call: _Call | None = None  # set while the call runs
+    _tw_cancel_requested: bool = False
 
     def cancel(self) -> bool:
         with self._condition:
@@ -81,18 +80,20 @@ class Future(concurrent.futures.Future[T]):
         return True
 
     def result(self, timeout: float | None = None) -> T:
-        if threading.get_ident() == _ki._main_ident:
+        if _get_ident() == _ki._main_ident:
             timeout = self._wait_in_slices(timeout)
         return super().result(timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        if threading.get_ident() == _ki._main_ident:
+        if _get_ident() == _ki._main_ident:
             timeout = self._wait_in_slices(timeout)
         return super().exception(timeout)
 
     def _wait_in_slices(self, timeout: float | None) -> float | None:
         """Wait for the end in slices (the main thread: a Ctrl-C taken by another thread is
         seen between two, see ``_ki.MAIN_SLICE``); the timeout left for the stdlib's wait."""
+        if self._state in _ENDED:
+            return timeout  # ended already (an unlocked read: an ended future stays ended)
         end = None if timeout is None else _monotonic() + timeout
         with self._condition:
             while self._state not in _ENDED:
@@ -172,12 +173,14 @@ class _Call:
         """Run in the calling (runner) thread; the outcome is left on the call."""
         scope = self.scope
         assert scope is not None
-        if scope._is_cancelled():
+        now = _monotonic()
+        deadline = scope._deadline  # scope._is_cancelled(), inlined: once per call
+        if scope._cancelled or (deadline is not None and now >= deadline):
             self.state = _CANCELLED  # cancelled before it could start
             return
         self.state = _RUNNING
         state.task, state.scope = self, scope  # type: ignore[assignment]
-        state.since = _monotonic()
+        state.since = now
         try:
             self.result = self.fn()
         except Cancelled as exc:
@@ -292,9 +295,9 @@ class Executor(concurrent.futures.Executor):
     # -- submitting ----------------------------------------------------------------------------
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Schedule ``fn(*args, **kwargs)``; returns its ``Future``."""
-        check_callable(fn)
-        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        return self._submit(call, fn)
+        if not callable(fn):
+            check_callable(fn)  # raises
+        return self._submit(_partial(_copy_context().run, fn, *args, **kwargs), fn)
 
     def _submit(
         self, call: Callable[[], T], what: object, deadline: float | None = None
