@@ -1,6 +1,6 @@
 """Executor and asyncio-bridge benchmarks, each against its stdlib baseline in the same run.
 
-Run ``python benchmarks/bench_executor.py [--quick] [--json FILE]``.
+Run ``python benchmarks/bench_executor.py [--quick] [--json FILE] [--callgrind]``.
 
 1. submit + result: ``tw.Executor`` against ``ThreadPoolExecutor`` (same ``max_workers``),
    one call at a time (submit, wait for the result, next) with 1 and with 8 workers, and in a
@@ -14,6 +14,10 @@ Run ``python benchmarks/bench_executor.py [--quick] [--json FILE]``.
    in ``tw.sleep`` until its future is done; ``shutdown(cancel_futures=True)`` with running
    blocked calls; ``asyncio.timeout`` around a 1 s sleep in a thread with each bridge: when
    the ``await`` ends, and whether the work still runs after it.
+
+5. With ``--callgrind``: the instructions of rows 1-3 under valgrind's callgrind, which do not
+   depend on the machine's load (the wall-clock ratios above move by 10-30% from run to run on
+   a shared machine): a run of 2,000 operations minus one of 500, every thread counted.
 
 Contenders alternate within each round, and which one goes first alternates from round to
 round; everything is warmed up (threads started) before the first round; every figure is the
@@ -82,6 +86,71 @@ def groups_shared_pool(pool: concurrent.futures.Executor, n: int) -> float:
         for future in futures:
             future.result()
     return (time.perf_counter() - start) / n
+
+
+# -- 5. instructions (optional: --callgrind) ---------------------------------------------------
+
+_CALLGRIND_SCRIPT = """
+import asyncio, concurrent.futures, sys
+import threadwise as tw
+
+def noop():
+    return None
+
+def main(kind, n):
+    who, what = kind.split(":")
+    if what == "groups":
+        if who == "tw":
+            def once():
+                with tw.TaskGroup() as g:
+                    for _ in range(4):
+                        g.spawn(noop)
+        else:
+            pool = concurrent.futures.ThreadPoolExecutor(4)
+            def once():
+                for f in [pool.submit(noop) for _ in range(4)]:
+                    f.result()
+    elif what == "aio":
+        call = tw.aio.run_sync if who == "tw" else asyncio.to_thread
+        async def calls(k):
+            for _ in range(k):
+                await call(noop)
+        asyncio.run(calls(200 + n))
+        return
+    else:
+        workers = 1 if what == "one-1" else 8
+        pool = (tw.Executor if who == "tw" else concurrent.futures.ThreadPoolExecutor)(workers)
+        if what == "batch-8":
+            def once():
+                for f in [pool.submit(noop) for _ in range(100)]:
+                    f.result()
+            n //= 100
+        else:
+            def once():
+                pool.submit(noop).result()
+    for _ in range(200):
+        once()  # threads started and warm before the counted part
+    for _ in range(n):
+        once()
+
+main(sys.argv[1], int(sys.argv[2]))
+"""
+
+# (label, threadwise's kind, the baseline's kind, the baseline's label)
+CALLGRIND_ROWS = (
+    ("submit + result, max_workers=1", "tw:one-1", "std:one-1", "ThreadPoolExecutor"),
+    ("submit + result, max_workers=8", "tw:one-8", "std:one-8", "ThreadPoolExecutor"),
+    ("batch of 100, max_workers=8, per call", "tw:batch-8", "std:batch-8", "ThreadPoolExecutor"),
+    ("TaskGroup of 4 trivial tasks", "tw:groups", "std:groups", "shared TPE(4)"),
+    ("await aio.run_sync(noop)", "tw:aio", "std:aio", "asyncio.to_thread"),
+)
+
+
+def instructions(small: int, large: int) -> dict[str, float]:
+    import _callgrind
+
+    kinds = [kind for _, tw_kind, std_kind, _ in CALLGRIND_ROWS for kind in (tw_kind, std_kind)]
+    return {kind: _callgrind.per_operation(_CALLGRIND_SCRIPT, kind, small, large) for kind in kinds}
 
 
 # -- 3. the asyncio bridges --------------------------------------------------------------------
@@ -229,6 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="also count instructions with valgrind's callgrind (a few minutes)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     rounds_n = 3 if quick else 7
@@ -351,6 +425,21 @@ def main(argv: list[str] | None = None) -> int:
             f"work still running then: {'yes' if still else 'no'}"
         )
 
+    counts: dict[str, float] = {}
+    if args.callgrind:
+        import _callgrind
+
+        if not _callgrind.available():
+            print("\n5. instructions: valgrind is not installed, skipped")
+        else:
+            counts = instructions(500, 2000)
+            print("\n5. instructions per operation (callgrind; every thread counted)")
+            for label, tw_kind, std_kind, std_label in CALLGRIND_ROWS:
+                print(
+                    f"   {label:<41} {counts[tw_kind]:9,.0f}   {std_label:<18} "
+                    f"{counts[std_kind]:9,.0f}   {counts[tw_kind] / counts[std_kind]:5.2f}x"
+                )
+
     if args.json:
         out = {
             "python": platform.python_version(),
@@ -367,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
             "cancel_latency_seconds": latencies,
             "shutdown_cancel_seconds": shutdowns,
             "timeout_behaviour": behaviour,
+            "instructions": counts,
         }
         with open(args.json, "w") as file:
             json.dump(out, file, indent=2)

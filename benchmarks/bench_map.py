@@ -520,49 +520,18 @@ main(sys.argv[1], int(sys.argv[2]))
 CALLGRIND_KINDS = ("serial map()", "tw.map", "serial chain", "3-stage Pipeline")
 
 
-def _instructions(kind: str, n: int) -> subprocess.Popen[str]:
-    package_root = str(Path(tw.__file__).resolve().parent.parent)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-    return subprocess.Popen(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--callgrind-out-file=/dev/null",
-            sys.executable,
-            "-c",
-            _CALLGRIND_SCRIPT,
-            kind,
-            str(n),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-
-
-def _collected(proc: subprocess.Popen[str]) -> int:
-    _, err = proc.communicate(timeout=1800)
-    for line in err.splitlines():
-        if "Collected :" in line:
-            return int(line.split("Collected :")[1].split()[0])
-    raise RuntimeError(f"valgrind gave no instruction count:\n{err[-2000:]}")
-
-
 def bench_instructions(small: int, large: int) -> tuple[list[Row], list[str]]:
     """Instructions per item counted by callgrind (immune to the machine's load): a run of
     ``large`` items minus one of ``small``, so start-up and shutdown cancel out. The count
     covers every thread and the caller's own loop; the serial figures are the floor."""
-    import shutil
+    import _callgrind
 
-    if shutil.which("valgrind") is None:
+    if not _callgrind.available():
         return [], ["valgrind is not installed: instruction counts skipped"]
-    per_item: dict[str, float] = {}
-    for kind in CALLGRIND_KINDS:  # the two runs of a kind side by side: one core each
-        procs = [_instructions(kind, small), _instructions(kind, large)]
-        low, high = (_collected(p) for p in procs)
-        per_item[kind] = (high - low) / (large - small)
+    per_item = {
+        kind: _callgrind.per_operation(_CALLGRIND_SCRIPT, kind, small, large)
+        for kind in CALLGRIND_KINDS
+    }
     rows = []
     for kind, floor in (("tw.map", "serial map()"), ("3-stage Pipeline", "serial chain")):
         ratio = per_item[kind] / per_item[floor]
