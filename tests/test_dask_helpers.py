@@ -126,11 +126,27 @@ def test_remote_sizer_round_trip_ignores_time_queued() -> None:
     sizer = RemoteChunkSizer()
     sizer.record_remote(10, elapsed=0.020, work=0.010)
     sizer.record_remote(10, elapsed=1.010, work=0.010)  # queued behind other chunks
-    assert sizer.overhead == pytest.approx(0.9 * 0.010 + 0.1 * 1.0)
+    assert sizer.overhead == pytest.approx(0.010)
     sizer.record_remote(10, elapsed=0.015, work=0.010)  # a lower sample is taken at once
     assert sizer.overhead == pytest.approx(0.005)
     sizer.record_remote(0, elapsed=1.0, work=1.0)  # nothing measured
     assert sizer.overhead == pytest.approx(0.005)
+
+
+def test_remote_sizer_chunks_do_not_grow_with_their_own_queueing() -> None:
+    # 8 chunks in flight on 2 worker processes: each waits behind about three others, so
+    # its time beyond its work is mostly queueing, which grows with the chunks. The chunks
+    # must keep the size the round trip alone gives (they grew to 80-120 items, one worker
+    # running the last alone for half a second).
+    sizer = RemoteChunkSizer(parallel=2)
+    sizer.record_remote(1, elapsed=0.019, work=0.007)  # 12 ms round trip, 7 ms items
+    first = sizer.size()
+    assert first == 15
+    for _ in range(40):
+        size = sizer.size()
+        sizer.record_remote(size, elapsed=4 * size * 0.007 + 0.012, work=size * 0.007)
+    assert sizer.overhead == pytest.approx(0.012)
+    assert sizer.size() == first
 
 
 def test_remote_sizer_fixed_size_and_local_timing() -> None:
