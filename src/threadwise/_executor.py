@@ -80,28 +80,34 @@ class Future(concurrent.futures.Future[T]):
         return True
 
     def result(self, timeout: float | None = None) -> T:
-        if _get_ident() == _ki._main_ident:
-            timeout = self._wait_in_slices(timeout)
+        if self._state not in _ENDED and _get_ident() == _ki._main_ident:
+            # An unlocked read: an ended future stays ended (and the stdlib's result() below
+            # reads it again under the lock).
+            timeout, finished = self._wait_in_slices(timeout)
+            if finished:
+                return self._result  # type: ignore[return-value]
         return super().result(timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        if _get_ident() == _ki._main_ident:
-            timeout = self._wait_in_slices(timeout)
+        if self._state not in _ENDED and _get_ident() == _ki._main_ident:
+            timeout, finished = self._wait_in_slices(timeout)
+            if finished:
+                return None
         return super().exception(timeout)
 
-    def _wait_in_slices(self, timeout: float | None) -> float | None:
+    def _wait_in_slices(self, timeout: float | None) -> tuple[float | None, bool]:
         """Wait for the end in slices (the main thread: a Ctrl-C taken by another thread is
-        seen between two, see ``_ki.MAIN_SLICE``); the timeout left for the stdlib's wait."""
-        if self._state in _ENDED:
-            return timeout  # ended already (an unlocked read: an ended future stays ended)
+        seen between two, see ``_ki.MAIN_SLICE``). Returns the timeout left for the stdlib's
+        wait, and whether the future ended with a result (read under the lock that set it:
+        the caller returns it without taking the lock once more)."""
         end = None if timeout is None else _monotonic() + timeout
         with self._condition:
             while self._state not in _ENDED:
                 left = _ki.MAIN_SLICE if end is None else min(end - _monotonic(), _ki.MAIN_SLICE)
                 if left <= 0:
-                    return 0.0  # timed out: the stdlib's result() raises TimeoutError
+                    return 0.0, False  # timed out: the stdlib's result() raises TimeoutError
                 self._condition.wait(left)
-        return timeout
+            return timeout, self._state == FINISHED and self._exception is None
 
     def _tw_end_cancelled(self) -> None:
         """RUNNING -> cancelled: the call stopped at a checkpoint after a cancel."""

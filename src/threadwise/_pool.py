@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from ._cancel import CancelScope, sleep
-from ._task import Task, _bind, _join_thread, abandon, cancel_and_wait
+from ._task import Task, _bind, _join_thread, _LooseTask, abandon, cancel_and_wait
 from ._typing import Any
 
 _monotonic = time.monotonic
@@ -30,7 +30,7 @@ class Workers:
 
     def start(self, fn: Callable[[], object], name: str) -> Task[Any]:
         """Start ``fn`` in a new thread, in a copy of the caller's ``contextvars`` context."""
-        task: Task[Any] = Task(_bind(fn, (), {}), name, parent_scope=self.scope)
+        task: Task[Any] = _LooseTask(_bind(fn, (), {}), name, parent_scope=self.scope)
         self.tasks.append(task)
         try:
             task._start_thread(register_live=False)

@@ -14,7 +14,7 @@ from . import _ki
 from ._cancel import CancelScope, sleep
 from ._exceptions import Cancelled
 from ._log import Logger
-from ._task import Task, abandon
+from ._task import Task, _LooseTask, abandon
 from ._typing import Any, Literal, TypeVarTuple
 from ._validate import check_callable, check_name, check_timeout
 
@@ -107,7 +107,7 @@ class Service:
         with self._lock:
             if self._task is not None:
                 raise RuntimeError(f"service {self.name!r} was already started")
-            task = self._task = Task(self._main, self.name)
+            task = self._task = _LooseTask(self._main, self.name)
             self._pid = os.getpid()
         with _running_lock:
             _running.add(self)

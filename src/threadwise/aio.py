@@ -26,7 +26,7 @@ from . import _threads
 from ._cancel import Waiter, block, current_scope
 from ._exceptions import Cancelled
 from ._executor import Executor
-from ._task import Task, _new_name
+from ._task import Task, _LooseTask, _new_name
 from ._validate import check_callable, describe_callable
 
 P = ParamSpec("P")
@@ -101,7 +101,7 @@ async def run_sync(
         loop.call_soon_threadsafe(wakeup)
 
     if executor is None:
-        task: Task[T] = Task(call, _new_name(fn))
+        task: Task[T] = _LooseTask(call, _new_name(fn))
         if deadline is not None:
             task._scope._deadline = task._scope._own_deadline = deadline
         task._add_done_callback(finished)
