@@ -20,9 +20,10 @@ Run ``python benchmarks/bench_executor.py [--quick] [--json FILE] [--callgrind]`
    a shared machine): a run of 2,000 operations minus one of 500, every thread counted.
 
 Contenders alternate within each round, and which one goes first alternates from round to
-round; everything is warmed up (threads started) before the first round; every figure is the
-median of the rounds. The load average is printed at the start and at the end: the figures
-of a loaded machine are noisier, and the ratios are what to compare.
+round; everything is warmed up (threads started) before the first round; every time is the
+median of the rounds, every ratio the median of the per-round ratios. The load average is
+printed at the start and at the end: the figures of a loaded machine are noisier, and the
+ratios are what to compare.
 """
 
 from __future__ import annotations
@@ -305,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     quick = args.quick
-    rounds_n = 3 if quick else 7
+    rounds_n = 3 if quick else 9
     calls = 300 if quick else 3000
     groups = 200 if quick else 5000
     aio_n = 200 if quick else 2000
@@ -313,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"threadwise {tw.__version__} on Python {platform.python_version()} ({sys.platform})")
     print(f"median of {rounds_n} rounds; contenders alternate within each round")
+    print("ratios: the median of the per-round ratios")
     print(f"load average at start: {load_average()}\n")
 
     rounds: list[dict[str, float]] = []
@@ -368,7 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     us = 1e6
 
     def row(label: str, tw_key: str, std_key: str, std_label: str) -> float:
-        ratio = figures[tw_key] / figures[std_key]
+        # The median of the per-round ratios: the two contenders of a round ran within a
+        # second of each other, so their ratio is spared the drift of a shared machine's
+        # speed over the whole run (which moves both medians by 10-50% from run to run).
+        ratio = statistics.median(r[tw_key] / r[std_key] for r in rounds)
         print(
             f"{label:<44} {figures[tw_key] * us:8.1f} us   {std_label} "
             f"{figures[std_key] * us:8.1f} us   {fmt_ratio(ratio)}"
