@@ -380,10 +380,29 @@ def test_remote_sizer_cuts_the_last_chunks_smaller() -> None:
     sizer = RemoteChunkSizer(parallel=2)
     sizer.record_remote(1, elapsed=0.017, work=0.007)  # 10 ms round trip, 7 ms items
     assert sizer.size() == 12  # 90 ms of work
-    assert sizer.size_of_rest(1000) == 12
+    assert sizer.size_of_rest(40) == 12
     assert sizer.size_of_rest(20) == 10  # half of what is left (two at once)
     assert sizer.size_of_rest(12) == 8  # not below 6 round trips of work (60 ms)
     assert RemoteChunkSizer(5, parallel=2).size_of_rest(3) == 5  # a fixed size is kept
+
+
+def test_remote_sizer_sends_larger_chunks_while_much_is_left() -> None:
+    # Each chunk costs the client CPU and a worker a hand-over: 600 items of 7 ms on two
+    # worker processes went in about 40 chunks of 15. While much is left, a chunk takes half
+    # an even share of it, up to 25 round trips of work, shrinking as the rest does.
+    sizer = RemoteChunkSizer(parallel=2)
+    sizer.record_remote(1, elapsed=0.019, work=0.007)  # 12 ms round trip, 7 ms items
+    assert sizer.size() == 15
+    assert sizer.size_of_rest(595) == 42  # 25 round trips of work (300 ms)
+    assert sizer.size_of_rest(120) == 30  # half of an even share (120 / 2 / 2)
+    assert sizer.size_of_rest(40) == 15  # the usual size again
+    # Slow items still go one at a time, trivial ones at most MAX_ITEMS at once.
+    slow = RemoteChunkSizer(parallel=2)
+    slow.record_remote(1, elapsed=1.012, work=1.0)
+    assert slow.size_of_rest(100) == 1
+    trivial = RemoteChunkSizer(parallel=2)
+    trivial.record_remote(1000, elapsed=0.012, work=0.000_001)
+    assert trivial.size_of_rest(10_000_000) == RemoteChunkSizer.MAX_ITEMS
 
 
 def test_remote_figures_are_taken_by_the_thread_completing_the_chunk(

@@ -155,6 +155,9 @@ class RemoteChunkSizer(ChunkSizer):
     # client), and smaller last chunks (three round trips, or shares of half what is left)
     # measured slower than none at all on 100 CPU-bound items over 2 worker processes.
     REST_WORK_PER_OVERHEAD = 6.0
+    # While much of a source of known length is left, chunks take half an even share of it
+    # (as factoring does), up to this much work per round trip (see ``size_of_rest``).
+    LARGE_WORK_PER_OVERHEAD = 25.0
 
     def __init__(self, fixed: int | None = None, *, parallel: int = 1) -> None:
         from ._sync import Event
@@ -199,16 +202,31 @@ class RemoteChunkSizer(ChunkSizer):
 
     def size_of_rest(self, remaining: int) -> int:
         """``size()`` for a source that knows how many items it has left (a list, a tuple, a
-        range). Chunks of the usual size near the end leave one worker on a last full chunk
-        while the others are done: 100 items of 7 ms over 2 worker processes went in chunks
-        of 14, and one worker ran 60 ms longer than the other. So no chunk takes more than an
-        even share of what is left per chunk the executor runs at once (as guided
-        self-scheduling does); the last chunks shrink, down to six round trips of work."""
+        range).
+
+        While much is left, chunks are larger than ``size()``: half an even share of what is
+        left per chunk the executor runs at once (as factoring does), up to
+        ``LARGE_WORK_PER_OVERHEAD`` round trips of work. Each chunk costs the client CPU (about
+        10 ms a chunk on a Dask client) and a worker a hand-over between chunks; fewer, larger
+        chunks early save both, and the shrinking shares keep the workers finishing together.
+        600 CPU-bound items of 7 ms on 2 worker processes went in about 40 chunks of 15 and
+        ran at 0.86-0.88x the speed of ``ProcessPoolExecutor(2)``; with chunks of 42 first,
+        shrinking, at 0.94-0.99x (per-round medians of two A/B runs of nine rounds). Slow
+        items still go one at a time: their round trips' work is less than one item.
+
+        Near the end, chunks of the usual size leave one worker on a last full chunk while
+        the others are done: 100 items of 7 ms over 2 worker processes went in chunks of 14,
+        and one worker ran 60 ms longer than the other. So no chunk takes more than an even
+        share of what is left (as guided self-scheduling does); the last chunks shrink, down
+        to six round trips of work."""
         size = self.size()
         cost = self.cost
         overhead = self.overhead
         if self.fixed is not None or not cost or overhead is None:
             return size
+        half_share = -(-remaining // (2 * self.parallel))
+        large = int(self.LARGE_WORK_PER_OVERHEAD * overhead / cost)
+        size = min(self.MAX_ITEMS, max(size, min(half_share, large)))
         share = -(-remaining // self.parallel)
         least = int(self.REST_WORK_PER_OVERHEAD * overhead / cost)
         return max(1, min(size, max(share, least)))
