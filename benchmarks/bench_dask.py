@@ -180,7 +180,7 @@ def _cpu_bound_rows(
                 "cluster": lambda: check(tw.map(spin, items, executor=executor)),
                 "ProcessPoolExecutor(2).map": lambda: check(pool.map(spin, items, chunksize=4)),
             },
-            3 if quick else 7,
+            3 if quick else 9,
         )
         idle = idle_workers(client, lambda: check(tw.map(spin, items, executor=executor)))
     seconds = medians(times)
