@@ -1131,3 +1131,37 @@ def test_a_worker_handed_a_job_while_delivering_runs_it_under_its_name() -> None
     cache.idle_timeout = 0.01
     cache.start_thread_soon(lambda: None)
     first.join(5)
+
+
+def test_main_thread_waits_return_what_the_call_ended_with() -> None:
+    # The main thread waits in slices and returns the outcome it saw under the future's
+    # lock: each kind of ending, reached while it waits (the calls wait until then).
+    assert threading.current_thread() is threading.main_thread()
+    go = threading.Event()
+
+    def after_go(value: object = None, error: BaseException | None = None) -> object:
+        go.wait(10)
+        if error is not None:
+            raise error
+        return value
+
+    with tw.Executor(4) as ex:
+        value = ex.submit(after_go, [1, 2])
+        none = ex.submit(after_go)
+        failing = ex.submit(after_go, error=KeyError("k"))
+        failing_too = ex.submit(after_go, error=ValueError("v"))
+        threading.Timer(0.05, go.set).start()
+        assert value.result() == [1, 2]
+        assert none.result() is None
+        assert none.exception() is None
+        with pytest.raises(KeyError):
+            failing.result()
+        assert isinstance(failing_too.exception(), ValueError)
+        slow = ex.submit(time.sleep, 0.5)
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            slow.result(timeout=0.05)
+        with pytest.raises(TimeoutError):
+            slow.exception(timeout=0.05)
+        assert time.monotonic() - start < 0.4
+        assert slow.result() is None
