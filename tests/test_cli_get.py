@@ -485,6 +485,47 @@ def test_ctrl_c_exits_130_keeps_part_files_and_resumes(tmp_path: Path) -> None:
     assert not (out / "big.bin.part").exists()
 
 
+# Ctrl-C just as a small file got its final name: `os.replace` sends SIGINT to the process
+# once the rename is done. The wrapper's frame belongs to a module whose frames take the
+# protection of their caller (as a C call's return does), so the handler sees the downloader's
+# frame that called the rename, as it would for a signal arriving during the system call.
+_CTRL_C_AFTER_RENAME = """
+import os, signal, runpy
+signal.signal(signal.SIGINT, signal.default_int_handler)
+wrapper = (
+    "def replace(src, dst, *args, **kwargs):\\n"
+    "    real_replace(src, dst, *args, **kwargs)\\n"
+    "    if str(dst).endswith('first.bin'):\\n"
+    "        signal.raise_signal(signal.SIGINT)\\n"
+)
+namespace = {"__name__": "threadwise._debug", "real_replace": os.replace, "signal": signal}
+exec(compile(wrapper, "<replace-then-ctrl-c>", "exec"), namespace)
+os.replace = namespace["replace"]
+runpy.run_module("threadwise", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
+def test_ctrl_c_right_after_a_file_is_renamed_reports_it_done(tmp_path: Path) -> None:
+    # The file has its final name, complete: it must not be reported cancelled (it was, when
+    # the interrupt landed between the rename and the file's result being set to done).
+    out = tmp_path / "out"
+    with DemoServer() as fast, DemoServer(bandwidth=256 * 1024) as slow:
+        fast.add("first.bin", 5000)
+        slow.add("second.bin", 4 << 20)  # 16 s at this bandwidth: still running at Ctrl-C
+        argv = ["get", fast.url("first.bin"), slow.url("second.bin"), "-o", str(out)]
+        proc = subprocess.run(
+            [sys.executable, "-c", _CTRL_C_AFTER_RENAME, *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 130, proc.stderr
+    assert (out / "first.bin").stat().st_size == 5000
+    assert re.search(r"^done .*first\.bin", proc.stdout, re.MULTILINE), proc.stdout
+    assert "interrupted: 1 of 2 files finished" in proc.stderr
+
+
 def _read_pty(fd: int, until: re.Pattern[str], timeout: float) -> str:
     """Read the terminal's output (escape sequences removed) until ``until`` matches."""
     import select

@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from .. import _ki
 from .._cancel import checkpoint, on_cancel
 from .._typing import TYPE_CHECKING, Any
 from . import _fast
@@ -700,3 +701,10 @@ def _too_long() -> Exception:
     from ._download import _TooLong
 
     return _TooLong("the server sent more bytes than its Content-Length")
+
+
+# The loop runs in the main thread, where Ctrl-C lands between any two bytecodes: between a
+# file's rename to its final name and its result set to done, the run would report as
+# cancelled a file that is complete on disk. The interrupt waits until both are done.
+_ki.protected(SmallFiles._write)
+_ki.protected(SmallFiles._accept)
