@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -45,6 +46,17 @@ def test_ctrl_c_at_a_random_instant_leaves_everything_working(target: str, how: 
     results = CAMPAIGN.campaign(TRIALS, seed=7, how=how, names=[target])
     result = results[target]
     assert result.trials == TRIALS
+    if result.failures:
+        # A passing rerun hides this attempt's failure: the warnings summary keeps what it
+        # found (the residual failure has never been reproduced outside a full CI run).
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn(
+                f"interrupt campaign {target}-{how}: {result.failures} of {TRIALS} trials "
+                "failed:\n" + "\n".join(result.examples),
+                UserWarning,
+                stacklevel=1,
+            )
     assert result.failures == 0, "\n".join(result.examples)
 
 
