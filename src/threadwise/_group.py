@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import itertools
 import math
 import threading
 import time
@@ -14,7 +15,7 @@ from threading import Lock
 from types import TracebackType
 
 from . import _ki
-from ._cancel import CancelScope
+from ._cancel import CancelScope, Waiter, block
 from ._exceptions import Cancelled
 from ._local import close_thread_locals
 from ._log import Logger
@@ -22,23 +23,28 @@ from ._state import current_state
 from ._sync import ParkingLot
 from ._task import (
     EXIT_GRACE,
-    NameCounter,
     Task,
     _abandon_thread,
     _join_thread,
     _release_job,
     abandon,
+    next_task_number,
 )
-from ._task import _counter as _task_counter
 from ._threads import cache as _thread_cache
 from ._typing import Any, ParamSpec, TypeVar
-from ._validate import check_callable, check_name, check_positive_int, check_timeout
+from ._validate import (
+    check_callable,
+    check_name,
+    check_positive_int,
+    check_timeout,
+    describe_callable,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 logger = Logger("threadwise")
-_group_counter = NameCounter()
+_next_group_number = itertools.count(1).__next__  # see next_task_number
 
 
 class _Phase(enum.Enum):
@@ -89,7 +95,7 @@ class TaskGroup:
     __slots__ = (
         "__weakref__",
         "_busy",
-        "_exit_lot",
+        "_exit_waiter",
         "_failures",
         "_grace",
         "_hook",
@@ -122,11 +128,7 @@ class TaskGroup:
         if name is not None:
             check_name(name)
         if not name:
-            counter = _group_counter  # NameCounter.__next__, inlined: one group per block
-            with counter._lock:
-                counter._next += 1
-                number = counter._next
-            name = f"TaskGroup-{number}"
+            name = f"TaskGroup-{_next_group_number()}"
         self._name: str = name
         self._max_workers = (
             None
@@ -141,8 +143,9 @@ class TaskGroup:
             self._grace = math.inf if grace_value is None else grace_value
         self._phase = _NEW
         self._lock = threading.Lock()
-        # Made when the exit first waits (often every task has finished by then).
-        self._exit_lot: ParkingLot | None = None
+        # While the block's exit waits for the tasks: what wakes it (only the thread of the
+        # block ever waits there, so one waiter, not a parking lot).
+        self._exit_waiter: Waiter | None = None
         self._pending = 0
         self._running: set[Task[Any]] = set()
         self._failures: list[BaseException] = []
@@ -196,20 +199,16 @@ class TaskGroup:
         # _bind and _new_name (with describe_callable), inlined: one spawn per task.
         run: Callable[..., Any] = copy_context().run
         call: Callable[[], T] = partial(run, fn, *args, **kwargs)
-        label = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
-        if not isinstance(label, str):
-            label = type(fn).__name__
+        try:
+            label = fn.__qualname__  # a function's (a plain attribute read: cheaper)
+        except AttributeError:
+            label = None
+        if type(label) is not str or not label:
+            label = describe_callable(fn)
+        number = next_task_number()
         # The locks below are taken without `with` (a `with` makes two bound methods and
         # parses arguments: half again as much as the lock round trip itself); Ctrl-C waits
         # until spawn has returned (see _ki and the end of this module).
-        counter = _task_counter
-        counter_lock = counter._lock
-        counter_lock.acquire()
-        try:
-            counter._next += 1
-            number = counter._next
-        finally:
-            counter_lock.release()
         task: Task[T] = Task(call, f"{label}-{number}", group=self)
         worker: threading.Thread | None = None
         unbounded = self._max_workers is None
@@ -305,8 +304,8 @@ class TaskGroup:
         with self._lock:
             self._pending -= 1
             self._running.discard(task)
-            if self._pending == 0 and self._exit_lot is not None:
-                self._exit_lot.unpark_all()
+            if self._pending == 0:
+                self._wake_exit()
 
     def _lend_slot(self) -> None:
         """The calling task (of this group) waits on another task of this group: while it
@@ -422,9 +421,7 @@ class TaskGroup:
             return
         with self._lock:
             tasks = list(self._running)
-            lot = self._exit_lot
-            if lot is not None and lot._waiters:
-                lot.unpark_all()
+            self._wake_exit()
         reason = self._scope._reason
         for task in tasks:
             task._scope._cancel_as_child(reason)
@@ -517,7 +514,7 @@ class TaskGroup:
                         limit = scope._deadline
                     timeout = None if limit is None else max(0.0, limit - now)
                     # Not registered with the scope: a cancel wakes it through _pass_cancel_on.
-                    self._exit_parking().park(self._lock, timeout, (self, "exit"), cancel="ignore")
+                    self._park_exit(timeout)
                 else:
                     return []
             if time_out:
@@ -526,12 +523,24 @@ class TaskGroup:
             elif drop:
                 self._drop_queued()
 
-    def _exit_parking(self) -> ParkingLot:
-        """With the lock held: where the exit waits for the tasks."""
-        lot = self._exit_lot
-        if lot is None:
-            lot = self._exit_lot = ParkingLot()
-        return lot
+    def _park_exit(self, timeout: float | None) -> None:
+        """With the lock held: release it and wait until the last task has ended, a cancel
+        reached the group, or ``timeout`` passed; then take the lock again."""
+        waiter = self._exit_waiter = Waiter()
+        lock = self._lock
+        lock.release()
+        try:
+            block(waiter, timeout, (self, "exit"), cancel="ignore")
+        finally:
+            lock.acquire()
+            self._exit_waiter = None
+
+    def _wake_exit(self) -> None:
+        """With the lock held: wake the exit's wait, if it waits."""
+        waiter = self._exit_waiter
+        if waiter is not None:
+            self._exit_waiter = None
+            waiter.wake()
 
     def _cancel_and_wait_grace(self) -> list[Task[Any]]:
         self.cancel(f"{self._describe()} was interrupted (Ctrl-C)")
@@ -545,7 +554,7 @@ class TaskGroup:
                     left = end - time.monotonic()
                     if left <= 0:
                         break
-                    self._exit_parking().park(self._lock, left, (self, "exit"), cancel="ignore")
+                    self._park_exit(left)
         except KeyboardInterrupt:
             pass  # a second Ctrl-C: stop waiting now
         with self._lock:
@@ -609,3 +618,6 @@ class TaskGroup:
 _ki.protected(_OnCancel.wake)
 _ki.protected(TaskGroup.spawn)
 _ki.protected(TaskGroup._pass_cancel_on)
+# Ctrl-C lands in the wait itself (_cancel._park), never between taking the lock back and
+# forgetting the waiter, nor between making the waiter and releasing the lock.
+_ki.protected(TaskGroup._park_exit)
