@@ -31,7 +31,7 @@ from ._task import (
     next_task_number,
 )
 from ._threads import cache as _thread_cache
-from ._typing import Any, ParamSpec, TypeVar
+from ._typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from ._validate import (
     check_callable,
     check_name,
@@ -39,6 +39,9 @@ from ._validate import (
     check_timeout,
     describe_callable,
 )
+
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -210,22 +213,16 @@ class TaskGroup:
         # parses arguments: half again as much as the lock round trip itself); Ctrl-C waits
         # until spawn has returned (see _ki and the end of this module).
         task: Task[T] = Task(call, f"{label}-{number}", group=self)
-        worker: threading.Thread | None = None
-        unbounded = self._max_workers is None
-        job: threading.Lock | None = None
-        if unbounded:
-            job = task._job = Lock()  # task._prepare_thread(cached=True), inlined
-            task._own_thread = True
+        if self._max_workers is not None:
+            return self._queue_task(task)
+        # Unbounded: the task starts on a thread of the thread cache at once.
+        job = task._job = Lock()  # task._prepare_thread(cached=True), inlined
+        task._own_thread = True
         lock = self._lock
         lock.acquire()
         try:
             if self._phase is not _OPEN:
-                if self._phase is _NEW:
-                    raise RuntimeError(
-                        f"{self._describe()} was not entered: use "
-                        "`with TaskGroup() as g: g.spawn(fn, ...)`"
-                    )
-                raise RuntimeError(f"{self._describe()} has exited; it cannot start new tasks")
+                self._refuse_spawn()
             # The group's cancel reaches the tasks in _running (see _OnCancel), under this
             # lock: a cancel either finds the task there or was seen here.
             scope = self._scope
@@ -234,29 +231,46 @@ class TaskGroup:
                 task._scope._reason = scope._reason
             self._pending += 1
             self._running.add(task)
-            if unbounded:
-                if len(self._started) >= 64:
-                    self._prune_started()
-                self._started.append(task)
-            else:
-                assert self._queue is not None
-                self._queue.append(task)
-                worker = self._worker_needed()
+            if len(self._started) >= 64:
+                self._prune_started()
+            self._started.append(task)
         finally:
             lock.release()
-        if job is not None:
-            try:  # task._start_prepared(register_live=False), inlined
-                _thread_cache.start_thread_soon(task._run_and_close, _release_job, task._name, job)
-            except RuntimeError:  # can't start new thread: the task never runs
-                task._job = None
-                task._own_thread = False
-                with self._lock:
-                    self._started.remove(task)
-                self._forget(task)
-                raise
-        elif worker is not None:
+        try:  # task._start_prepared(register_live=False), inlined
+            _thread_cache.start_thread_soon(task._run_and_close, _release_job, task._name, job)
+        except RuntimeError:  # can't start new thread: the task never runs
+            task._job = None
+            task._own_thread = False
+            with self._lock:
+                self._started.remove(task)
+            self._forget(task)
+            raise
+        return task
+
+    def _queue_task(self, task: Task[T]) -> Task[T]:
+        """spawn() in a bounded group: queue the task for the group's workers."""
+        with self._lock:
+            if self._phase is not _OPEN:
+                self._refuse_spawn()
+            scope = self._scope
+            if scope._cancelled:  # as in spawn()
+                task._scope._cancelled = True
+                task._scope._reason = scope._reason
+            self._pending += 1
+            self._running.add(task)
+            assert self._queue is not None
+            self._queue.append(task)
+            worker = self._worker_needed()
+        if worker is not None:
             self._start_worker(worker, task)
         return task
+
+    def _refuse_spawn(self) -> NoReturn:
+        if self._phase is _NEW:
+            raise RuntimeError(
+                f"{self._describe()} was not entered: use `with TaskGroup() as g: g.spawn(fn, ...)`"
+            )
+        raise RuntimeError(f"{self._describe()} has exited; it cannot start new tasks")
 
     def _worker_needed(self) -> threading.Thread | None:
         """With the lock held, after queueing: wake an idle worker or make a new one."""
@@ -617,6 +631,7 @@ class TaskGroup:
 # group's scope cancelled and some tasks not, and no later cancel of the scope would pass it on.
 _ki.protected(_OnCancel.wake)
 _ki.protected(TaskGroup.spawn)
+_ki.protected(TaskGroup._queue_task)
 _ki.protected(TaskGroup._pass_cancel_on)
 # Ctrl-C lands in the wait itself (_cancel._park), never between taking the lock back and
 # forgetting the waiter, nor between making the waiter and releasing the lock.
