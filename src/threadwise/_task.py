@@ -126,13 +126,11 @@ class Task(Generic[T]):
 
     __slots__ = (
         "__weakref__",
-        "_abandoned",
         "_call",
         "_callbacks",
         "_closed",
         "_done",
         "_exception",
-        "_finished",
         "_group",
         "_ident",
         "_job",
@@ -144,7 +142,6 @@ class Task(Generic[T]):
         "_result",
         "_retrieved",
         "_scope",
-        "_started_at",
         "_state",
         "_thread",
     )
@@ -171,19 +168,17 @@ class Task(Generic[T]):
         self._result: T | None = None
         self._exception: BaseException | None = None
         self._retrieved = False
-        self._abandoned = False
         # Made on first wait only: most tasks are collected by a group, never waited on alone.
         self._done: Event | None = None
-        self._finished = False
         self._live = False  # registered in _live_tasks (waited for at interpreter exit)
         # A group's tasks share their group's lock: a task's end and the group's count of
         # running tasks change in one locked step (and no lock is made per task).
         self._lock = threading.Lock() if group is None else group._lock
-        # Besides the group's own bookkeeping (called first, directly): None once finished.
+        # Besides the group's own bookkeeping (called first, directly). None once finished:
+        # what says that the task has finished, under the lock (with the outcome in place).
         self._callbacks: tuple[Callable[[Task[T]], None], ...] | None = ()
         self._ident: int | None = None
         self._native_id: int | None = None
-        self._started_at: float | None = None
         self._thread: threading.Thread | None = None
         # On a thread of the thread cache instead: held from the start until the worker is
         # free again (past the ThreadLocal close hooks); that is what joining it waits for.
@@ -204,7 +199,7 @@ class Task(Generic[T]):
                 return  # cancelled before it could start
             self._ident = _get_ident()
             self._native_id = _get_native_id()
-            self._started_at = now = _monotonic()
+            now = _monotonic()
             scope = self._scope
             deadline = scope._deadline  # CancelScope._is_cancelled, inlined (once per task)
             if scope._cancelled or (deadline is not None and now >= deadline):
@@ -262,7 +257,6 @@ class Task(Generic[T]):
             self._result = result
             self._exception = error
             self._state = outcome
-            self._finished = True
             event = self._done
             callbacks, self._callbacks = self._callbacks, None
             if group is not None:
@@ -302,7 +296,6 @@ class Task(Generic[T]):
         self._scope._detach()
         with self._lock:
             self._state = _CANCELLED
-            self._finished = True
             self._callbacks = None
         if self._live:
             with _live_lock:
@@ -311,7 +304,7 @@ class Task(Generic[T]):
     def _wait_finished(self, timeout: float | None, cancel: CancelMode = "raise") -> bool:
         """Wait until the task has finished (True) or ``timeout`` passed (False)."""
         with self._lock:
-            if self._finished:
+            if self._callbacks is None:  # finished
                 return True
             event = self._done
             if event is None:
@@ -458,7 +451,7 @@ class Task(Generic[T]):
             raise TypeError(f"reason must be a str or None, got {reason!r}")
         why = reason or f"task {self._name!r} was cancelled"
         with self._lock:
-            if self._finished:
+            if self._callbacks is None:  # finished
                 return False
             not_started = self._state is _CREATED
             if not_started:
@@ -498,7 +491,7 @@ class Task(Generic[T]):
 
     def _wait_for_sibling_or_self(self, seconds: float | None) -> bool:
         with self._lock:
-            if self._finished:
+            if self._callbacks is None:  # finished
                 return True
         me = current_state().task
         if me is self or (self._ident is not None and self._ident == threading.get_ident()):
@@ -809,7 +802,6 @@ def abandon(tasks: list[Task[Any]], why: str) -> None:
         return
     with _live_lock:
         for task in tasks:
-            task._abandoned = True
             _live_tasks.discard(task)
     names = ", ".join(repr(t.name) for t in tasks)
     logger.warning(

@@ -14,9 +14,9 @@ from types import ModuleType
 
 import pytest
 
-# A Ctrl-C at a random instant is timing-dependent by design; a rare residual failure
-# (issue 14, still open) is retried so that CI stays green, while a regression fails
-# every attempt.
+# A Ctrl-C at a random instant is timing-dependent by design; a rare residual failure (about
+# one attempt in a few CI runs, never reproduced outside one) is retried so that CI stays
+# green, while a regression fails every attempt.
 pytestmark = [
     pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals"),
     pytest.mark.flaky(reruns=2),
