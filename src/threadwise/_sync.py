@@ -82,6 +82,18 @@ def _lock_timeout(blocking: bool, timeout: object) -> float | None:
     return None if seconds == math.inf else seconds
 
 
+# Checking a timeout argument changes nothing, so a Ctrl-C landing there comes out of the call
+# at once, as one just before the call would. Deferring it instead (as in the rest of this
+# module) starved it in a loop of waits that seldom block, such as Event.wait on an event that
+# is mostly set: the re-sent interrupt arrives when the main thread lets go of the GIL, at a
+# forced switch in the middle of the primitive, lands in protected code again, and under a
+# tracer (coverage) on a loaded machine that went on for seconds. Most of those landings were
+# in these checks.
+for _check in (_number, wait_timeout, strict_timeout, _lock_timeout):
+    _ki.unprotected(_check)
+del _check
+
+
 def _remaining(end: float | None) -> float | None:
     return None if end is None else end - _monotonic()
 
