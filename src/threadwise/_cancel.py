@@ -646,13 +646,13 @@ def _park(waiter: Waiter, limit: float | None) -> bool:
             return acquire()
         while True:
             wait_for = limit - _monotonic()
-            if wait_for > 0 and acquire(timeout=min(wait_for, _TIMEOUT_MAX)):
+            if wait_for > 0 and acquire(True, min(wait_for, _TIMEOUT_MAX)):
                 return True
             if _monotonic() >= limit:
                 return False
     while True:  # the main thread: a pending signal handler runs between two slices
         wait_for = _MAIN_SLICE if limit is None else min(limit - _monotonic(), _MAIN_SLICE)
-        if wait_for > 0 and acquire(timeout=wait_for):
+        if wait_for > 0 and acquire(True, wait_for):
             return True
         if limit is not None and _monotonic() >= limit:
             return False

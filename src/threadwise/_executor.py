@@ -30,7 +30,7 @@ from types import TracebackType
 from . import _ki, _threads
 from ._cancel import CancelScope
 from ._exceptions import Cancelled, CancelledTooLate
-from ._state import ThreadState, current_state
+from ._state import current_state
 from ._task import EXIT_GRACE, State, _exiting_on_ctrl_c
 from ._typing import Any, Literal, ParamSpec, TypeVar
 from ._validate import check_callable, check_name, check_timeout, describe_callable
@@ -174,34 +174,6 @@ class _Call:
         scope = self.scope
         if scope is not None:
             scope.cancel(reason)
-
-    def run(self, state: ThreadState) -> None:
-        """Run in the calling (runner) thread; the outcome is left on the call."""
-        scope = self.scope
-        assert scope is not None
-        now = _monotonic()
-        deadline = scope._deadline  # scope._is_cancelled(), inlined: once per call
-        if scope._cancelled or (deadline is not None and now >= deadline):
-            self.state = _CANCELLED  # cancelled before it could start
-            return
-        self.state = _RUNNING
-        state.task, state.scope = self, scope  # type: ignore[assignment]
-        state.since = now
-        try:
-            self.result = self.fn()
-        except Cancelled as exc:
-            if scope._is_cancelled():
-                self.state = _CANCELLED
-            else:  # raised by hand, not by a cancelled scope: that is a failure
-                self.exception = exc
-                self.state = _FAILED
-        except BaseException as exc:
-            self.exception = exc
-            self.state = _FAILED
-        else:
-            self.state = _DONE
-        finally:
-            state.task = state.scope = None
 
 
 def _default_workers() -> int:
@@ -384,7 +356,7 @@ class Executor(concurrent.futures.Executor):
                             self._deliver(previous)
                             previous = None
                         state.blocked_on = self._idle_wait
-                        woken = wake.acquire(timeout=_threads.cache.idle_timeout)
+                        woken = wake.acquire(True, _threads.cache.idle_timeout)
                         state.blocked_on = None
                     finally:
                         lock.acquire()
@@ -399,14 +371,48 @@ class Executor(concurrent.futures.Executor):
                     continue
                 # Registered as running under the same lock hold that takes it off the queue,
                 # so a shutdown(cancel_futures=True) sees every call either queued or running.
+                # (Taking and running a call is written out here, not in methods of their
+                # own: two Python calls fewer per call, a tenth of this thread's work.)
                 call = self._queue.popleft()
-                started = self._start(call)
+                future = call.future
+                deadline = call.deadline
+                scope = call.scope = CancelScope._child(
+                    None, None if deadline is None else call.name, deadline
+                )
+                if self._cancelling is not None:
+                    scope.cancel(self._cancelling)  # it never starts
+                future._tw_call = call
+                started = future.set_running_or_notify_cancel()
+                if started:
+                    self._running.add(call)
+                del future
                 lock.release()
                 try:
                     if previous is not None:
                         self._deliver(previous)
                     if started:
-                        call.run(state)
+                        now = _monotonic()
+                        if scope._cancelled or (deadline is not None and now >= deadline):
+                            call.state = _CANCELLED  # cancelled before it could start
+                        else:
+                            call.state = _RUNNING
+                            state.task, state.scope = call, scope  # type: ignore[assignment]
+                            state.since = now
+                            try:
+                                call.result = call.fn()
+                            except Cancelled as exc:
+                                if scope._is_cancelled():
+                                    call.state = _CANCELLED
+                                else:  # raised by hand, not by a cancelled scope: a failure
+                                    call.exception = exc
+                                    call.state = _FAILED
+                            except BaseException as exc:
+                                call.exception = exc
+                                call.state = _FAILED
+                            else:
+                                call.state = _DONE
+                            finally:
+                                state.task = state.scope = None
                 finally:
                     lock.acquire()
                 if started:
@@ -437,22 +443,6 @@ class Executor(concurrent.futures.Executor):
                 self._runners -= 1
                 if self._runners == 0:
                     self._drained.notify_all()
-
-    def _start(self, call: _Call) -> bool:
-        """Give ``call`` its scope and mark it running; False if its future was cancelled.
-        Called with the executor's lock held."""
-        future = call.future
-        deadline = call.deadline
-        scope = call.scope = CancelScope._child(
-            None, None if deadline is None else call.name, deadline
-        )
-        if self._cancelling is not None:
-            scope.cancel(self._cancelling)  # it never starts
-        future._tw_call = call
-        if not future.set_running_or_notify_cancel():
-            return False
-        self._running.add(call)
-        return True
 
     def _deliver(self, call: _Call) -> None:
         future = call.future

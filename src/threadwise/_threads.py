@@ -233,7 +233,7 @@ class ThreadCache:
                     else:  # pragma: no cover - Python 3.14+
                         thread.name = idle_name
                     state.blocked_on = _IDLE_WAIT
-                    woken = worker._wake.acquire(timeout=self.idle_timeout)
+                    woken = worker._wake.acquire(True, self.idle_timeout)
                     lock.acquire()
                     if not woken:
                         if worker in idle:
@@ -417,7 +417,7 @@ def wait_released(done: threading.Lock, timeout: float | None) -> None:
     """Wait until ``done`` (held while a job runs) is released, or ``timeout`` passed."""
     acquire = done.acquire
     if threading.get_ident() != _ki._main_ident:
-        if acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+        if acquire(True, -1 if timeout is None else max(0.0, timeout)):
             done.release()
         return
     # The main thread waits in slices: a Ctrl-C taken by another thread is seen between two.
@@ -426,7 +426,7 @@ def wait_released(done: threading.Lock, timeout: float | None) -> None:
         wait_for = (
             _ki.MAIN_SLICE if limit is None else min(limit - time.monotonic(), _ki.MAIN_SLICE)
         )
-        if acquire(timeout=max(0.0, wait_for)):
+        if acquire(True, max(0.0, wait_for)):
             done.release()
             return
         if limit is not None and time.monotonic() >= limit:
