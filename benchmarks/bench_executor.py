@@ -15,6 +15,13 @@ Run ``python benchmarks/bench_executor.py [--quick] [--json FILE] [--callgrind]`
    blocked calls; ``asyncio.timeout`` around a 1 s sleep in a thread with each bridge: when
    the ``await`` ends, and whether the work still runs after it.
 
+A control row comes with row 1: one ``ThreadPoolExecutor(1)`` against another, measured the
+same way. Its ratio would be 1.00 on a quiet machine; what it shows instead is how far this
+machine moves a one-at-a-time ratio by itself. (On a 2-CPU virtual machine, where the kernel
+puts the one worker thread against the submitting thread decides a round trip's time: two
+identical stdlib pools in one process measured 28 and 91 us per call, and a process keeps its
+placements for seconds.)
+
 5. With ``--callgrind``: the instructions of rows 1-3 under valgrind's callgrind, which do not
    depend on the machine's load (the wall-clock ratios above move by 10-30% from run to run on
    a shared machine): a run of 2,000 operations minus one of 500, every thread counted.
@@ -286,6 +293,15 @@ def measure_pair(
         r[key] = fn()
 
 
+def measure_in_turn(
+    r: dict[str, float], i: int, contenders: list[tuple[str, Callable[[], float]]]
+) -> None:
+    """Run every contender, each round starting one further along the list."""
+    start = i % len(contenders)
+    for key, fn in contenders[start:] + contenders[:start]:
+        r[key] = fn()
+
+
 def median_of(rounds: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in rounds)
 
@@ -323,20 +339,24 @@ def main(argv: list[str] | None = None) -> int:
         concurrent.futures.ThreadPoolExecutor(8) as std_pool,
         tw.Executor(1) as tw_one,
         concurrent.futures.ThreadPoolExecutor(1) as std_one,
+        concurrent.futures.ThreadPoolExecutor(1) as std_other,  # the control row's second
         concurrent.futures.ThreadPoolExecutor(4) as shared4,
     ):
-        for pool in (tw_pool, std_pool, tw_one, std_one, shared4):  # threads started untimed
+        for pool in (tw_pool, std_pool, tw_one, std_one, std_other, shared4):  # started untimed
             batch(pool, 100)
         groups_shared_pool(shared4, 50)
         groups_tw(50)  # the thread cache's workers started untimed
         for i in range(rounds_n):
             r: dict[str, float] = {}
             flip = i % 2 == 1
-            measure_pair(
+            measure_in_turn(
                 r,
-                flip,
-                ("rt1_std", lambda: round_trip(std_one, calls)),
-                ("rt1_tw", lambda: round_trip(tw_one, calls)),
+                i,
+                [
+                    ("rt1_std", lambda: round_trip(std_one, calls)),
+                    ("rt1_tw", lambda: round_trip(tw_one, calls)),
+                    ("rt1_control", lambda: round_trip(std_other, calls)),
+                ],
             )
             measure_pair(
                 r,
@@ -382,6 +402,12 @@ def main(argv: list[str] | None = None) -> int:
 
     print("1. submit + result, per call")
     ratio_rt1 = row("   one at a time, max_workers=1", "rt1_tw", "rt1_std", "ThreadPoolExecutor")
+    control = statistics.median(r["rt1_control"] / r["rt1_std"] for r in rounds)
+    print(
+        f"   {'control: a 2nd ThreadPoolExecutor(1)':<41} {figures['rt1_control'] * us:8.1f} us"
+        f"   ThreadPoolExecutor {figures['rt1_std'] * us:8.1f} us   {control:5.2f}x  "
+        "(no goal: this machine's own spread)"
+    )
     ratio_rt = row("   one at a time, max_workers=8", "rt_tw", "rt_std", "ThreadPoolExecutor")
     ratio_batch = row(
         "   batch of N,    max_workers=8", "batch_tw", "batch_std", "ThreadPoolExecutor"
@@ -451,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": quick,
             "load_average_end": load_average(),
             "figures_seconds": figures,
+            "control_round_trip_1": control,
             "ratios": {
                 "round_trip_1": ratio_rt1,
                 "round_trip": ratio_rt,

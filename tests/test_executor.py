@@ -1008,6 +1008,7 @@ def test_bench_executor_quick_prints_every_figure(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for needle in [
         "submit + result",
+        "control: a 2nd ThreadPoolExecutor(1)",
         "groups x 4 trivial tasks",
         "await tw.aio.run_sync(fn)",
         "future.cancel()",
@@ -1021,6 +1022,7 @@ def test_bench_executor_quick_prints_every_figure(tmp_path: Path) -> None:
     data = json.loads(out_file.read_text())
     assert set(data["ratios"]) == {"round_trip_1", "round_trip", "batch", "groups", "aio"}
     assert all(ratio > 0 for ratio in data["ratios"].values())
+    assert data["control_round_trip_1"] > 0
 
 
 def test_job_is_joined_like_the_thread_of_its_function() -> None:
