@@ -83,9 +83,18 @@ class Future(concurrent.futures.Future[T]):
         if self._state not in _ENDED and _get_ident() == _ki._main_ident:
             # An unlocked read: an ended future stays ended (and the stdlib's result() below
             # reads it again under the lock).
-            timeout, finished = self._wait_in_slices(timeout)
-            if finished:
-                return self._result  # type: ignore[return-value]
+            if timeout is not None:
+                timeout, finished = self._wait_in_slices(timeout)
+                if finished:
+                    return self._result  # type: ignore[return-value]
+                return super().result(timeout)
+            # No timeout, the common case: _wait_in_slices written out, one call fewer.
+            condition = self._condition
+            with condition:
+                while self._state not in _ENDED:
+                    condition.wait(_ki.MAIN_SLICE)
+                if self._state == FINISHED and self._exception is None:
+                    return self._result  # type: ignore[return-value]
         return super().result(timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
