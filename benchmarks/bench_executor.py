@@ -26,9 +26,13 @@ placements for seconds.)
    depend on the machine's load (the wall-clock ratios above move by 10-30% from run to run on
    a shared machine): a run of 2,000 operations minus one of 500, every thread counted.
 
-Contenders alternate within each round, and which one goes first alternates from round to
-round; everything is warmed up (threads started) before the first round; every time is the
-median of the rounds, every ratio the median of the per-round ratios. The load average is
+Each row runs all its rounds before the next row starts; its contenders take turns within
+each round, and which one goes first rotates from round to round. Each contender runs one
+untimed turn before the row's first round (threads started and warm). A row at a time keeps
+every pool busy at least every second or so: an idle ``tw.Executor`` or thread-cache thread
+retires after 2 s (the stdlib pool's threads never do), and a new thread's first few thousand
+round trips are slower than an old one's. Every time is the median of the rounds, every ratio
+the median of the per-round ratios. The load average is
 printed at the start and at the end: the figures of a loaded machine are noisier, and the
 ratios are what to compare.
 """
@@ -282,17 +286,6 @@ def load_average() -> str:
         return "unknown"
 
 
-def measure_pair(
-    r: dict[str, float],
-    flip: bool,
-    first: tuple[str, Callable[[], float]],
-    second: tuple[str, Callable[[], float]],
-) -> None:
-    """Run both contenders, in the opposite order every other round."""
-    for key, fn in (second, first) if flip else (first, second):
-        r[key] = fn()
-
-
 def measure_in_turn(
     r: dict[str, float], i: int, contenders: list[tuple[str, Callable[[], float]]]
 ) -> None:
@@ -329,11 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     anyio_ok = have_anyio()
 
     print(f"threadwise {tw.__version__} on Python {platform.python_version()} ({sys.platform})")
-    print(f"median of {rounds_n} rounds; contenders alternate within each round")
+    print(f"median of {rounds_n} rounds; contenders take turns within each round")
     print("ratios: the median of the per-round ratios")
     print(f"load average at start: {load_average()}\n")
 
-    rounds: list[dict[str, float]] = []
+    rounds: list[dict[str, float]]
     with (
         tw.Executor(8) as tw_pool,
         concurrent.futures.ThreadPoolExecutor(8) as std_pool,
@@ -342,49 +335,43 @@ def main(argv: list[str] | None = None) -> int:
         concurrent.futures.ThreadPoolExecutor(1) as std_other,  # the control row's second
         concurrent.futures.ThreadPoolExecutor(4) as shared4,
     ):
-        for pool in (tw_pool, std_pool, tw_one, std_one, std_other, shared4):  # started untimed
-            batch(pool, 100)
-        groups_shared_pool(shared4, 50)
-        groups_tw(50)  # the thread cache's workers started untimed
-        for i in range(rounds_n):
-            r: dict[str, float] = {}
-            flip = i % 2 == 1
-            measure_in_turn(
-                r,
-                i,
-                [
-                    ("rt1_std", lambda: round_trip(std_one, calls)),
-                    ("rt1_tw", lambda: round_trip(tw_one, calls)),
-                    ("rt1_control", lambda: round_trip(std_other, calls)),
-                ],
-            )
-            measure_pair(
-                r,
-                flip,
+        rows: list[list[tuple[str, Callable[[], float]]]] = [
+            [
+                ("rt1_std", lambda: round_trip(std_one, calls)),
+                ("rt1_tw", lambda: round_trip(tw_one, calls)),
+                ("rt1_control", lambda: round_trip(std_other, calls)),
+            ],
+            [
                 ("rt_std", lambda: round_trip(std_pool, calls)),
                 ("rt_tw", lambda: round_trip(tw_pool, calls)),
-            )
-            measure_pair(
-                r,
-                flip,
+            ],
+            [
                 ("batch_std", lambda: batch(std_pool, calls)),
                 ("batch_tw", lambda: batch(tw_pool, calls)),
-            )
-            measure_pair(
-                r,
-                flip,
+            ],
+            [
                 ("groups_std", lambda: groups_shared_pool(shared4, groups)),
                 ("groups_tw", lambda: groups_tw(groups)),
-            )
-            measure_pair(
-                r,
-                flip,
+            ],
+            [
                 ("aio_std", lambda: aio_calls("asyncio", aio_n)),
                 ("aio_tw", lambda: aio_calls("tw", aio_n)),
-            )
-            if anyio_ok:
-                r["aio_anyio"] = aio_calls("anyio", aio_n)
-            rounds.append(r)
+            ]
+            + ([("aio_anyio", lambda: aio_calls("anyio", aio_n))] if anyio_ok else []),
+        ]
+        rounds = [{} for _ in range(rounds_n)]
+        # One row at a time, all its rounds in a row. Interleaving every row in each round
+        # left a pool idle for over 2 s between its turns: long enough for tw.Executor's and
+        # the thread cache's threads to retire (the stdlib pool's never do), so that each of
+        # threadwise's turns ran on new threads, and a new thread's round trips measured
+        # 10-30% slower than an old one's over its first 3,000 calls (a fresh
+        # ThreadPoolExecutor against an old one: 1.10x-1.32x). Each contender runs one
+        # untimed turn before the row's first round, for the same reason.
+        for contenders in rows:
+            for _, fn in contenders:
+                fn()
+            for i, r in enumerate(rounds):
+                measure_in_turn(r, i, contenders)
 
     figures = {key: median_of(rounds, key) for key in rounds[0]}
     us = 1e6
