@@ -513,6 +513,19 @@ class StageRun:
                     f"of stage {spec.name!r}, from item {_describe_item(items[0])}"
                 )
                 outcomes = [(False, exc) for _ in items]
+            else:
+                if spec.kind == "map":
+                    # Every item of the chunk came back done, the common case: its values in
+                    # one pass and one checkpoint, not item by item (100,000 trivial items:
+                    # 2.6 ms against 27.5 ms, on the thread that waits on the executor).
+                    try:
+                        checkpoint()
+                    except BaseException as exc:
+                        raise _Partial(0, exc) from None
+                    values = [value for ok, value in outcomes if ok]
+                    if len(values) == len(items):
+                        return values, 0
+                    del values  # some failed: item by item, below (retries, on_error)
         out: list[Any] = []
         failed = 0
         for done, item in enumerate(items):
