@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     quick = args.quick
-    rounds_n = 3 if quick else 9
+    rounds_n = 3 if quick else 15
     calls = 300 if quick else 3000
     groups = 200 if quick else 5000
     aio_n = 200 if quick else 2000
