@@ -362,7 +362,70 @@ def test_apply_remote_stops_after_its_budget_but_runs_one_item_at_least() -> Non
     done = _apply_remote("map", slowly, _Chunk([1, 2], budget=1e-9))
     assert [value for _, value in done.items] == [1]
     done = _apply_remote("map", slowly, _Chunk([1, 2, 3]))  # no budget: every item
-    assert [value for _, value in done.items] == [1, 2, 3]
+    assert done.plain
+    assert done.items == [1, 2, 3]
+
+
+def test_apply_remote_runs_each_item_once_when_one_fails_mid_chunk() -> None:
+    """A map chunk comes back as plain values while every item succeeds; at the first
+    failure it turns to (ok, value) pairs without running the failed item again."""
+    from threadwise._stage import _apply_remote, _Chunk
+
+    calls: list[int] = []
+
+    def fails_on_3(x: int) -> int:
+        calls.append(x)
+        if x == 3:
+            raise ValueError("three")
+        return x * 10
+
+    done = _apply_remote("map", fails_on_3, _Chunk([1, 2, 3, 4, 5]))
+    assert calls == [1, 2, 3, 4, 5]  # each item once, the failed one included
+    assert not done.plain
+    assert [ok for ok, _ in done.items] == [True, True, False, True, True]
+    assert [value for ok, value in done.items if ok] == [10, 20, 40, 50]
+    error = done.items[2][1]
+    assert isinstance(error, ValueError)
+    assert any("remote traceback" in note for note in error.__notes__)
+    assert _apply_remote("map", fails_on_3, _Chunk([1, 2])).items == [10, 20]
+    # flat_map and the other kinds always come back as pairs
+    flat = _apply_remote("flat_map", lambda x: [x, x], _Chunk([1, 2]))
+    assert not flat.plain
+    assert flat.items == [(True, [1, 1]), (True, [2, 2])]
+    # a plain chunk crosses a process boundary as it is
+    import pickle
+
+    again = pickle.loads(pickle.dumps(_apply_remote("map", fails_on_3, _Chunk([1, 2]))))
+    assert again.plain
+    assert again.items == [10, 20]
+
+
+def test_a_remote_map_keeps_results_and_failures_when_a_chunk_turns_to_pairs() -> None:
+    """Through a whole map on a thread pool executor: a chunk with a failure mid-way still
+    gives every other item's value once, and on_error="skip" accounts for the failure."""
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def fails_on_7(x: int) -> int:
+        with lock:
+            calls.append(x)
+        if x == 7:
+            raise ValueError("seven")
+        return x * 2
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        pipeline = tw.Pipeline(range(20)).map(
+            fails_on_7, executor=pool, chunk_size=5, on_error="skip"
+        )
+        values = list(pipeline)
+    assert values == [x * 2 for x in range(20) if x != 7]
+    assert sorted(calls) == list(range(20))
+    report = pipeline.report
+    assert report is not None
+    assert report.accounted
+    stage = report.stages[0]
+    assert (stage.completed, stage.failed) == (19, 1)
+    assert [item for item, _ in stage.errors] == [7]
 
 
 def test_remote_sizer_lends_the_last_chunk_of_the_first_round() -> None:

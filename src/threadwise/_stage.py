@@ -247,19 +247,23 @@ class _Chunk:
     Dask walks a list argument item by item looking for its own futures (about 0.1 ms per
     item), but passes an object through. ``seconds`` is the work time on the executor;
     ``budget``, if set, the work time after which the executor stops (the outcomes are
-    then fewer than the items)."""
+    then fewer than the items). Outcomes are ``(ok, value-or-exception)`` pairs, or, when
+    ``plain``, the values alone: every item of a map chunk succeeded."""
 
-    __slots__ = ("budget", "items", "seconds")
+    __slots__ = ("budget", "items", "plain", "seconds")
 
-    def __init__(self, items: list[Any], seconds: float = 0.0, budget: float = 0.0) -> None:
+    def __init__(
+        self, items: list[Any], seconds: float = 0.0, budget: float = 0.0, plain: bool = False
+    ) -> None:
         self.items = items
         self.seconds = seconds
         self.budget = budget
+        self.plain = plain
 
-    def __reduce__(self) -> tuple[type[_Chunk], tuple[list[Any], float, float]]:
+    def __reduce__(self) -> tuple[type[_Chunk], tuple[list[Any], float, float, bool]]:
         # A plain list: a Lent one would take its loan (and its lock) along.
         items = self.items if type(self.items) is list else list(self.items)
-        return (_Chunk, (items, self.seconds, self.budget))
+        return (_Chunk, (items, self.seconds, self.budget, self.plain))
 
     def __dask_tokenize__(self) -> object:
         # Each submission a task of its own: Dask names a task by a hash of its arguments
@@ -271,13 +275,34 @@ class _Chunk:
 
 
 def _apply_remote(kind: StageKind, fn: Callable[[Any], Any], chunk: _Chunk) -> _Chunk:
-    """Run a chunk on an executor (possibly another machine): (ok, value-or-exception) each."""
-    import traceback
-
+    """Run a chunk on an executor (possibly another machine). A map chunk with no budget
+    whose items all succeed comes back ``plain``, its values alone: 100,000 trivial items
+    then cost the worker 11 ms instead of 25, and their trip back pickles and unpickles in
+    6 ms instead of 49 (no pair per item). Otherwise each item's ``(ok, value-or-exception)``."""
     started = _perf()
-    results: list[Any] = []
+    items = chunk.items
     budget = chunk.budget
-    for item in chunk.items:
+    results: list[Any] = []
+    if kind == "map" and not budget:
+        append = results.append
+        error: Exception | None = None
+        for item in items:
+            try:
+                append(fn(item))
+            except Exception as exc:
+                error = exc
+                break
+        if error is None:
+            return _Chunk(results, _perf() - started, plain=True)
+        # An item failed: the values so far become pairs, then its exception (it is not run
+        # again: its side effects happen once), then the rest item by item.
+        _note_remote_traceback(error)
+        done = len(results)
+        results = [(True, value) for value in results]
+        results.append((False, error))
+        del error
+        items = items[done + 1 :]
+    for item in items:
         if budget and results and _perf() - started >= budget:
             break  # the rest goes back to the caller, to be sent again
         try:
@@ -286,11 +311,17 @@ def _apply_remote(kind: StageKind, fn: Callable[[Any], Any], chunk: _Chunk) -> _
                 value = list(value)
             results.append((True, value))
         except Exception as exc:
-            # The traceback does not survive the trip back from another process: keep it
-            # as a note, which does.
-            exc.add_note("remote traceback:\n" + "".join(traceback.format_exception(exc)))
+            _note_remote_traceback(exc)
             results.append((False, exc))
     return _Chunk(results, _perf() - started)
+
+
+def _note_remote_traceback(exc: BaseException) -> None:
+    # The traceback does not survive the trip back from another process: keep it as a
+    # note, which does.
+    import traceback
+
+    exc.add_note("remote traceback:\n" + "".join(traceback.format_exception(exc)))
 
 
 class _FutureWait:
@@ -503,7 +534,7 @@ class StageRun:
         outcomes: list[Any] | None = None
         if spec.executor is not None:
             try:
-                outcomes = self._remote(items)
+                chunk = self._remote(items)
             except Exception as exc:
                 # The executor gave up on the chunk as a whole (Dask's KilledWorker after its
                 # workers died, a broken process pool): each of its items failed with that
@@ -514,6 +545,7 @@ class StageRun:
                 )
                 outcomes = [(False, exc) for _ in items]
             else:
+                outcomes = chunk.items
                 if spec.kind == "map":
                     # Every item of the chunk came back done, the common case: its values in
                     # one pass and one checkpoint, not item by item (100,000 trivial items:
@@ -522,6 +554,8 @@ class StageRun:
                         checkpoint()
                     except BaseException as exc:
                         raise _Partial(0, exc) from None
+                    if chunk.plain:  # the executor sent the values alone
+                        return outcomes, 0
                     values = [value for ok, value in outcomes if ok]
                     if len(values) == len(items):
                         return values, 0
@@ -558,7 +592,8 @@ class StageRun:
                 out.append(item)
         return out, failed
 
-    def _remote(self, items: list[Any]) -> list[Any]:
+    def _remote(self, items: list[Any]) -> _Chunk:
+        """The chunk's outcomes from the executor (a loan's items not reached go back)."""
         fn = self.spec.fn
         assert fn is not None
         loan = items.loan if type(items) is Lent else None
@@ -576,14 +611,15 @@ class StageRun:
                 # future (the executor's): not the later wake-up of this one, and a feeder
                 # waiting for the first figures goes on at once.
                 future.add_done_callback(lambda done: self._measured(started, done))
-            outcomes = cast(_Chunk, _wait_future(future)).items
-            if len(outcomes) < len(items):  # a loan's budget ran out: the rest goes back
-                back = items[len(outcomes) :]
-                del items[len(outcomes) :]
+            done = cast(_Chunk, _wait_future(future))
+            reached = len(done.items)
+            if reached < len(items):  # a loan's budget ran out: the rest goes back
+                back = items[reached:]
+                del items[reached:]
         finally:
             if loan is not None:
                 loan.give_back(back, self.received)
-        return outcomes
+        return done
 
     def _measured(self, started: float, future: concurrent.futures.Future[Any]) -> None:
         elapsed = _perf() - started
@@ -614,7 +650,11 @@ class StageRun:
             try:
                 if spec.executor is not None:
                     future = self.submit(_apply_remote, spec.kind, fn, _Chunk([item]))
-                    ((ok, value),) = cast(_Chunk, _wait_future(future)).items
+                    done = cast(_Chunk, _wait_future(future))
+                    if done.plain:
+                        (value,) = done.items
+                        return value
+                    ((ok, value),) = done.items
                     if not ok:
                         raise value
                     return value
