@@ -357,13 +357,43 @@ def test_a_large_first_chunk_that_fails_as_a_whole_gives_nothing_back() -> None:
 def test_apply_remote_stops_after_its_budget_but_runs_one_item_at_least() -> None:
     from threadwise._stage import _apply_remote, _Chunk
 
+    # A map chunk on a budget (the first large chunk) whose items succeed comes back as its
+    # values alone too: fewer of them than its items when the budget ran out.
     done = _apply_remote("map", slowly, _Chunk([1, 2, 3, 4, 5, 6], budget=0.015))
-    assert [value for _, value in done.items] == [1, 2]
+    assert done.plain
+    assert done.items == [1, 2]
     done = _apply_remote("map", slowly, _Chunk([1, 2], budget=1e-9))
-    assert [value for _, value in done.items] == [1]
+    assert done.plain
+    assert done.items == [1]
     done = _apply_remote("map", slowly, _Chunk([1, 2, 3]))  # no budget: every item
     assert done.plain
     assert done.items == [1, 2, 3]
+
+
+def test_apply_remote_on_a_budget_turns_to_pairs_at_a_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failure on a budget: pairs from there on, the failed item not run again, and the
+    budget still stops the rest (on a clock that each item moves on by 10 ms)."""
+    from threadwise import _stage
+    from threadwise._stage import _apply_remote, _Chunk
+
+    clock = [0.0]
+    monkeypatch.setattr(_stage, "_perf", lambda: clock[0])
+    calls: list[int] = []
+
+    def fails_on_2(x: int) -> int:
+        calls.append(x)
+        clock[0] += 0.01
+        if x == 2:
+            raise ValueError("two")
+        return x
+
+    done = _apply_remote("map", fails_on_2, _Chunk([1, 2, 3, 4, 5, 6], budget=0.025))
+    assert not done.plain
+    assert calls == [1, 2, 3]
+    assert [ok for ok, _ in done.items] == [True, False, True]
+    assert [value for ok, value in done.items if ok] == [1, 3]
 
 
 def test_apply_remote_runs_each_item_once_when_one_fails_mid_chunk() -> None:
