@@ -354,18 +354,29 @@ def test_a_large_first_chunk_that_fails_as_a_whole_gives_nothing_back() -> None:
     assert report.source_read == stage.items_in == 30
 
 
-def test_apply_remote_stops_after_its_budget_but_runs_one_item_at_least() -> None:
+def test_apply_remote_stops_after_its_budget_but_runs_one_item_at_least(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a clock that each item moves on by 10 ms (the machine's speed plays no part)."""
+    from threadwise import _stage
     from threadwise._stage import _apply_remote, _Chunk
+
+    clock = [0.0]
+    monkeypatch.setattr(_stage, "_perf", lambda: clock[0])
+
+    def ten_ms(x: int) -> int:
+        clock[0] += 0.01
+        return x
 
     # A map chunk on a budget (the first large chunk) whose items succeed comes back as its
     # values alone too: fewer of them than its items when the budget ran out.
-    done = _apply_remote("map", slowly, _Chunk([1, 2, 3, 4, 5, 6], budget=0.015))
+    done = _apply_remote("map", ten_ms, _Chunk([1, 2, 3, 4, 5, 6], budget=0.015))
     assert done.plain
     assert done.items == [1, 2]
-    done = _apply_remote("map", slowly, _Chunk([1, 2], budget=1e-9))
+    done = _apply_remote("map", ten_ms, _Chunk([1, 2], budget=1e-9))
     assert done.plain
     assert done.items == [1]
-    done = _apply_remote("map", slowly, _Chunk([1, 2, 3]))  # no budget: every item
+    done = _apply_remote("map", ten_ms, _Chunk([1, 2, 3]))  # no budget: every item
     assert done.plain
     assert done.items == [1, 2, 3]
 
